@@ -1,0 +1,26 @@
+// The addon's entry point: the Tensor handle class and every op group.
+#include "binding/env_state.h"
+#include "binding/op_bridge.h"
+
+namespace tl {
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* state = new EnvState();
+  Napi::Function ctor = TensorHandle::Define(env);
+  state->tensorCtor = Napi::Persistent(ctor);
+  env.SetInstanceData<EnvState>(state);
+  exports.Set("TensorHandle", ctor);
+  registerCreationOps(env, exports);
+  registerMathOps(env, exports);
+  registerShapeOps(env, exports);
+  registerTensorOps(env, exports);
+  registerNnOps(env, exports);
+  registerRuntime(env, exports);
+  registerIo(env, exports);
+  return exports;
+}
+
+}  // namespace tl
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return tl::Init(env, exports); }
+NODE_API_MODULE(torch_lora, InitAddon)

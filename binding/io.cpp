@@ -1,0 +1,98 @@
+// File reads and writes of tensor bytes, sync and async (a worker thread, a Promise).
+#include "binding/op_bridge.h"
+#include "src/tensor_file_io.h"
+
+namespace tl {
+
+namespace {
+
+// specs: [{ dtype, shape, offset, nbytes }]
+std::vector<TensorSpec> readSpecs(const Args& a, size_t i) {
+  if (!a.raw(i).IsArray()) throw ArgError("argument " + std::to_string(i) + " must be an array of tensor specs");
+  Napi::Array arr = a.raw(i).As<Napi::Array>();
+  std::vector<TensorSpec> specs;
+  specs.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    Napi::Object o = arr.Get(k).As<Napi::Object>();
+    TensorSpec s;
+    s.dtype = static_cast<at::ScalarType>(o.Get("dtype").As<Napi::Number>().Int32Value());
+    Napi::Array shape = o.Get("shape").As<Napi::Array>();
+    for (uint32_t d = 0; d < shape.Length(); ++d) s.shape.push_back(shape.Get(d).As<Napi::Number>().Int64Value());
+    s.offset = static_cast<uint64_t>(o.Get("offset").As<Napi::Number>().Int64Value());
+    s.nbytes = static_cast<uint64_t>(o.Get("nbytes").As<Napi::Number>().Int64Value());
+    specs.push_back(std::move(s));
+  }
+  return specs;
+}
+
+std::string bytesArg(const Args& a, size_t i) {
+  if (!a.raw(i).IsTypedArray()) throw ArgError("argument " + std::to_string(i) + " must be a Uint8Array");
+  auto ta = a.raw(i).As<Napi::TypedArray>();
+  const char* p = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  return std::string(p, ta.ByteLength());
+}
+
+class IoWorker : public Napi::AsyncWorker {
+ public:
+  IoWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result)
+      : Napi::AsyncWorker(env, "torch-lora:io"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        result_(std::move(result)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      work_();
+    } catch (const c10::Error& e) {
+      SetError(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    try {
+      deferred_.Resolve(result_(Env()));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> result_;
+};
+
+}  // namespace
+
+void registerIo(Napi::Env env, Napi::Object e) {
+  // (path, specs, device?)
+  def(env, e, "readTensors", [](Args& a) { return readTensors(a.str(0), readSpecs(a, 1), a.device(2)); });
+  def(env, e, "readTensorsAsync", [](Args& a) -> Napi::Value {
+    auto out = std::make_shared<std::vector<at::Tensor>>();
+    auto path = a.str(0);
+    auto specs = readSpecs(a, 1);
+    auto device = a.device(2);
+    auto* w = new IoWorker(
+        a.env(), [=] { *out = readTensors(path, specs, device); },
+        [out](Napi::Env env) { return toJs(env, *out); });
+    auto p = w->promise();
+    w->Queue();
+    return p;
+  });
+  // (path, prefixBytes, tensors)
+  def(env, e, "writeFileAtomic", [](Args& a) { writeFileAtomic(a.str(0), bytesArg(a, 1), a.tensors(2)); });
+  def(env, e, "writeFileAtomicAsync", [](Args& a) -> Napi::Value {
+    auto path = a.str(0);
+    auto prefix = bytesArg(a, 1);
+    auto tensors = a.tensors(2);
+    auto* w = new IoWorker(
+        a.env(), [=] { writeFileAtomic(path, prefix, tensors); }, [](Napi::Env env) { return env.Undefined(); });
+    auto p = w->promise();
+    w->Queue();
+    return p;
+  });
+}
+
+}  // namespace tl

@@ -1,0 +1,229 @@
+// The one path from JavaScript to ATen: `def(exports, "name", [](Args& a) { return at::op(...); })`
+// registers an op. Args converts the arguments, toJs() the result, and every C++ exception becomes a
+// JS Error carrying libtorch's message without its C++ backtrace.
+#pragma once
+#include <napi.h>
+#include <ATen/ATen.h>
+#include <string>
+#include <tuple>
+#include <vector>
+#include "binding/tensor_handle.h"
+
+namespace tl {
+
+// A JS-side argument error: the op name is added when it reaches JavaScript.
+struct ArgError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Args {
+ public:
+  explicit Args(const Napi::CallbackInfo& info) : info_(info) {}
+  Napi::Env env() const { return info_.Env(); }
+  size_t size() const { return info_.Length(); }
+  bool has(size_t i) const { return i < info_.Length() && !info_[i].IsUndefined() && !info_[i].IsNull(); }
+  Napi::Value raw(size_t i) const { return info_[i]; }
+
+  const at::Tensor& t(size_t i) const {
+    Napi::Value v = info_[i];
+    if (!v.IsObject()) throw ArgError("argument " + std::to_string(i) + " must be a Tensor");
+    TensorHandle* h = nullptr;
+    if (napi_unwrap(info_.Env(), v, reinterpret_cast<void**>(&h)) != napi_ok || h == nullptr) {
+      // napi_unwrap leaves a pending exception on failure; clear it so ours is the one reported.
+      napi_value ignored;
+      napi_get_and_clear_last_exception(info_.Env(), &ignored);
+      throw ArgError("argument " + std::to_string(i) + " must be a Tensor");
+    }
+    if (h->disposed()) throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
+    return h->tensor();
+  }
+  c10::optional<at::Tensor> optT(size_t i) const {
+    if (!has(i)) return c10::nullopt;
+    return t(i);
+  }
+  std::vector<at::Tensor> tensors(size_t i) const {
+    if (!info_[i].IsArray()) throw ArgError("argument " + std::to_string(i) + " must be an array of Tensors");
+    Napi::Array arr = info_[i].As<Napi::Array>();
+    std::vector<at::Tensor> out;
+    out.reserve(arr.Length());
+    for (uint32_t k = 0; k < arr.Length(); ++k) out.push_back(unwrapValue(arr.Get(k), i));
+    return out;
+  }
+  int64_t i64(size_t i) const {
+    Napi::Value v = info_[i];
+    if (v.IsBigInt()) {
+      bool lossless;
+      return v.As<Napi::BigInt>().Int64Value(&lossless);
+    }
+    if (!v.IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be an integer");
+    return v.As<Napi::Number>().Int64Value();
+  }
+  int64_t i64(size_t i, int64_t dflt) const { return has(i) ? i64(i) : dflt; }
+  c10::optional<int64_t> optI64(size_t i) const {
+    if (!has(i)) return c10::nullopt;
+    return i64(i);
+  }
+  double f64(size_t i) const {
+    if (!info_[i].IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be a number");
+    return info_[i].As<Napi::Number>().DoubleValue();
+  }
+  double f64(size_t i, double dflt) const { return has(i) ? f64(i) : dflt; }
+  c10::optional<double> optF64(size_t i) const {
+    if (!has(i)) return c10::nullopt;
+    return f64(i);
+  }
+  bool b(size_t i, bool dflt = false) const { return has(i) ? info_[i].ToBoolean().Value() : dflt; }
+  std::string str(size_t i) const {
+    if (!info_[i].IsString()) throw ArgError("argument " + std::to_string(i) + " must be a string");
+    return info_[i].As<Napi::String>().Utf8Value();
+  }
+  std::string str(size_t i, const std::string& dflt) const { return has(i) ? str(i) : dflt; }
+  // Python-like scalars: an integral JS number is an int (so int tensors stay int), else a double.
+  at::Scalar scalar(size_t i) const {
+    Napi::Value v = info_[i];
+    if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+    if (v.IsBigInt()) return at::Scalar(i64(i));
+    if (!v.IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be a number");
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.007199254740992e15)
+      return at::Scalar(static_cast<int64_t>(d));
+    return at::Scalar(d);
+  }
+  at::Scalar scalar(size_t i, const at::Scalar& dflt) const { return has(i) ? scalar(i) : dflt; }
+  c10::optional<at::Scalar> optScalar(size_t i) const {
+    if (!has(i)) return c10::nullopt;
+    return scalar(i);
+  }
+  std::vector<int64_t> dims(size_t i) const {
+    Napi::Value v = info_[i];
+    if (v.IsNumber() || v.IsBigInt()) return {i64(i)};
+    if (!v.IsArray()) throw ArgError("argument " + std::to_string(i) + " must be an array of integers");
+    Napi::Array arr = v.As<Napi::Array>();
+    std::vector<int64_t> out(arr.Length());
+    for (uint32_t k = 0; k < arr.Length(); ++k) {
+      Napi::Value e = arr.Get(k);
+      if (!e.IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be an array of integers");
+      out[k] = e.As<Napi::Number>().Int64Value();
+    }
+    return out;
+  }
+  c10::optional<std::vector<int64_t>> optDims(size_t i) const {
+    if (!has(i)) return c10::nullopt;
+    return dims(i);
+  }
+  at::ScalarType dtype(size_t i) const { return static_cast<at::ScalarType>(i64(i)); }
+  c10::optional<at::ScalarType> optDtype(size_t i) const {
+    if (!has(i)) return c10::nullopt;
+    return dtype(i);
+  }
+  at::Device device(size_t i) const { return has(i) ? at::Device(str(i)) : at::Device(at::kCPU); }
+  at::TensorOptions options(size_t dtypeIdx, size_t deviceIdx) const {
+    auto o = at::TensorOptions().device(device(deviceIdx));
+    if (has(dtypeIdx)) o = o.dtype(dtype(dtypeIdx));
+    return o;
+  }
+
+ private:
+  const at::Tensor& unwrapValue(Napi::Value v, size_t i) const {
+    TensorHandle* h = nullptr;
+    if (!v.IsObject() || napi_unwrap(info_.Env(), v, reinterpret_cast<void**>(&h)) != napi_ok || !h) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(info_.Env(), &ignored);
+      throw ArgError("argument " + std::to_string(i) + " must be an array of Tensors");
+    }
+    if (h->disposed()) throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
+    return h->tensor();
+  }
+  const Napi::CallbackInfo& info_;
+};
+
+inline bool isTensorArgAt(const Args& a, size_t i) { return a.has(i) && a.raw(i).IsObject(); }
+inline const at::Tensor& unwrapTensor(Napi::Env env, Napi::Value v) {
+  TensorHandle* h = nullptr;
+  if (!v.IsObject() || napi_unwrap(env, v, reinterpret_cast<void**>(&h)) != napi_ok || !h) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    throw ArgError("expected a Tensor");
+  }
+  if (h->disposed()) throw ArgError("a Tensor was used after dispose()");
+  return h->tensor();
+}
+
+// --- results to JS ---
+inline Napi::Value toJs(Napi::Env env, const at::Tensor& t) { return TensorHandle::Wrap(env, t); }
+inline Napi::Value toJs(Napi::Env env, at::Tensor&& t) { return TensorHandle::Wrap(env, std::move(t)); }
+inline Napi::Value toJs(Napi::Env env, const std::vector<at::Tensor>& ts) {
+  Napi::Array arr = Napi::Array::New(env, ts.size());
+  for (uint32_t k = 0; k < ts.size(); ++k) arr.Set(k, TensorHandle::Wrap(env, ts[k]));
+  return arr;
+}
+inline Napi::Value toJs(Napi::Env env, double v) { return Napi::Number::New(env, v); }
+inline Napi::Value toJs(Napi::Env env, int64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
+inline Napi::Value toJs(Napi::Env env, bool v) { return Napi::Boolean::New(env, v); }
+inline Napi::Value toJs(Napi::Env env, const std::string& v) { return Napi::String::New(env, v); }
+inline Napi::Value toJs(Napi::Env env, const std::vector<int64_t>& v) {
+  Napi::Array arr = Napi::Array::New(env, v.size());
+  for (uint32_t k = 0; k < v.size(); ++k) arr.Set(k, Napi::Number::New(env, static_cast<double>(v[k])));
+  return arr;
+}
+inline Napi::Value toJs(Napi::Env, Napi::Value v) { return v; }
+template <class A, class B>
+Napi::Value toJs(Napi::Env env, const std::tuple<A, B>& r) {
+  Napi::Array arr = Napi::Array::New(env, 2);
+  arr.Set(0u, toJs(env, std::get<0>(r)));
+  arr.Set(1u, toJs(env, std::get<1>(r)));
+  return arr;
+}
+template <class A, class B, class C>
+Napi::Value toJs(Napi::Env env, const std::tuple<A, B, C>& r) {
+  Napi::Array arr = Napi::Array::New(env, 3);
+  arr.Set(0u, toJs(env, std::get<0>(r)));
+  arr.Set(1u, toJs(env, std::get<1>(r)));
+  arr.Set(2u, toJs(env, std::get<2>(r)));
+  return arr;
+}
+
+// Runs f and turns every C++ exception into a JS Error (libtorch's text, no C++ backtrace).
+template <class F>
+Napi::Value guarded(Napi::Env env, const char* name, F&& f) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(env, std::string(name) + ": " + e.what_without_backtrace());
+  } catch (const ArgError& e) {
+    throw Napi::TypeError::New(env, std::string(name) + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string(name) + ": " + e.what());
+  }
+}
+
+template <class F>
+void def(Napi::Env env, Napi::Object exports, const char* name, F f) {
+  exports.Set(name, Napi::Function::New(
+                        env,
+                        [f, name](const Napi::CallbackInfo& info) -> Napi::Value {
+                          return guarded(info.Env(), name, [&]() -> Napi::Value {
+                            Args a(info);
+                            if constexpr (std::is_void_v<decltype(f(a))>) {
+                              f(a);
+                              return info.Env().Undefined();
+                            } else {
+                              return toJs(info.Env(), f(a));
+                            }
+                          });
+                        },
+                        name));
+}
+
+// Each group of ops registers itself from its own file (kept apart for compile time).
+void registerCreationOps(Napi::Env env, Napi::Object exports);
+void registerMathOps(Napi::Env env, Napi::Object exports);
+void registerShapeOps(Napi::Env env, Napi::Object exports);
+void registerTensorOps(Napi::Env env, Napi::Object exports);
+void registerNnOps(Napi::Env env, Napi::Object exports);
+void registerRuntime(Napi::Env env, Napi::Object exports);
+void registerIo(Napi::Env env, Napi::Object exports);
+
+}  // namespace tl

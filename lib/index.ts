@@ -1,0 +1,43 @@
+// torch-lora: libtorch tensors with autograd for TypeScript, and LoRA fine-tuning on top.
+export { Tensor } from './tensor';
+export type { Device, Scalar, TensorOrScalar, NestedArray } from './tensor';
+export type { DType, TypedArray } from './dtype';
+export {
+  tensor,
+  fromTypedArray,
+  empty,
+  zeros,
+  ones,
+  full,
+  arange,
+  linspace,
+  eye,
+  randn,
+  rand,
+  randint,
+  randperm,
+  zerosLike,
+  onesLike,
+  fullLike,
+  randnLike,
+  randLike,
+} from './creation';
+export type { TensorOptions } from './creation';
+export { cat, stack, where, matmul, einsum, multinomial, addmm, baddbmm } from './ops';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled, manualSeed, getNumThreads, setNumThreads } from './autograd';
+export { scope, keep, dispose, memory } from './memory';
+export type { MemoryInfo } from './memory';
+export { cuda } from './cuda';
+export * as F from './functional';
+export {
+  loadSafetensors,
+  loadSafetensorsSync,
+  saveSafetensors,
+  saveSafetensorsSync,
+  readSafetensorsHeader,
+} from './io/safetensors';
+export type { SafetensorsHeader, SafetensorsEntry } from './io/safetensors';
+
+import { native } from './native';
+/** The libtorch version the addon was built against, e.g. '1.13.0' or '2.11.0'. */
+export const torchVersion: string = native.torchVersion();

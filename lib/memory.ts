@@ -1,0 +1,96 @@
+// Explicit native memory: scopes that free what they made, and the live-tensor counts tests rely on.
+import { native } from './native';
+
+/** What a scope can track and free. Tensor implements it. */
+export interface Disposable {
+  dispose(): void;
+}
+
+const scopes: Disposable[][] = [];
+
+/** @internal Registers a freshly made tensor with the innermost open scope. */
+export function track(t: Disposable): void {
+  const top = scopes[scopes.length - 1];
+  if (top !== undefined) top.push(t);
+}
+
+function collectKept(value: unknown, out: Set<unknown>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (typeof (value as Disposable).dispose === 'function' && (value as { isTensor?: boolean }).isTensor) {
+    out.add(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectKept(v, out, seen);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) collectKept(v, out, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectKept(v, out, seen);
+  }
+}
+
+/**
+ * Runs `fn` and disposes every tensor created inside it, except the tensors it returns (found inside
+ * arrays, Maps and plain objects too), which move to the enclosing scope. Scopes nest. `fn` must be
+ * synchronous: tensors made after an `await` could not be told apart from other work's.
+ */
+export function scope<T>(fn: () => T): T {
+  const mine: Disposable[] = [];
+  scopes.push(mine);
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    scopes.pop();
+    for (const t of mine) t.dispose();
+    throw err;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    for (const t of mine) t.dispose();
+    throw new TypeError('scope(fn): fn returned a Promise; scopes track synchronous work only');
+  }
+  const kept = new Set<unknown>();
+  collectKept(result, kept, new Set());
+  const parent = scopes[scopes.length - 1];
+  for (const t of mine) {
+    if (kept.has(t)) {
+      if (parent !== undefined) parent.push(t);
+    } else {
+      t.dispose();
+    }
+  }
+  return result;
+}
+
+/** Takes `t` out of the innermost scope so that it outlives it. Returns `t`. */
+export function keep<T extends Disposable>(t: T): T {
+  for (let s = scopes.length - 1; s >= 0; s--) {
+    const i = scopes[s].lastIndexOf(t);
+    if (i >= 0) {
+      scopes[s].splice(i, 1);
+      break;
+    }
+  }
+  return t;
+}
+
+/** Disposes every tensor found in `value` (a tensor, or arrays/Maps/plain objects of them). */
+export function dispose(value: unknown): void {
+  const found = new Set<unknown>();
+  collectKept(value, found, new Set());
+  for (const t of found) (t as Disposable).dispose();
+}
+
+export interface MemoryInfo {
+  /** Tensors whose native memory is still referenced from JavaScript (not disposed, not collected). */
+  tensors: number;
+  /** Bytes those tensors view (numel × itemsize each; meta tensors count 0). */
+  bytes: number;
+}
+
+/** Live-tensor and byte counts of the native layer: a loop that frees what it makes keeps them flat. */
+export function memory(): MemoryInfo {
+  return { tensors: native.liveTensors(), bytes: native.liveBytes() };
+}

@@ -1,0 +1,48 @@
+// The one place that loads the addon. Everything native goes through `native`.
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** An opaque handle to one libtorch tensor, owned by a Tensor. */
+export interface NativeHandle {
+  dispose(): void;
+  isDisposed(): boolean;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export type Native = Record<string, (...args: any[]) => any> & {
+  TensorHandle: new () => NativeHandle;
+};
+
+/** The package root: the nearest folder above this file with our package.json (lib/ or dist/lib/). */
+function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === 'torch-lora') return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`torch-lora: cannot find the package root above ${__dirname}`);
+    dir = up;
+  }
+}
+
+function load(): Native {
+  const root = packageRoot();
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require('node-gyp-build')(root) as Native;
+  } catch (err) {
+    const msg = (err as Error).message;
+    const hint = /No native build was found/.test(msg)
+      ? 'The native addon is not built. Run `npm install` (or `npm run build:native`) in the torch-lora ' +
+        'package; it needs cmake, a C++17 compiler and libtorch (LIBTORCH/Torch_DIR, a pip PyTorch, or ' +
+        '`apt-get install libtorch-dev` on Debian/Ubuntu).'
+      : /lib(torch|c10)[^ ]*\.so/.test(msg)
+        ? "libtorch's shared libraries could not be loaded. Install libtorch (on Debian/Ubuntu: " +
+          '`apt-get install libtorch-dev`) or add the lib/ folder of the libtorch the addon was built ' +
+          'against to LD_LIBRARY_PATH, or rebuild with `npm run build:native`.'
+        : 'Rebuild the addon with `npm run build:native`.';
+    throw new Error(`torch-lora: cannot load the native addon: ${msg}\n${hint}`);
+  }
+}
+
+export const native: Native = load();

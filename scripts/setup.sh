@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian/Ubuntu machine with Node >= 20 for torch-lora: a compiler, cmake, libtorch
+# (Debian's libtorch-dev when no other libtorch is found), then npm install (builds the addon and the
+# TypeScript). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=0
+apt_install() {
+  [ $apt_updated = 1 ] || { as_root apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v g++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
+[ ${#missing[@]} = 0 ] || { echo "setup: installing ${missing[*]}"; apt_install "${missing[@]}"; }
+
+has_torch() {
+  [ -n "${LIBTORCH:-}" ] && return 0
+  [ -n "${Torch_DIR:-}" ] && return 0
+  python3 -c "import torch" >/dev/null 2>&1 && return 0
+  ls /usr/lib/*/cmake/Torch/TorchConfig.cmake >/dev/null 2>&1 && return 0
+  return 1
+}
+if ! has_torch; then
+  echo "setup: no libtorch found; installing Debian's libtorch-dev"
+  apt_install libtorch-dev
+fi
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
