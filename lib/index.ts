@@ -29,6 +29,7 @@ export { scope, keep, dispose, memory } from './memory';
 export type { MemoryInfo } from './memory';
 export { cuda } from './cuda';
 export * as F from './functional';
+export * as nn from './nn';
 export {
   loadSafetensors,
   loadSafetensorsSync,

@@ -27,10 +27,13 @@ export class Tensor implements Disposable {
   /** Lets scope() tell tensors apart from other disposables. */
   readonly isTensor = true;
 
-  /** @internal Tensors are made by factories and ops, never by `new Tensor` in user code. */
-  constructor(handle: NativeHandle) {
+  /**
+   * @internal Tensors are made by factories and ops, never by `new Tensor` in user code. `untracked`
+   * keeps it out of scopes (a Parameter belongs to its Module, not to the scope that made it).
+   */
+  constructor(handle: NativeHandle, untracked = false) {
     this.handle = handle;
-    track(this);
+    if (!untracked) track(this);
   }
 
   /** @internal */
@@ -666,6 +669,16 @@ export class Tensor implements Disposable {
   /** Fills from N(mean, std²) with the global generator (follows manualSeed). */
   normal_(mean = 0, std = 1): this {
     native.normal_(this.handle, mean, std);
+    return this;
+  }
+
+  /**
+   * Makes this tensor's data `src` (same storage, its shape, dtype and device), keeping this object:
+   * what PyTorch's `param.data = src` does. Used to move or load parameters in place.
+   */
+  setData_(src: Tensor): this {
+    native.setData(this.handle, src.handle);
+    this.shapeCache = undefined;
     return this;
   }
 
