@@ -30,4 +30,5 @@ if ! has_torch; then
   apt_install libtorch-dev
 fi
 
-if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+# npm install (not npm ci): npm 11 rejects lock files that omit other platforms' optional packages.
+npm install --no-audit --no-fund
