@@ -114,9 +114,15 @@ export abstract class Module {
       if (t instanceof Tensor) yield [name, t];
     }
   }
+  /** Buffers with their dotted names; one shared by two modules is listed once, as named_buffers(). */
   *namedBuffers(prefix = ''): Generator<[string, Tensor]> {
+    const seen = new Set<Tensor>();
     for (const [mp, m] of this.namedModules(prefix))
-      for (const [name, b] of m.ownBuffers()) yield [mp ? `${mp}.${name}` : name, b];
+      for (const [name, b] of m.ownBuffers()) {
+        if (seen.has(b)) continue;
+        seen.add(b);
+        yield [mp ? `${mp}.${name}` : name, b];
+      }
   }
   *buffers(): Generator<Tensor> {
     for (const [, b] of this.namedBuffers()) yield b;
@@ -164,6 +170,15 @@ export abstract class Module {
       const moved = t.to({ device, dtype: isFloat ? dtype : undefined });
       noGrad(() => t.setData_(moved));
       moved.dispose();
+      // A gradient follows its parameter (PyTorch's _apply converts param.grad too), else the next
+      // backward would accumulate a float32 gradient into a float64 parameter.
+      const g = t.grad;
+      if (g !== undefined) {
+        const gm = g.to({ device, dtype: isFloat ? dtype : undefined });
+        t.grad = gm;
+        gm.dispose();
+        g.dispose();
+      }
     };
     for (const p of this.parameters()) move(p);
     for (const b of this.buffers()) move(b);
@@ -188,17 +203,26 @@ export abstract class Module {
   /**
    * Copies values from `state` into the module's tensors (converting dtype and device). strict: every
    * key must match and every shape agree, else one Error lists the missing, unexpected and mismatched.
+   * assign: the module's tensors take the checkpoint's tensors (storage shared, their dtype and device)
+   * instead of copying, as load_state_dict(assign=True): loading into a model built on 'meta'.
    */
-  loadStateDict(state: Record<string, Tensor> | Map<string, Tensor>, opts: { strict?: boolean } = {}): LoadStateDictResult {
+  loadStateDict(
+    state: Record<string, Tensor> | Map<string, Tensor>,
+    opts: { strict?: boolean; assign?: boolean } = {},
+  ): LoadStateDictResult {
     const strict = opts.strict ?? true;
     const src = state instanceof Map ? state : new Map(Object.entries(state));
-    const own = this.stateDict();
-    const missingKeys = Object.keys(own).filter((k) => !src.has(k));
-    const unexpectedKeys = [...src.keys()].filter((k) => !(k in own));
+    const own = new Map(Object.entries(this.stateDict()));
+    const missingKeys = [...own.keys()].filter((k) => !src.has(k));
+    const unexpectedKeys = [...src.keys()].filter((k) => !own.has(k));
     const mismatched: string[] = [];
     for (const [k, t] of src) {
-      const mine = own[k];
+      const mine = own.get(k);
       if (mine === undefined) continue;
+      if (!(t instanceof Tensor)) {
+        mismatched.push(`${k}: the checkpoint holds ${t === null ? 'null' : typeof t}, not a tensor`);
+        continue;
+      }
       const a = mine.shape;
       const b = t.shape;
       if (a.length !== b.length || a.some((d, i) => d !== b[i]))
@@ -213,8 +237,10 @@ export abstract class Module {
     }
     noGrad(() => {
       for (const [k, t] of src) {
-        const mine = own[k];
-        if (mine !== undefined) mine.copy_(t);
+        const mine = own.get(k);
+        if (mine === undefined) continue;
+        if (opts.assign) mine.setData_(t);
+        else mine.copy_(t);
       }
     });
     return { missingKeys, unexpectedKeys };
