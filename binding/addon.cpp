@@ -16,6 +16,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerTensorOps(env, exports);
   registerNnOps(env, exports);
   registerRuntime(env, exports);
+  registerCuda(env, exports);
   registerIo(env, exports);
   return exports;
 }

@@ -224,6 +224,7 @@ void registerShapeOps(Napi::Env env, Napi::Object exports);
 void registerTensorOps(Napi::Env env, Napi::Object exports);
 void registerNnOps(Napi::Env env, Napi::Object exports);
 void registerRuntime(Napi::Env env, Napi::Object exports);
+void registerCuda(Napi::Env env, Napi::Object exports);
 void registerIo(Napi::Env env, Napi::Object exports);
 
 }  // namespace tl
