@@ -18,6 +18,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerRuntime(env, exports);
   registerCuda(env, exports);
   registerIo(env, exports);
+  registerOptimOps(env, exports);
   return exports;
 }
 

@@ -30,6 +30,8 @@ export type { MemoryInfo } from './memory';
 export { cuda } from './cuda';
 export * as F from './functional';
 export * as nn from './nn';
+export * as optim from './optim';
+export { AdamW, SGD, getScheduler, clipGradNorm } from './optim';
 export {
   loadSafetensors,
   loadSafetensorsSync,
