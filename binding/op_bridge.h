@@ -116,7 +116,19 @@ class Args {
     if (!has(i)) return c10::nullopt;
     return dtype(i);
   }
-  at::Device device(size_t i) const { return has(i) ? at::Device(str(i)) : at::Device(at::kCPU); }
+  at::Device device(size_t i) const {
+    if (!has(i)) return at::Device(at::kCPU);
+    at::Device d(str(i));
+    // libtorch's own error for a missing CUDA backend is a dispatcher table; say what is wrong instead.
+    if (d.is_cuda() && !at::hasCUDA())
+      throw std::runtime_error("device '" + d.str() +
+                               "' is not available: this libtorch was built without CUDA or sees no GPU "
+                               "(cuda.isAvailable() is false); use 'cpu', or build against a CUDA libtorch");
+    if (d.is_cuda() && d.has_index() && d.index() >= at::getNumGPUs())
+      throw std::runtime_error("device '" + d.str() + "' does not exist: " + std::to_string(at::getNumGPUs()) +
+                               " CUDA device(s) are visible");
+    return d;
+  }
   at::TensorOptions options(size_t dtypeIdx, size_t deviceIdx) const {
     auto o = at::TensorOptions().device(device(deviceIdx));
     if (has(dtypeIdx)) o = o.dtype(dtype(dtypeIdx));

@@ -17,8 +17,8 @@ static at::Tensor fromBytes(Args& a) {
   at::Tensor out = at::empty(shape, at::TensorOptions().dtype(dt));
   size_t want = static_cast<size_t>(out.numel()) * out.element_size();
   if (want != nbytes)
-    throw ArgError("data has " + std::to_string(nbytes) + " bytes but shape " + c10::str(shape) + " of " +
-                   c10::toString(dt) + " needs " + std::to_string(want));
+    throw ArgError("data has " + std::to_string(nbytes) + " bytes but shape " + c10::str(at::IntArrayRef(shape)) +
+                   " of " + c10::toString(dt) + " needs " + std::to_string(want));
   if (nbytes) std::memcpy(out.data_ptr(), src, nbytes);
   at::Device dev = a.device(3);
   if (dev != out.device()) out = out.to(dev);

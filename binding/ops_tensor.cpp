@@ -48,7 +48,17 @@ void registerTensorOps(Napi::Env env, Napi::Object e) {
   def(env, e, "grad", [](Args& a) { return a.t(0).grad(); });
   def(env, e, "setGrad", [](Args& a) {
     at::Tensor t = a.t(0);
-    if (a.has(1)) t.mutable_grad() = a.t(1); else t.mutable_grad().reset();
+    if (!a.has(1)) {
+      t.mutable_grad().reset();
+      return;
+    }
+    const at::Tensor& g = a.t(1);
+    // The checks PyTorch's `x.grad = g` makes; a mismatched .grad would fail later, far from here.
+    TORCH_CHECK(g.sizes() == t.sizes(), "assigned grad has shape ", g.sizes(), " but the tensor has shape ", t.sizes());
+    TORCH_CHECK(g.scalar_type() == t.scalar_type(), "assigned grad has dtype ", g.scalar_type(),
+                " but the tensor has dtype ", t.scalar_type());
+    TORCH_CHECK(g.device() == t.device(), "assigned grad is on ", g.device(), " but the tensor is on ", t.device());
+    t.mutable_grad() = g;
   });
   // (t, gradient?, retainGraph, createGraph)
   def(env, e, "backward", [](Args& a) {

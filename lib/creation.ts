@@ -96,6 +96,8 @@ export function tensor(
       if (typeof v !== 'number' && typeof v !== 'bigint')
         throw new TypeError(`tensor(): expected a number at ${where}, got ${typeof x}`);
       if (isBig) (host as BigInt64Array)[i++] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
+      // bool bytes must be 0/1 (nonzero is true, as torch.tensor(..., dtype=torch.bool))
+      else if (dtype === 'bool') (host as Uint8Array)[i++] = Number(v) !== 0 ? 1 : 0;
       else (host as Float32Array)[i++] = Number(v);
       return;
     }
@@ -154,11 +156,20 @@ export function randperm(n: number, opts: TensorOptions = {}): Tensor {
   return Tensor.wrap(native.randperm(n, dtypeCode(opts.dtype ?? 'int64'), opts.device));
 }
 /**
- * arange(end) or arange(start, end, step?). As in PyTorch the dtype is int64 when every bound is an
- * integer, float32 otherwise, unless opts.dtype says.
+ * arange(end, opts?) or arange(start, end, step?, opts?). As in PyTorch the dtype is int64 when every
+ * bound is an integer, float32 otherwise, unless opts.dtype says.
  */
-export function arange(start: number, end?: number, step?: number | TensorOptions, opts: TensorOptions = {}): Tensor {
-  if (typeof step === 'object') {
+export function arange(
+  start: number,
+  end?: number | TensorOptions,
+  step?: number | TensorOptions,
+  opts: TensorOptions = {},
+): Tensor {
+  if (typeof end === 'object') {
+    // arange(end, opts)
+    opts = end;
+    end = undefined;
+  } else if (typeof step === 'object') {
     opts = step;
     step = undefined;
   }

@@ -29,8 +29,16 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);
   return Tensor.wrap(native.dropout(x.handle, p, training));
 }
+/** Rows of `weight` at `input`; the paddingIdx row gets no gradient (negative counts from the end). */
 export function embedding(input: Tensor, weight: Tensor, paddingIdx?: number): Tensor {
-  return Tensor.wrap(native.embedding(weight.handle, input.handle, paddingIdx ?? -1));
+  let p = -1; // the native op's "no padding"
+  if (paddingIdx !== undefined) {
+    const n = weight.shape[0];
+    if (!Number.isInteger(paddingIdx) || paddingIdx < -n || paddingIdx >= n)
+      throw new RangeError(`embedding: paddingIdx must be an integer in [${-n}, ${n - 1}] for ${n} rows, got ${paddingIdx}`);
+    p = paddingIdx < 0 ? n + paddingIdx : paddingIdx;
+  }
+  return Tensor.wrap(native.embedding(weight.handle, input.handle, p));
 }
 export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
   return Tensor.wrap(native.layerNorm(x.handle, normalizedShape, weight?.handle, bias?.handle, eps));

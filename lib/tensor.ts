@@ -686,8 +686,9 @@ export class Tensor implements Disposable {
   /** Frees the native memory now (idempotent). Using the tensor afterwards is an error. */
   dispose(): void {
     this.handle.dispose();
+    this.shapeCache = undefined; // so that .shape after dispose() is the use-after-dispose error
   }
   [Symbol.dispose](): void {
-    this.handle.dispose();
+    this.dispose();
   }
 }
