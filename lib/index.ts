@@ -40,6 +40,9 @@ export {
   readSafetensorsHeader,
 } from './io/safetensors';
 export type { SafetensorsHeader, SafetensorsEntry } from './io/safetensors';
+export * as data from './data';
+export { AutoTokenizer, Tokenizer, Dataset, DataLoader, loadDataset, datasetFromRecords, packDataset, collate } from './data';
+export type { Batch, BatchEncoding, ChatMessage, Example } from './data';
 
 import { native } from './native';
 /** The libtorch version the addon was built against, e.g. '1.13.0' or '2.11.0'. */

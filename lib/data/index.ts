@@ -1,0 +1,27 @@
+// Data: tokenizers (tokenizer.json + tokenizer_config.json), chat templates, datasets of text,
+// prompt-completion or chat records with their labels, packing/padding and a DataLoader.
+export { AutoTokenizer, Tokenizer } from './tokenizer';
+export type {
+  ApplyChatTemplateOptions,
+  BatchEncodeOptions,
+  BatchEncoding,
+  DecodeOptions,
+  EncodeOptions,
+  PadOptions,
+  PaddingSide,
+  PaddingStrategy,
+  TokenizerConfig,
+} from './tokenizer';
+export { ChatTemplate } from './chat_template';
+export type { ChatMessage, ChatTemplateConfig, RenderedChat } from './chat_template';
+export { readRecords } from './records';
+export type { DataRecord, SourcedRecord } from './records';
+export { IGNORE_INDEX, tokenizeRecord } from './labels';
+export type { Example, TokenizeOptions } from './labels';
+export { Dataset, loadDataset, datasetFromRecords } from './dataset';
+export type { LoadDatasetOptions, SplitOptions } from './dataset';
+export { collate, packDataset } from './collate';
+export type { Batch, CollateOptions, MaybeMasked, PackOptions } from './collate';
+export { DataLoader } from './dataloader';
+export type { DataLoaderOptions } from './dataloader';
+export { permutation } from './random';
