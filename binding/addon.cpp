@@ -18,7 +18,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerRuntime(env, exports);
   registerCuda(env, exports);
   registerIo(env, exports);
+  registerTorchLoad(env, exports);
   registerOptimOps(env, exports);
+  registerLinalgOps(env, exports);
   return exports;
 }
 

@@ -1,5 +1,6 @@
 // File reads and writes of tensor bytes, sync and async (a worker thread, a Promise).
 #include "binding/op_bridge.h"
+#include "binding/promise_worker.h"
 #include "src/tensor_file_io.h"
 
 namespace tl {
@@ -32,38 +33,6 @@ std::string bytesArg(const Args& a, size_t i) {
   return std::string(p, ta.ByteLength());
 }
 
-class IoWorker : public Napi::AsyncWorker {
- public:
-  IoWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result)
-      : Napi::AsyncWorker(env, "torch-lora:io"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        work_(std::move(work)),
-        result_(std::move(result)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      work_();
-    } catch (const c10::Error& e) {
-      SetError(e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override {
-    try {
-      deferred_.Resolve(result_(Env()));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::function<void()> work_;
-  std::function<Napi::Value(Napi::Env)> result_;
-};
-
 }  // namespace
 
 void registerIo(Napi::Env env, Napi::Object e) {
@@ -74,12 +43,9 @@ void registerIo(Napi::Env env, Napi::Object e) {
     auto path = a.str(0);
     auto specs = readSpecs(a, 1);
     auto device = a.device(2);
-    auto* w = new IoWorker(
-        a.env(), [=] { *out = readTensors(path, specs, device); },
+    return PromiseWorker::start(
+        a.env(), "readTensorsAsync", [=] { *out = readTensors(path, specs, device); },
         [out](Napi::Env env) { return toJs(env, *out); });
-    auto p = w->promise();
-    w->Queue();
-    return p;
   });
   // (path, prefixBytes, tensors)
   def(env, e, "writeFileAtomic", [](Args& a) { writeFileAtomic(a.str(0), bytesArg(a, 1), a.tensors(2)); });
@@ -87,11 +53,9 @@ void registerIo(Napi::Env env, Napi::Object e) {
     auto path = a.str(0);
     auto prefix = bytesArg(a, 1);
     auto tensors = a.tensors(2);
-    auto* w = new IoWorker(
-        a.env(), [=] { writeFileAtomic(path, prefix, tensors); }, [](Napi::Env env) { return env.Undefined(); });
-    auto p = w->promise();
-    w->Queue();
-    return p;
+    return PromiseWorker::start(
+        a.env(), "writeFileAtomicAsync", [=] { writeFileAtomic(path, prefix, tensors); },
+        [](Napi::Env env) { return env.Undefined(); });
   });
 }
 

@@ -238,6 +238,8 @@ void registerNnOps(Napi::Env env, Napi::Object exports);
 void registerRuntime(Napi::Env env, Napi::Object exports);
 void registerCuda(Napi::Env env, Napi::Object exports);
 void registerIo(Napi::Env env, Napi::Object exports);
+void registerTorchLoad(Napi::Env env, Napi::Object exports);
 void registerOptimOps(Napi::Env env, Napi::Object exports);
+void registerLinalgOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace tl

@@ -30,6 +30,9 @@ export type { MemoryInfo } from './memory';
 export { cuda } from './cuda';
 export * as F from './functional';
 export * as nn from './nn';
+export * as models from './models';
+export { AutoModelForCausalLM, LlamaForCausalLM, GPT2LMHeadModel, KVCache, generate } from './models';
+export type { CausalLM, CausalLMInput, CausalLMOutput, GenerateOptions } from './models';
 export * as optim from './optim';
 export { AdamW, SGD, getScheduler, clipGradNorm } from './optim';
 export {
@@ -40,6 +43,12 @@ export {
   readSafetensorsHeader,
 } from './io/safetensors';
 export type { SafetensorsHeader, SafetensorsEntry } from './io/safetensors';
+export { loadTorchBin, loadTorchBinSync, saveTorchBin, saveTorchBinSync } from './io/torch-bin';
+export type { TorchBinLoadOptions } from './io/torch-bin';
+export * as linalg from './linalg';
+export * as peft from './peft';
+export { LoraConfig, PeftModel, LoraModel, getPeftModel, getPeftModelStateDict, setPeftModelStateDict } from './peft';
+export type { LoraConfigOptions, SavePretrainedOptions, FromPretrainedOptions } from './peft';
 export * as data from './data';
 export { AutoTokenizer, Tokenizer, Dataset, DataLoader, loadDataset, datasetFromRecords, packDataset, collate } from './data';
 export type { Batch, BatchEncoding, ChatMessage, Example } from './data';

@@ -49,6 +49,15 @@ void writeAll(int fd, const void* src, uint64_t n, const std::string& path) {
   }
 }
 
+// Makes the rename itself durable (best effort: some file systems refuse fsync on a directory).
+void syncDirectoryOf(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  Fd d;
+  d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d.fd >= 0) ::fsync(d.fd);
+}
+
 }  // namespace
 
 std::vector<at::Tensor> readTensors(const std::string& path, const std::vector<TensorSpec>& specs,
@@ -79,7 +88,8 @@ void writeFileAtomic(const std::string& path, const std::string& prefix, const s
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd());
   Fd f;
   f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  TORCH_CHECK(f.fd >= 0, sysError("cannot create", tmp));
+  TORCH_CHECK(f.fd >= 0, "cannot write '", path, "': creating the temporary file '", tmp, "' failed: ",
+              std::strerror(errno));
   try {
     writeAll(f.fd, prefix.data(), prefix.size(), tmp);
     for (const auto& t0 : tensors) {
@@ -91,11 +101,12 @@ void writeFileAtomic(const std::string& path, const std::string& prefix, const s
     TORCH_CHECK(::fsync(f.fd) == 0, sysError("cannot flush", tmp));
     ::close(f.fd);
     f.fd = -1;
-    TORCH_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, sysError("cannot rename into", path));
+    TORCH_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, sysError("cannot rename the finished file into", path));
   } catch (...) {
     ::unlink(tmp.c_str());
     throw;
   }
+  syncDirectoryOf(path);
 }
 
 }  // namespace tl

@@ -1,0 +1,18 @@
+// torch.linalg: matrix decompositions (one native call each).
+import { native } from './native';
+import { Tensor } from './tensor';
+
+/**
+ * The singular value decomposition A = U·diag(S)·Vh, as torch.linalg.svd. fullMatrices false gives the
+ * reduced form (U [m, k], S [k], Vh [k, n] with k = min(m, n)).
+ */
+export function svd(a: Tensor, opts: { fullMatrices?: boolean } = {}): [Tensor, Tensor, Tensor] {
+  const [u, s, vh] = native.linalgSvd(a.handle, opts.fullMatrices ?? true);
+  return [Tensor.wrap(u), Tensor.wrap(s), Tensor.wrap(vh)];
+}
+
+/** The QR decomposition A = Q·R, as torch.linalg.qr; mode 'reduced' (default), 'complete' or 'r'. */
+export function qr(a: Tensor, opts: { mode?: 'reduced' | 'complete' | 'r' } = {}): [Tensor, Tensor] {
+  const [q, r] = native.linalgQr(a.handle, opts.mode ?? 'reduced');
+  return [Tensor.wrap(q), Tensor.wrap(r)];
+}

@@ -1,0 +1,92 @@
+// What a causal LM derives from its inputs before the layers run: position ids and the attention mask
+// for scaledDotProductAttention. Built once per forward and shared by every layer.
+import { arange } from '../creation';
+import { Tensor } from '../tensor';
+
+/** What the attention layers pass to F.scaledDotProductAttention. */
+export interface AttentionMaskArgs {
+  /** bool [B or 1, 1, S, T]: true where a query may attend to a key. */
+  attnMask?: Tensor;
+  isCausal: boolean;
+}
+
+function checkMask(attentionMask: Tensor, batch: number, total: number): void {
+  const s = attentionMask.shape;
+  if (s.length !== 2 || s[0] !== batch || s[1] !== total)
+    throw new Error(
+      `attentionMask must be [batch, past + new tokens] = [${batch}, ${total}], got [${s.join(', ')}]`,
+    );
+}
+
+/**
+ * Position ids [B, S] (or [1, S]) of the `seqLength` new tokens after `pastLength` cached ones. With an
+ * attention mask they count real tokens only, as transformers' generate() derives them
+ * (cumsum(mask) - 1, padding set to 1), so a left-padded sequence gets the positions it has unpadded.
+ */
+export function positionIdsFor(
+  attentionMask: Tensor | undefined,
+  batch: number,
+  pastLength: number,
+  seqLength: number,
+  device: string,
+): Tensor {
+  if (attentionMask === undefined) {
+    const p = arange(pastLength, pastLength + seqLength, { device });
+    const out = p.unsqueeze(0);
+    p.dispose();
+    return out;
+  }
+  checkMask(attentionMask, batch, pastLength + seqLength);
+  const mask = attentionMask.long();
+  const counted = mask.cumsum(-1);
+  const ids = counted.sub(1);
+  const pad = mask.eq(0);
+  const filled = ids.maskedFill(pad, 1);
+  const out = filled.narrow(1, pastLength, seqLength);
+  for (const t of [mask, counted, ids, pad, filled]) t.dispose();
+  return out;
+}
+
+/**
+ * The mask for `seqLength` queries over `pastLength + seqLength` keys. Without an attention mask and
+ * without a past this is isCausal (the fused kernels' fast path); a single query with no padding needs
+ * none; otherwise an explicit bool mask: causal AND key not padding. Query rows with no allowed key
+ * (padding positions of a left-padded row) are allowed every key, as transformers does, so that they
+ * produce finite values instead of NaN (their outputs are ignored).
+ */
+export function causalAttentionMask(
+  attentionMask: Tensor | undefined,
+  batch: number,
+  pastLength: number,
+  seqLength: number,
+  device: string,
+): AttentionMaskArgs {
+  const total = pastLength + seqLength;
+  if (attentionMask === undefined) {
+    if (pastLength === 0 && seqLength > 1) return { isCausal: true };
+    if (seqLength === 1) return { isCausal: false };
+  } else {
+    checkMask(attentionMask, batch, total);
+  }
+  const keyPos = arange(total, { device });
+  const queryPos0 = arange(pastLength, total, { device });
+  const queryPos = queryPos0.unsqueeze(1);
+  const causal = keyPos.le(queryPos); // [S, T]
+  const temps = [keyPos, queryPos0, queryPos];
+  let mask: Tensor;
+  if (attentionMask === undefined) {
+    mask = causal.view(1, 1, seqLength, total);
+    temps.push(causal);
+  } else {
+    const keys = attentionMask.bool();
+    const keys3 = keys.unsqueeze(1); // [B, 1, T]
+    const both = causal.logicalAnd(keys3); // [B, S, T]
+    const any = both.any(-1, true);
+    const none = any.logicalNot();
+    const fixed = both.logicalOr(none);
+    mask = fixed.unsqueeze(1);
+    temps.push(causal, keys, keys3, both, any, none, fixed);
+  }
+  for (const t of temps) t.dispose();
+  return { attnMask: mask, isCausal: false };
+}

@@ -1,0 +1,334 @@
+// AutoModelForCausalLM: picks the architecture from config.json and fills it from the checkpoint in a
+// Hugging Face model folder (model.safetensors, a sharded model.safetensors.index.json, or
+// pytorch_model.bin). The model is built on 'meta' first, so that no random weights are made only to be
+// overwritten: each parameter takes the loaded tensor's storage (cast to the requested dtype).
+import * as fs from 'fs';
+import * as path from 'path';
+import { noGrad } from '../autograd';
+import { DType, isFloatingPoint } from '../dtype';
+import { loadSafetensors, readSafetensorsHeader } from '../io/safetensors';
+import { loadTorchBin } from '../io/torch-bin';
+import { keep } from '../memory';
+import { Module, Parameter } from '../nn';
+import { Device, Tensor } from '../tensor';
+import { CausalLM } from './causal-lm';
+import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig } from './config';
+import { GPT2LMHeadModel } from './gpt2';
+import { LlamaForCausalLM } from './llama';
+
+interface Architecture {
+  modelType: string;
+  className: string;
+  parse(c: HFConfig): CausalLMConfig;
+  build(c: CausalLMConfig, opts: { device?: Device; dtype?: DType }): CausalLM & { initWeights(): unknown };
+  /** The base model's field: a checkpoint of the bare base model has keys without it. */
+  basePrefix: string;
+  /** Checkpoint keys transformers drops silently (buffers older versions saved). */
+  ignoreUnexpected: RegExp[];
+}
+
+const ARCHITECTURES: Architecture[] = [
+  {
+    modelType: 'llama',
+    className: 'LlamaForCausalLM',
+    parse: parseLlamaConfig,
+    build: (c, o) => new LlamaForCausalLM(c as ReturnType<typeof parseLlamaConfig>, o),
+    basePrefix: 'model',
+    ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
+  },
+  {
+    modelType: 'gpt2',
+    className: 'GPT2LMHeadModel',
+    parse: parseGPT2Config,
+    build: (c, o) => new GPT2LMHeadModel(c as ReturnType<typeof parseGPT2Config>, o),
+    basePrefix: 'transformer',
+    ignoreUnexpected: [/(^|\.)attn\.masked_bias$/, /(^|\.)attn\.bias$/],
+  },
+];
+
+/** The architecture for a config: by model_type as transformers' Auto classes do, else by architectures. */
+function architectureOf(c: HFConfig): Architecture {
+  const modelType = typeof c.model_type === 'string' ? c.model_type : undefined;
+  const names = Array.isArray(c.architectures) ? (c.architectures as unknown[]).map(String) : [];
+  const found =
+    (modelType !== undefined ? ARCHITECTURES.find((a) => a.modelType === modelType) : undefined) ??
+    (modelType === undefined ? ARCHITECTURES.find((a) => names.includes(a.className)) : undefined);
+  if (found === undefined) {
+    const said = [
+      modelType !== undefined ? `model_type '${modelType}'` : 'no model_type',
+      names.length ? `architectures ${JSON.stringify(names)}` : 'no architectures',
+    ].join(', ');
+    throw new Error(
+      `unsupported architecture (${said}); AutoModelForCausalLM supports ${ARCHITECTURES.map((a) => `${a.className} (model_type '${a.modelType}')`).join(', ')}`,
+    );
+  }
+  return found;
+}
+
+/** A parsed config (from config.ts) or config.json's raw object. */
+function isParsed(c: HFConfig | CausalLMConfig): c is CausalLMConfig {
+  return typeof (c as CausalLMConfig).modelType === 'string' && typeof (c as CausalLMConfig).hiddenSize === 'number';
+}
+
+export interface FromConfigOptions {
+  /** Default 'cpu'. 'meta' builds shapes only and allocates nothing (e.g. to count a 7B model's parameters). */
+  device?: Device;
+  /** Default float32; 'auto' takes the config's dtype (torch_dtype / dtype). */
+  dtype?: DType | 'auto';
+}
+
+export interface FromPretrainedOptions {
+  /** Default 'cpu'. With 'meta' only the checkpoint's headers are read (names and shapes are checked). */
+  device?: Device;
+  /**
+   * Default 'auto', as transformers 5: the config's dtype (torch_dtype / dtype), else each checkpoint
+   * tensor's own. A dtype casts every floating-point weight to it.
+   */
+  dtype?: DType | 'auto';
+  /**
+   * Refuse checkpoint keys the model does not have (default true; transformers only warns). Keys
+   * transformers itself ignores (old GPT-2 attn.bias buffers, rotary inv_freq) are always skipped.
+   */
+  strict?: boolean;
+}
+
+function resolveDType(opt: DType | 'auto', config: CausalLMConfig): DType | undefined {
+  if (opt === 'auto') return config.dtype; // undefined: keep each checkpoint tensor's dtype
+  return opt;
+}
+
+/** The weight files of a model folder, as transformers looks for them. */
+function weightFiles(dir: string): { kind: 'safetensors' | 'bin'; files: string[] } {
+  const p = (f: string) => path.join(dir, f);
+  if (fs.existsSync(p('model.safetensors'))) return { kind: 'safetensors', files: [p('model.safetensors')] };
+  for (const [index, kind] of [
+    ['model.safetensors.index.json', 'safetensors'],
+    ['pytorch_model.bin.index.json', 'bin'],
+  ] as const) {
+    if (!fs.existsSync(p(index))) continue;
+    let map: unknown;
+    try {
+      map = (JSON.parse(fs.readFileSync(p(index), 'utf8')) as { weight_map?: unknown }).weight_map;
+    } catch (e) {
+      throw new Error(`'${p(index)}' is not valid JSON: ${(e as Error).message}`);
+    }
+    if (map === null || typeof map !== 'object') throw new Error(`'${p(index)}' has no weight_map object`);
+    const shards = [...new Set(Object.values(map as Record<string, unknown>).map(String))];
+    for (const s of shards) if (!fs.existsSync(p(s))) throw new Error(`shard '${s}' listed in '${p(index)}' does not exist in '${dir}'`);
+    return { kind, files: shards.map(p) };
+  }
+  if (fs.existsSync(p('pytorch_model.bin'))) return { kind: 'bin', files: [p('pytorch_model.bin')] };
+  throw new Error(
+    `no model weights in '${dir}': expected model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json`,
+  );
+}
+
+/**
+ * Fills a model built on 'meta' from checkpoint tensors: parameters (and persistent buffers) are made
+ * from the tensors' storage, cast to `dtype` when given. Checks names and shapes; throws one Error listing the
+ * problems.
+ */
+class CheckpointLoader {
+  private readonly own: Record<string, Tensor>;
+  private readonly filled = new Set<Tensor>();
+  private readonly unexpected: string[] = [];
+  private readonly mismatched: string[] = [];
+  /** meta tensor of the model -> the loaded one that replaces it */
+  private readonly replacement = new Map<Tensor, Tensor>();
+  private addPrefix?: boolean;
+
+  constructor(
+    private readonly model: Module,
+    private readonly arch: Architecture,
+    private readonly opts: { device: Device; dtype?: DType; strict: boolean },
+  ) {
+    this.own = model.stateDict();
+  }
+
+  /**
+   * A checkpoint of the bare base model (GPT2Model's 'h.0.attn...', as the original gpt2 weights) has
+   * keys without the base prefix: decided once, from the first file's names, as transformers does.
+   */
+  private decidePrefix(names: string[]): void {
+    if (this.addPrefix !== undefined) return;
+    const prefix = `${this.arch.basePrefix}.`;
+    this.addPrefix = !names.some((n) => n in this.own) && names.some((n) => prefix + n in this.own);
+  }
+
+  /** The model's key for a checkpoint key. */
+  private keyOf(name: string): string {
+    return this.addPrefix ? `${this.arch.basePrefix}.${name}` : name;
+  }
+
+  /** Checks names and shapes of one file's tensors (before any is loaded). */
+  check(file: string, shapes: Map<string, number[]>): void {
+    this.decidePrefix([...shapes.keys()]);
+    for (const [name, shape] of shapes) {
+      const key = this.keyOf(name);
+      const mine = this.own[key];
+      if (mine === undefined) {
+        if (!this.arch.ignoreUnexpected.some((r) => r.test(name))) this.unexpected.push(name);
+        continue;
+      }
+      const want = mine.shape;
+      if (want.length !== shape.length || want.some((d, i) => d !== shape[i]))
+        this.mismatched.push(`${key}: '${path.basename(file)}' has shape [${shape.join(', ')}], the model expects [${want.join(', ')}]`);
+    }
+    this.throwIfBad(file);
+  }
+
+  private throwIfBad(file: string): void {
+    const parts: string[] = [];
+    if (this.mismatched.length) parts.push(`shape mismatches:\n  ${this.mismatched.join('\n  ')}`);
+    if (this.opts.strict && this.unexpected.length)
+      parts.push(`unexpected keys (not in ${this.model.reprName()}): ${this.unexpected.join(', ')}`);
+    if (parts.length) throw new Error(`cannot load '${file}' into ${this.model.reprName()}:\n${parts.join('\n')}`);
+  }
+
+  /**
+   * Takes loaded tensors for the model (disposing the handles it is given): each becomes a new
+   * Parameter (or buffer) replacing the meta one. A meta tensor cannot take another device's storage in
+   * place (libtorch's set_data refuses), so the objects are swapped, as load_state_dict(assign=True).
+   */
+  assign(tensors: Record<string, Tensor> | Map<string, Tensor>): void {
+    const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+    noGrad(() => {
+      for (const [name, t] of entries) {
+        const mine = this.own[this.keyOf(name)];
+        if (mine !== undefined && !this.replacement.has(mine)) {
+          const cast = this.opts.dtype !== undefined && isFloatingPoint(t.dtype) && isFloatingPoint(mine.dtype) ? this.opts.dtype : undefined;
+          const moved = t.to({ device: this.opts.device, dtype: cast });
+          const fresh = mine instanceof Parameter ? new Parameter(moved, mine.requiresGrad) : keep(moved.detach());
+          moved.dispose();
+          this.replacement.set(mine, fresh);
+          this.filled.add(mine);
+        }
+        t.dispose();
+      }
+    });
+  }
+
+  /** Puts the loaded tensors in place of the meta ones, in every field that held one (tied weights too). */
+  install(): void {
+    if (this.replacement.size === 0) return;
+    for (const m of this.model.modules()) {
+      const fields = m as unknown as Record<string, unknown>;
+      for (const key of Object.keys(fields)) {
+        const v = fields[key];
+        if (v instanceof Tensor) {
+          const r = this.replacement.get(v);
+          if (r !== undefined) fields[key] = r;
+        }
+      }
+    }
+    for (const old of this.replacement.keys()) old.dispose();
+    this.replacement.clear();
+  }
+
+  /** Frees what was loaded but not installed (after an error). */
+  discard(): void {
+    for (const t of this.replacement.values()) t.dispose();
+    this.replacement.clear();
+  }
+
+  /** Marks tensors as present without data (a 'meta' load). */
+  markPresent(names: Iterable<string>): void {
+    for (const name of names) {
+      const mine = this.own[this.keyOf(name)];
+      if (mine !== undefined) this.filled.add(mine);
+    }
+  }
+
+  /** Every parameter and persistent buffer must have been filled (tied weights count once filled under either name). */
+  finish(where: string): void {
+    const missing = Object.entries(this.own)
+      .filter(([, t]) => !this.filled.has(t))
+      .map(([k]) => k);
+    if (missing.length)
+      throw new Error(`the checkpoint in '${where}' lacks weights of ${this.model.reprName()}: missing keys: ${missing.join(', ')}`);
+  }
+}
+
+export class AutoModelForCausalLM {
+  /**
+   * Builds the model a config describes with random weights (transformers' initialization; manualSeed
+   * makes it repeatable), in train mode as transformers' from_config. `config` is config.json's object
+   * (transformers' key names) or a parsed config.
+   */
+  static fromConfig(config: HFConfig | CausalLMConfig, opts: FromConfigOptions = {}): CausalLM {
+    const arch = architectureOf(isParsed(config) ? { model_type: config.modelType } : config);
+    const parsed = isParsed(config) ? config : arch.parse(config);
+    const device = opts.device ?? 'cpu';
+    const model = arch.build(parsed, { device, dtype: resolveDType(opts.dtype ?? 'float32', parsed) ?? 'float32' });
+    if (device !== 'meta') model.initWeights();
+    return model;
+  }
+
+  /**
+   * Loads a Hugging Face model folder: config.json and model.safetensors (or a sharded
+   * model.safetensors.index.json, or pytorch_model.bin). Returns the model in eval mode, as
+   * transformers' from_pretrained. With device 'meta' only the headers are read (shapes are checked).
+   */
+  static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
+    const raw = readConfig(dir);
+    const arch = architectureOf(raw);
+    const config = arch.parse(raw);
+    const device = opts.device ?? 'cpu';
+    const dtype = resolveDType(opts.dtype ?? 'auto', config);
+    const { kind, files } = weightFiles(dir);
+    const model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
+    const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
+    try {
+      for (const file of files) {
+        if (kind === 'safetensors') {
+          const header = readSafetensorsHeader(file);
+          const shapes = new Map([...header.tensors].map(([k, e]) => [k, e.shape]));
+          loader.check(file, shapes);
+          if (device === 'meta') {
+            loader.markPresent(shapes.keys());
+            continue;
+          }
+          loader.assign(await loadSafetensors(file, { device }));
+        } else {
+          // torch.save files have no separate header: the tensors are read (on the CPU for a meta load).
+          const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : device });
+          const entries = Object.entries(tensors);
+          try {
+            loader.check(file, new Map(entries.map(([k, t]) => [k, t.shape])));
+          } catch (e) {
+            for (const [, t] of entries) t.dispose();
+            throw e;
+          }
+          if (device === 'meta') {
+            loader.markPresent(entries.map(([k]) => k));
+            for (const [, t] of entries) t.dispose();
+          } else {
+            loader.assign(tensors);
+          }
+        }
+      }
+      loader.finish(dir);
+      loader.install();
+      // Non-persistent buffers (rotary inv_freq) are computed, not loaded.
+      for (const m of model.modules()) {
+        const reset = (m as { resetBuffers?: (o: { device?: Device }) => void }).resetBuffers;
+        if (typeof reset === 'function') reset.call(m, { device });
+      }
+    } catch (e) {
+      loader.discard();
+      model.dispose();
+      throw e;
+    }
+    model.eval();
+    return model;
+  }
+}
+
+/** Parameters of a model, counted as transformers' num_parameters() (tied weights once). */
+export function numParameters(model: Module, opts: { onlyTrainable?: boolean } = {}): number {
+  let n = 0;
+  for (const p of model.parameters()) if (!opts.onlyTrainable || p.requiresGrad) n += p.numel();
+  return n;
+}
+

@@ -1,0 +1,23 @@
+// Hugging Face causal LMs in TypeScript: config.json, the architectures, AutoModelForCausalLM, generate().
+export { AutoModelForCausalLM, numParameters } from './auto';
+export type { FromConfigOptions, FromPretrainedOptions } from './auto';
+export { KVCache } from './cache';
+export type { KVCacheOptions } from './cache';
+export { causalLMLoss } from './causal-lm';
+export type { CausalLM, CausalLMInput, CausalLMOutput, BaseModelInput, DecoderSegments, ModelFactoryOptions } from './causal-lm';
+export { readConfig, parseLlamaConfig, parseGPT2Config, ropeParameters, configDType } from './config';
+export type { HFConfig, LlamaConfig, GPT2Config, CausalLMConfig, RopeParameters } from './config';
+export { generate } from './generate';
+export type { GenerateOptions } from './generate';
+export {
+  LlamaForCausalLM,
+  LlamaModel,
+  LlamaDecoderLayer,
+  LlamaAttention,
+  LlamaMLP,
+  LlamaRMSNorm,
+  LlamaRotaryEmbedding,
+  applyRotaryPosEmb,
+  ropeInverseFrequencies,
+} from './llama';
+export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP } from './gpt2';

@@ -1,0 +1,295 @@
+// LoRA on a linear map: nn.Linear, or GPT-2's Conv1D (weight stored [in, out], fanInFanOut). The forward
+// never forms ΔW: base(x) + s·B(A(dropout(x))), dropout on the LoRA input only; DoRA adapters add their
+// magnitude-rescaled output instead.
+import { noGrad } from '../../autograd';
+import { normal_, kaimingUniform_, zeros_ } from '../../nn/init';
+import { Conv1D, Linear, Module } from '../../nn';
+import { svd, qr } from '../../linalg';
+import { keep, scope } from '../../memory';
+import { Tensor } from '../../tensor';
+import { peftWarn } from '../warn';
+import { DoraLinearLayer, outInLayout } from './dora';
+import { AdapterSpec, assertFinite, LoraLayer } from './lora-layer';
+
+/** [in, out] features of a Linear or Conv1D. */
+export function linearFeatures(base: Module): [number, number] {
+  if (base instanceof Linear) return [base.inFeatures, base.outFeatures];
+  if (base instanceof Conv1D) return [base.nx, base.nf];
+  throw new TypeError(`LoRA Linear: cannot adapt a ${base.reprName()} (expected Linear or Conv1D)`);
+}
+
+/** The weight's device and dtype, where adapters of this layer live. */
+export function placeOf(w: Tensor): { device: string; dtype: Tensor['dtype'] } {
+  return { device: w.device, dtype: w.dtype };
+}
+
+/** A bias-free (or with bias) Linear built like PEFT builds it: on the CPU in float32 (so that its
+ * initialization draws the same random numbers), then moved to the base's device and dtype. On 'meta'
+ * it is built there directly. */
+export function adapterLinear(inF: number, outF: number, bias: boolean, like: Tensor): Linear {
+  if (like.device === 'meta') return new Linear(inF, outF, { bias, device: 'meta', dtype: like.dtype });
+  return new Linear(inF, outF, { bias });
+}
+
+export class LoraLinear extends LoraLayer {
+  readonly fanInFanOut: boolean;
+  readonly isTargetConv1dLayer: boolean;
+
+  constructor(baseLayer: Module, adapterName: string, spec: AdapterSpec) {
+    const [inF, outF] = linearFeatures(baseLayer instanceof LoraLayer ? baseLayer.getBaseLayer() : baseLayer);
+    super(baseLayer, adapterName, inF, outF);
+    const conv1d = this.getBaseLayer() instanceof Conv1D;
+    this.isTargetConv1dLayer = conv1d;
+    // As PEFT: a Linear never transposes, a Conv1D always does (whatever the config says, with a warning).
+    if (spec.config.fanInFanOut && !conv1d) {
+      peftWarn('fan_in_fan_out is set to True but the target module is `torch.nn.Linear`. Setting fan_in_fan_out to False.');
+      spec.config.fanInFanOut = false;
+    } else if (!spec.config.fanInFanOut && conv1d) {
+      peftWarn('fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True.');
+      spec.config.fanInFanOut = true;
+    }
+    this.fanInFanOut = conv1d;
+    this.updateLayer(adapterName, spec);
+  }
+
+  /** Adds an adapter: lora_A Linear(in, r), lora_B Linear(r, out), initialized per initLoraWeights. */
+  updateLayer(adapterName: string, spec: AdapterSpec): void {
+    const { config } = spec;
+    if (config.loraBias && this.baseBias === undefined)
+      peftWarn(`\`lora_bias=True\` was passed but the targeted layer of type ${this.getBaseLayer().reprName()} has no bias. This means that merging LoRA weights won't be possible.`);
+    this.registerAdapter(adapterName, spec);
+    const w = this.baseWeight;
+    const r = spec.r;
+    this.lora_A.set(adapterName, adapterLinear(this.inFeatures, r, false, w));
+    this.lora_B.set(adapterName, adapterLinear(r, this.outFeatures, config.loraBias, w));
+    const init = config.initLoraWeights;
+    if (w.device !== 'meta') {
+      if (init === 'pissa') this.pissaInit(adapterName);
+      else if (init === 'olora') this.oloraInit(adapterName);
+      else if (init) this.resetLoraParameters(adapterName, init);
+      this.moveAdapterToBase(adapterName);
+    }
+    if (config.useDora) {
+      const dora = new DoraLinearLayer(this.fanInFanOut);
+      const a = this.loraAWeight(adapterName);
+      const b = this.loraBWeight(adapterName);
+      if (w.device === 'meta') dora.allocateMeta(this.outFeatures, w);
+      else dora.updateLayer(w, a, b, this.scaling.get(adapterName)!);
+      this.lora_magnitude_vector.set(adapterName, dora);
+    }
+    this.setAdapter(this.activeAdapters, config.inferenceMode);
+  }
+
+  loraAWeight(adapter: string): Tensor {
+    return (this.lora_A.get(adapter) as Linear).weight;
+  }
+  loraBWeight(adapter: string): Tensor {
+    return (this.lora_B.get(adapter) as Linear).weight;
+  }
+
+  /** PEFT's reset_lora_parameters: A kaiming-uniform(a=√5) (or N(0, 1/r²) for 'gaussian'), B zero. */
+  resetLoraParameters(adapter: string, init: true | 'gaussian' | string): void {
+    const A = this.lora_A.get(adapter) as Linear | undefined;
+    if (A === undefined) return;
+    const B = this.lora_B.get(adapter) as Linear;
+    if (init === true) kaimingUniform_(A.weight, { a: Math.sqrt(5) });
+    else if (init === 'gaussian') normal_(A.weight, 0, 1 / this.r.get(adapter)!);
+    else throw new Error(`Unknown initialization initLoraWeights=${JSON.stringify(init)}`);
+    zeros_(B.weight);
+    if (B.bias) zeros_(B.bias);
+  }
+
+  /** Puts an adapter's weights on the base weight's device and dtype. */
+  protected moveAdapterToBase(adapter: string): void {
+    const { device, dtype } = placeOf(this.baseWeight);
+    for (const d of [this.lora_A, this.lora_B]) {
+      const m = d.get(adapter);
+      if (m === undefined) continue;
+      const p = m.parameters().next().value as Tensor | undefined;
+      if (p && (p.device !== device || p.dtype !== dtype)) m.to({ device, dtype });
+    }
+  }
+
+  /**
+   * PiSSA: A, B from the top-r singular triplets of W (√S split between them, divided by the scaling),
+   * and W replaced by the residual W − s·B·A, so that the layer's output is unchanged.
+   */
+  protected pissaInit(adapter: string): void {
+    const w = this.baseWeight;
+    const dtype = w.dtype;
+    if (!['float32', 'float16', 'bfloat16'].includes(dtype))
+      throw new TypeError('Please initialize PiSSA under float32, float16, or bfloat16. Subsequently, re-quantize the residual model to help minimize quantization errors.');
+    const r = this.r.get(adapter)!;
+    const s = this.scaling.get(adapter)!;
+    noGrad(() =>
+      scope(() => {
+        const W = outInLayout(w.to('float32'), this.fanInFanOut);
+        if (r > Math.min(...W.shape)) throw new Error(`PiSSA needs r <= min(out, in) = ${Math.min(...W.shape)}, got r=${r}`);
+        const [V, S, Uh] = svd(W, { fullMatrices: false });
+        const sqrtS = S.narrow(0, 0, r).div(s).sqrt();
+        const loraA = sqrtS.unsqueeze(1).mul(Uh.narrow(0, 0, r));
+        const loraB = V.narrow(1, 0, r).mul(sqrtS.unsqueeze(0));
+        this.loraAWeight(adapter).setData_(loraA.contiguous());
+        this.loraBWeight(adapter).setData_(loraB.contiguous());
+        const residual = W.sub(loraB.matmul(loraA).mul(s)).to(dtype);
+        w.setData_(outInLayout(residual, this.fanInFanOut).contiguous());
+      }),
+    );
+  }
+
+  /** OLoRA: A, B from the QR decomposition of W (B = Q[:, :r], A = R[:r]), W replaced by W − s·B·A. */
+  protected oloraInit(adapter: string): void {
+    const w = this.baseWeight;
+    const dtype = w.dtype;
+    if (!['float32', 'float16', 'bfloat16'].includes(dtype)) throw new TypeError(`Unsupported data type for the base layer. Got ${dtype}.`);
+    const r = this.r.get(adapter)!;
+    const s = this.scaling.get(adapter)!;
+    noGrad(() =>
+      scope(() => {
+        const W = w.to('float32');
+        if (r > Math.min(...W.shape)) throw new Error(`OLoRA needs r <= min of the weight's dimensions (${Math.min(...W.shape)}), got r=${r}`);
+        const [Q, R] = qr(W);
+        const loraA = R.narrow(0, 0, r).contiguous();
+        const loraB = Q.narrow(1, 0, r).contiguous();
+        this.loraAWeight(adapter).setData_(loraA);
+        this.loraBWeight(adapter).setData_(loraB);
+        w.setData_(W.sub(loraB.matmul(loraA).mul(s)).to(dtype));
+      }),
+    );
+  }
+
+  /** ΔW = s·B·A in the base weight's layout (transposed for Conv1D). */
+  getDeltaWeight(adapter: string): Tensor {
+    return scope(() => {
+      const a = this.loraAWeight(adapter);
+      const b = this.loraBWeight(adapter);
+      const dtype = b.dtype;
+      const castToFp32 = b.device === 'cpu' && (dtype === 'float16' || dtype === 'bfloat16');
+      const ba = castToFp32 ? b.float().matmul(a.float()) : b.matmul(a);
+      const out = outInLayout(ba, this.fanInFanOut).mul(this.scaling.get(adapter)!);
+      return castToFp32 ? out.to(dtype) : out;
+    });
+  }
+
+  /** DoRA's merged weight: m/‖W + ΔW‖ · (W + ΔW), caching the norm for unmerge. */
+  private doraMergedWeight(adapter: string, orig: Tensor): Tensor {
+    const dora = this.lora_magnitude_vector.get(adapter) as DoraLinearLayer;
+    const delta = this.getDeltaWeight(adapter);
+    const norm = dora.getWeightNorm(orig, outInLayout(delta, this.fanInFanOut), 1).detach();
+    this.mergeCache.get(adapter)?.dispose();
+    this.mergeCache.set(adapter, keep(norm));
+    const factor = outInLayout(dora.weight.div(norm).view(-1, 1), this.fanInFanOut);
+    return factor.mul(orig.add(delta)).to(orig.dtype);
+  }
+
+  merge(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): void {
+    const names = this.adaptersToMerge(opts.adapterNames);
+    for (const a of names) {
+      if (!this.lora_A.has(a)) continue;
+      const W = this.baseWeight;
+      const bias = this.baseBias;
+      const B = this.lora_B.get(a) as Linear;
+      const s = this.scaling.get(a)!;
+      if (this.loraBias.get(a) && bias === undefined)
+        throw new Error('Impossible to merge LoRA with `lora_bias=True` because the base layer has no bias.');
+      noGrad(() =>
+        scope(() => {
+          const dora = this.lora_magnitude_vector.has(a);
+          if (opts.safeMerge) {
+            const merged = dora ? this.doraMergedWeight(a, W) : W.add(this.getDeltaWeight(a).to(W.dtype));
+            assertFinite(merged, a);
+            let newBias: Tensor | undefined;
+            if (this.loraBias.get(a)) {
+              newBias = bias!.add(B.bias!.mul(s));
+              assertFinite(newBias, a);
+            }
+            W.copy_(merged);
+            if (newBias) bias!.copy_(newBias.to(bias!.dtype));
+          } else {
+            if (dora) W.copy_(this.doraMergedWeight(a, W));
+            else W.add_(this.getDeltaWeight(a).to(W.dtype));
+            if (this.loraBias.get(a)) bias!.add_(B.bias!.mul(s));
+          }
+        }),
+      );
+      this.mergedAdapters.push(a);
+    }
+  }
+
+  unmerge(): void {
+    if (!this.merged) {
+      peftWarn('Already unmerged. Nothing to do.');
+      return;
+    }
+    while (this.mergedAdapters.length > 0) {
+      const a = this.mergedAdapters.pop()!;
+      if (!this.lora_A.has(a)) continue;
+      const W = this.baseWeight;
+      noGrad(() =>
+        scope(() => {
+          const delta = this.getDeltaWeight(a).to(W.dtype);
+          if (this.lora_magnitude_vector.has(a)) {
+            const dora = this.lora_magnitude_vector.get(a) as DoraLinearLayer;
+            const norm = this.mergeCache.get(a);
+            if (norm === undefined) throw new Error(`unmerge: the DoRA weight norm of adapter '${a}' was not cached by merge`);
+            this.mergeCache.delete(a);
+            const factor = outInLayout(dora.weight.div(norm).view(-1, 1), this.fanInFanOut);
+            norm.dispose();
+            W.copy_(W.div(factor).sub(delta).to(W.dtype));
+          } else W.sub_(delta);
+          if (this.loraBias.get(a)) {
+            const B = this.lora_B.get(a) as Linear;
+            this.baseBias!.sub_(B.bias!.mul(this.scaling.get(a)!));
+          }
+        }),
+      );
+    }
+  }
+
+  /* eslint-disable @typescript-eslint/no-explicit-any */
+  forward(x: Tensor, ...rest: any[]): Tensor {
+    const base = this.base_layer;
+    if (this.disableAdapters) {
+      if (this.merged) this.unmerge();
+      return base.forward(x, ...rest);
+    }
+    if (this.merged) return base.forward(x, ...rest);
+    return scope(() => {
+      let result: Tensor = base.forward(x, ...rest);
+      const resultDtype = result.dtype;
+      for (const a of this.activeAdapters) {
+        const A = this.lora_A.get(a);
+        if (A === undefined) continue;
+        const B = this.lora_B.get(a)!;
+        const dropout = this.lora_dropout.get(a)!;
+        const s = this.scaling.get(a)!;
+        const wDtype = this.loraAWeight(a).dtype;
+        const xa = x.dtype === wDtype ? x : x.to(wDtype);
+        const dora = this.lora_magnitude_vector.get(a) as DoraLinearLayer | undefined;
+        if (dora === undefined) {
+          result = result.add((B.forward(A.forward(dropout.forward(xa))) as Tensor).mul(s));
+        } else {
+          // With no active dropout, the base output (bias taken off) is reused; else x·Wᵀ of the dropped x.
+          const identity = dropout.reprName() === 'Identity' || !this.training;
+          const xd = identity ? xa : (dropout.forward(xa) as Tensor);
+          result = result.add(
+            dora.forward(xd, {
+              loraA: A,
+              loraB: B,
+              scaling: s,
+              baseWeight: this.baseWeight,
+              baseBias: this.baseBias,
+              baseResult: identity ? result : undefined,
+            }),
+          );
+        }
+      }
+      return result.dtype === resultDtype ? result : result.to(resultDtype);
+    });
+  }
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+
+  reprName(): string {
+    return 'lora.Linear';
+  }
+}
