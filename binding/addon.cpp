@@ -21,6 +21,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerTorchLoad(env, exports);
   registerOptimOps(env, exports);
   registerLinalgOps(env, exports);
+  registerFusedOps(env, exports);
   return exports;
 }
 

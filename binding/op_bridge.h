@@ -241,5 +241,6 @@ void registerIo(Napi::Env env, Napi::Object exports);
 void registerTorchLoad(Napi::Env env, Napi::Object exports);
 void registerOptimOps(Napi::Env env, Napi::Object exports);
 void registerLinalgOps(Napi::Env env, Napi::Object exports);
+void registerFusedOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace tl

@@ -104,3 +104,99 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
 export function pad(x: Tensor, padding: number[], value = 0): Tensor {
   return Tensor.wrap(native.pad(x.handle, padding, value));
 }
+
+// ---- fused training ops (src/lora_linear.cpp, rotary.cpp, causal_lm_loss.cpp, swiglu.cpp) ----
+
+export interface LoraLinearOptions {
+  /** Dropout probability on the LoRA input only (default 0). */
+  dropoutP?: number;
+  /** Apply dropout (the module's training flag; default true). */
+  training?: boolean;
+  /** The weight is stored [in, out] (GPT-2's Conv1D) rather than [out, in] (default false). */
+  fanInFanOut?: boolean;
+}
+/**
+ * A LoRA linear layer as one autograd node: x·Wᵀ + b + scaling·((dropout(x)·Aᵀ)·Bᵀ), x [..., in],
+ * W [out, in] (or [in, out] with fanInFanOut), A [r, in], B [out, r]. ΔW is never formed, the LoRA
+ * product is accumulated into the base output, and a frozen W gets no gradient (nor its cost).
+ * The dropout mask comes from the same generator as F.dropout (manualSeed). Adapters in another float
+ * dtype than x (float32 adapters on a bfloat16 base) are applied in their dtype, as PEFT does.
+ */
+export function loraLinear(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  loraA: Tensor,
+  loraB: Tensor,
+  scaling: number,
+  opts: LoraLinearOptions = {},
+): Tensor {
+  const p = opts.dropoutP ?? 0;
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`loraLinear: dropoutP must be in [0, 1], got ${p}`);
+  if (!Number.isFinite(scaling)) throw new RangeError(`loraLinear: scaling must be a finite number, got ${scaling}`);
+  return Tensor.wrap(
+    native.loraLinear(
+      x.handle,
+      weight.handle,
+      bias?.handle,
+      loraA.handle,
+      loraB.handle,
+      scaling,
+      p,
+      opts.training ?? true,
+      opts.fanInFanOut ?? false,
+    ),
+  );
+}
+
+/**
+ * transformers' apply_rotary_pos_emb (rotate_half convention) for q [B, Hq, S, D] and k [B, Hk, S, D]
+ * with cos/sin [B or 1, S, D], in one native call and one autograd node: [q·cos + rotate_half(q)·sin, ...].
+ */
+export function applyRotaryPosEmb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
+  const [qe, ke] = native.applyRotaryPosEmb(q.handle, k.handle, cos.handle, sin.handle);
+  return [Tensor.wrap(qe), Tensor.wrap(ke)];
+}
+
+export interface CausalLmLossOptions {
+  /** Labels equal to this are not scored (default -100). */
+  ignoreIndex?: number;
+  /** Tokens per chunk of logits (default: about 128 MiB of float32 logits per chunk). */
+  chunkSize?: number;
+  /** 'mean' over the scored tokens (default, as transformers) or 'sum' (to divide by a count of your own). */
+  reduction?: 'mean' | 'sum';
+  /**
+   * false (default): when gradients will be wanted, the forward computes them chunk by chunk while the
+   * logits are at hand (holding a hidden-sized gradient, and a W-sized one if W requires grad, until
+   * backward): two LM-head products, as the unfused loss. true: the forward keeps only a logsumexp per
+   * token and the backward recomputes the logits (one product more, nothing hidden-sized held).
+   */
+  recompute?: boolean;
+}
+/**
+ * The causal-LM loss from the LM head's input: cross-entropy of hidden·Wᵀ at position t against
+ * labels[:, t+1], as transformers' ForCausalLMLoss (float32 logits, mean over non-ignored tokens), but
+ * chunk by chunk, so the [tokens, vocab] logits are never held whole, in the forward or the backward.
+ * hidden [B, S, H], lmHeadWeight [V, H], labels [B, S] int64. Returns a float32 scalar (float64 for
+ * float64 inputs).
+ */
+export function causalLmLoss(hidden: Tensor, lmHeadWeight: Tensor, labels: Tensor, opts: CausalLmLossOptions = {}): Tensor {
+  const chunk = opts.chunkSize ?? 0;
+  if (!Number.isInteger(chunk) || chunk < 0) throw new RangeError(`causalLmLoss: chunkSize must be a positive integer, got ${chunk}`);
+  return Tensor.wrap(
+    native.causalLmLoss(
+      hidden.handle,
+      lmHeadWeight.handle,
+      labels.handle,
+      opts.ignoreIndex ?? -100,
+      chunk,
+      opts.reduction ?? 'mean',
+      opts.recompute ?? false,
+    ),
+  );
+}
+
+/** silu(gate)·up (Llama's MLP) as one autograd node that does not keep silu(gate) for the backward. */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  return Tensor.wrap(native.swiglu(gate.handle, up.handle));
+}

@@ -10,6 +10,7 @@ import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, CausalLMInput, CausalLMOutput, causalLMLoss, checkInputIds, DecoderSegments, ModelFactoryOptions } from './causal-lm';
 import { GPT2Config } from './config';
+import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 
 interface GPT2LayerContext {
   attnMask?: Tensor;
@@ -237,5 +238,13 @@ export class GPT2LMHeadModel extends Module {
       if (pastKeyValues !== undefined) out.pastKeyValues = pastKeyValues;
       return out;
     });
+  }
+
+  /**
+   * forward(input).loss without the [tokens, vocab] logits: the LM head and the shifted cross-entropy run
+   * chunk by chunk (F.causalLmLoss), in the forward and the backward. For training steps.
+   */
+  forwardLoss(input: CausalLMInput & { labels: Tensor }, opts: LmHeadLossOptions = {}): Tensor {
+    return scope(() => lmHeadLoss(this.lm_head, this.transformer.forward(input), input.labels, opts));
   }
 }

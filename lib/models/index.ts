@@ -4,6 +4,8 @@ export type { FromConfigOptions, FromPretrainedOptions } from './auto';
 export { KVCache } from './cache';
 export type { KVCacheOptions } from './cache';
 export { causalLMLoss } from './causal-lm';
+export { lmHeadLoss } from './lm-head-loss';
+export type { LmHeadLossOptions } from './lm-head-loss';
 export type { CausalLM, CausalLMInput, CausalLMOutput, BaseModelInput, DecoderSegments, ModelFactoryOptions } from './causal-lm';
 export { readConfig, parseLlamaConfig, parseGPT2Config, ropeParameters, configDType } from './config';
 export type { HFConfig, LlamaConfig, GPT2Config, CausalLMConfig, RopeParameters } from './config';

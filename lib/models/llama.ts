@@ -4,7 +4,7 @@
 // decoder layer, model, LM head.
 import { noGrad } from '../autograd';
 import { empty, tensor } from '../creation';
-import { scaledDotProductAttention } from '../functional';
+import { applyRotaryPosEmb as fusedRotary, scaledDotProductAttention } from '../functional';
 import { scope } from '../memory';
 import { cat } from '../ops';
 import { Embedding, getActivation, init, Linear, Module, ModuleList, RMSNorm } from '../nn';
@@ -13,6 +13,7 @@ import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, CausalLMInput, CausalLMOutput, causalLMLoss, checkInputIds, DecoderSegments, ModelFactoryOptions } from './causal-lm';
 import { LlamaConfig, RopeParameters } from './config';
+import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 
 /** Printed as transformers prints it: `LlamaRMSNorm((48,), eps=1e-06)`. */
 export class LlamaRMSNorm extends RMSNorm {}
@@ -112,23 +113,12 @@ export class LlamaRotaryEmbedding extends Module {
   }
 }
 
-/** [-x2, x1] of the two halves of the last dimension. */
-function rotateHalf(x: Tensor): Tensor {
-  const d = x.shape[x.ndim - 1] / 2;
-  const x1 = x.narrow(-1, 0, d);
-  const x2 = x.narrow(-1, d, d);
-  return cat([x2.neg(), x1], -1);
-}
-
-/** q·cos + rotate_half(q)·sin for q, k [B, H, S, D]; cos, sin [B, S, D]. */
+/**
+ * q·cos + rotate_half(q)·sin (rotate_half(x) = [-x2, x1]) for q, k [B, H, S, D]; cos, sin [B, S, D]:
+ * one native call and one autograd node (src/rotary.cpp), rounding as transformers' composite does.
+ */
 export function applyRotaryPosEmb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
-  return scope(() => {
-    const c = cos.unsqueeze(1);
-    const s = sin.unsqueeze(1);
-    const qe = q.mul(c).add(rotateHalf(q).mul(s));
-    const ke = k.mul(c).add(rotateHalf(k).mul(s));
-    return [qe, ke] as [Tensor, Tensor];
-  });
+  return fusedRotary(q, k, cos, sin);
 }
 
 /** What a decoder layer's attention needs besides the hidden states, computed once per forward. */
@@ -375,5 +365,13 @@ export class LlamaForCausalLM extends Module {
       if (pastKeyValues !== undefined) out.pastKeyValues = pastKeyValues;
       return out;
     });
+  }
+
+  /**
+   * forward(input).loss without the [tokens, vocab] logits: the LM head and the shifted cross-entropy run
+   * chunk by chunk (F.causalLmLoss), in the forward and the backward. For training steps.
+   */
+  forwardLoss(input: CausalLMInput & { labels: Tensor }, opts: LmHeadLossOptions = {}): Tensor {
+    return scope(() => lmHeadLoss(this.lm_head, this.model.forward(input), input.labels, opts));
   }
 }
