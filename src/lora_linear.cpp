@@ -30,16 +30,17 @@ struct LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction>
     else
       at::mm_out(y2, x2, wt);
 
+    // Adapters in another dtype: x is cast first and dropout applied in the adapters' dtype, as PEFT
+    // (lora_A(dropout(x.to(A.dtype)))), so the kept values are scaled without the base dtype's rounding.
+    const bool mixed = a.scalar_type() != x.scalar_type();
     at::Tensor mask;  // bool, only when dropout is active
-    at::Tensor xd = x2;
+    at::Tensor xl = mixed ? x2.to(a.scalar_type()) : x2;
     if (training && p > 0) {
-      auto dropped = at::native_dropout(x2, p, true);
-      xd = std::get<0>(dropped);
+      auto dropped = at::native_dropout(xl, p, true);
+      xl = std::get<0>(dropped);
       mask = std::get<1>(dropped);
       if (mask.scalar_type() != at::kBool) mask = mask.to(at::kBool);
     }
-    const bool mixed = a.scalar_type() != x.scalar_type();
-    const at::Tensor xl = mixed ? xd.to(a.scalar_type()) : xd;
     at::Tensor xa = at::mm(xl, a.t());  // [N, r], kept for backward
     if (!mixed) {
       y2.addmm_(xa, b.t(), /*beta=*/1, /*alpha=*/scaling);  // y += s·(xAᵀ)Bᵀ, no [N, out] temporary
@@ -90,8 +91,8 @@ struct LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction>
     if (needX || needA) gB = at::mm(gl, b).mul_(s);
     if (needB) gradB = at::mm(gl.t(), xa).mul_(s);
     if (needA) {
-      at::Tensor xd = mask.defined() ? x2.mul(mask).mul_(keep) : x2;
-      if (mixed) xd = xd.to(a.scalar_type());
+      at::Tensor xd = mixed ? x2.to(a.scalar_type()) : x2;
+      if (mask.defined()) xd = xd.mul(mask).mul_(keep);
       gradA = at::mm(gB.t(), xd);
     }
     if (needX) {
@@ -100,9 +101,8 @@ struct LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction>
         gx.addmm_(gB, a);  // += s·(gB)A without a second [N, in] tensor
       } else {
         at::Tensor t = at::mm(gB, a);
-        if (mixed) t = t.to(x.scalar_type());
-        if (mask.defined()) t.mul_(mask).mul_(keep);
-        gx.add_(t);
+        if (mask.defined()) t.mul_(mask).mul_(keep);  // through dropout in the adapters' dtype, then cast
+        gx.add_(mixed ? t.to(x.scalar_type()) : t);
       }
       gradX = gx.view(x.sizes());
     }

@@ -4,10 +4,10 @@
 // decoder layer, model, LM head.
 import { noGrad } from '../autograd';
 import { empty, tensor } from '../creation';
-import { applyRotaryPosEmb as fusedRotary, scaledDotProductAttention } from '../functional';
+import { applyRotaryPosEmb as fusedRotary, scaledDotProductAttention, swiglu } from '../functional';
 import { scope } from '../memory';
 import { cat } from '../ops';
-import { Embedding, getActivation, init, Linear, Module, ModuleList, RMSNorm } from '../nn';
+import { Embedding, getActivation, init, Linear, Module, ModuleList, RMSNorm, SiLU, SiLUActivation } from '../nn';
 import { Device, Tensor } from '../tensor';
 import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
@@ -201,6 +201,9 @@ export class LlamaMLP extends Module {
 
   forward(x: Tensor): Tensor {
     return scope(() => {
+      // silu(gate)·up as one native node (F.swiglu): no [.., intermediate] activation kept for backward.
+      if (this.act_fn instanceof SiLUActivation || this.act_fn instanceof SiLU)
+        return this.down_proj.forward(swiglu(this.gate_proj.forward(x), this.up_proj.forward(x)));
       const gated = this.act_fn.forward(this.gate_proj.forward(x)) as Tensor;
       return this.down_proj.forward(gated.mul(this.up_proj.forward(x)));
     });

@@ -3,7 +3,8 @@
 // magnitude-rescaled output instead.
 import { noGrad } from '../../autograd';
 import { normal_, kaimingUniform_, zeros_ } from '../../nn/init';
-import { Conv1D, Linear, Module } from '../../nn';
+import { Conv1D, Dropout, Identity, Linear, Module } from '../../nn';
+import * as F from '../../functional';
 import { svd, qr } from '../../linalg';
 import { keep, scope } from '../../memory';
 import { Tensor } from '../../tensor';
@@ -255,11 +256,14 @@ export class LoraLinear extends LoraLayer {
     }
     if (this.merged) return base.forward(x, ...rest);
     return scope(() => {
-      let result: Tensor = base.forward(x, ...rest);
+      const adapters = this.activeAdapters.filter((a) => this.lora_A.has(a));
+      // The first adapter, when fusable, is applied with the base in one native node (F.loraLinear);
+      // the others are added the composite way after it (same dropout draws in the same order).
+      const fused = rest.length === 0 && adapters.length > 0 ? this.fusedForward(x, adapters[0]) : undefined;
+      let result: Tensor = fused ?? base.forward(x, ...rest);
       const resultDtype = result.dtype;
-      for (const a of this.activeAdapters) {
-        const A = this.lora_A.get(a);
-        if (A === undefined) continue;
+      for (const a of fused === undefined ? adapters : adapters.slice(1)) {
+        const A = this.lora_A.get(a)!;
         const B = this.lora_B.get(a)!;
         const dropout = this.lora_dropout.get(a)!;
         const s = this.scaling.get(a)!;
@@ -288,6 +292,34 @@ export class LoraLinear extends LoraLayer {
     });
   }
   /* eslint-enable @typescript-eslint/no-explicit-any */
+
+  /**
+   * base(x) + s·B(A(dropout(x))) as one F.loraLinear call, or undefined where the composite path must
+   * run: DoRA, lora_B with a bias, a base other than a plain Linear/Conv1D, or tensors the native op
+   * does not take (dtypes/devices that differ, 'meta').
+   */
+  private fusedForward(x: Tensor, adapter: string): Tensor | undefined {
+    const base = this.base_layer;
+    if (base.constructor !== Linear && base.constructor !== Conv1D) return undefined;
+    if (this.lora_magnitude_vector.has(adapter) || this.loraBias.get(adapter)) return undefined;
+    const A = this.lora_A.get(adapter);
+    const B = this.lora_B.get(adapter);
+    if (!(A instanceof Linear) || !(B instanceof Linear) || A.bias !== undefined || B.bias !== undefined) return undefined;
+    const dropout = this.lora_dropout.get(adapter);
+    if (!(dropout instanceof Dropout) && !(dropout instanceof Identity)) return undefined;
+    const { weight, bias } = base as Linear | Conv1D;
+    const a = A.weight;
+    const b = B.weight;
+    if (weight.dtype !== x.dtype || (bias !== undefined && bias.dtype !== x.dtype) || a.dtype !== b.dtype) return undefined;
+    if (x.device === 'meta' || weight.device !== x.device || a.device !== x.device || b.device !== x.device) return undefined;
+    // The Dropout module's own flag decides, as in the composite path (it follows this.training via train()/eval()).
+    const active = dropout instanceof Dropout;
+    return F.loraLinear(x, weight, bias, a, b, this.scaling.get(adapter)!, {
+      dropoutP: active ? dropout.p : 0,
+      training: active && dropout.training,
+      fanInFanOut: this.fanInFanOut,
+    });
+  }
 
   reprName(): string {
     return 'lora.Linear';
