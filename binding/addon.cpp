@@ -1,15 +1,12 @@
-// The addon's entry point: the Tensor handle class and every op group.
+// The addon's entry point: the per-environment tensor table, its handles, and every op group.
 #include "binding/env_state.h"
 #include "binding/op_bridge.h"
 
 namespace tl {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto* state = new EnvState();
-  Napi::Function ctor = TensorHandle::Define(env);
-  state->tensorCtor = Napi::Persistent(ctor);
-  env.SetInstanceData<EnvState>(state);
-  exports.Set("TensorHandle", ctor);
+  env.SetInstanceData<EnvState>(new EnvState());
+  registerTensorHandles(env, exports);
   registerCreationOps(env, exports);
   registerMathOps(env, exports);
   registerShapeOps(env, exports);

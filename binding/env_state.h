@@ -1,11 +1,12 @@
-// Per-environment state (worker threads each get their own): the handle constructor.
+// Per-environment state (worker threads each get their own): the table of tensors JS holds handles to.
 #pragma once
 #include <napi.h>
+#include "binding/tensor_handle.h"
 
 namespace tl {
 
 struct EnvState {
-  Napi::FunctionReference tensorCtor;
+  TensorTable tensors;
 };
 
 inline EnvState& envState(Napi::Env env) { return *env.GetInstanceData<EnvState>(); }

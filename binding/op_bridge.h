@@ -21,21 +21,20 @@ class Args {
   explicit Args(const Napi::CallbackInfo& info) : info_(info) {}
   Napi::Env env() const { return info_.Env(); }
   size_t size() const { return info_.Length(); }
-  bool has(size_t i) const { return i < info_.Length() && !info_[i].IsUndefined() && !info_[i].IsNull(); }
+  bool has(size_t i) const {
+    if (i >= info_.Length()) return false;
+    napi_valuetype type = info_[i].Type();
+    return type != napi_undefined && type != napi_null;
+  }
   Napi::Value raw(size_t i) const { return info_[i]; }
 
   const at::Tensor& t(size_t i) const {
-    Napi::Value v = info_[i];
-    if (!v.IsObject()) throw ArgError("argument " + std::to_string(i) + " must be a Tensor");
-    TensorHandle* h = nullptr;
-    if (napi_unwrap(info_.Env(), v, reinterpret_cast<void**>(&h)) != napi_ok || h == nullptr) {
-      // napi_unwrap leaves a pending exception on failure; clear it so ours is the one reported.
-      napi_value ignored;
-      napi_get_and_clear_last_exception(info_.Env(), &ignored);
-      throw ArgError("argument " + std::to_string(i) + " must be a Tensor");
-    }
-    if (h->disposed()) throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
-    return h->tensor();
+    at::Tensor* out;
+    HandleState s = TensorHandle::Find(info_.Env(), info_[i], &out);
+    if (s == HandleState::kLive) return *out;
+    if (s == HandleState::kDisposed)
+      throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
+    throw ArgError("argument " + std::to_string(i) + " must be a Tensor");
   }
   c10::optional<at::Tensor> optT(size_t i) const {
     if (!has(i)) return c10::nullopt;
@@ -53,7 +52,10 @@ class Args {
     Napi::Value v = info_[i];
     if (v.IsBigInt()) {
       bool lossless;
-      return v.As<Napi::BigInt>().Int64Value(&lossless);
+      int64_t r = v.As<Napi::BigInt>().Int64Value(&lossless);
+      // (a Tensor handle is a BigInt outside the int64 range: it lands here too)
+      if (!lossless) throw ArgError("argument " + std::to_string(i) + " must be an integer in the int64 range");
+      return r;
     }
     if (!v.IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be an integer");
     return v.As<Napi::Number>().Int64Value();
@@ -137,28 +139,28 @@ class Args {
 
  private:
   const at::Tensor& unwrapValue(Napi::Value v, size_t i) const {
-    TensorHandle* h = nullptr;
-    if (!v.IsObject() || napi_unwrap(info_.Env(), v, reinterpret_cast<void**>(&h)) != napi_ok || !h) {
-      napi_value ignored;
-      napi_get_and_clear_last_exception(info_.Env(), &ignored);
-      throw ArgError("argument " + std::to_string(i) + " must be an array of Tensors");
-    }
-    if (h->disposed()) throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
-    return h->tensor();
+    at::Tensor* out;
+    HandleState s = TensorHandle::Find(info_.Env(), v, &out);
+    if (s == HandleState::kLive) return *out;
+    if (s == HandleState::kDisposed)
+      throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
+    throw ArgError("argument " + std::to_string(i) + " must be an array of Tensors");
   }
   const Napi::CallbackInfo& info_;
 };
 
-inline bool isTensorArgAt(const Args& a, size_t i) { return a.has(i) && a.raw(i).IsObject(); }
+// A Tensor argument (a handle; any other object too, so that t(i) reports it) rather than a scalar.
+inline bool isTensorArgAt(const Args& a, size_t i) {
+  if (i >= a.size()) return false;
+  Napi::Value v = a.raw(i);
+  return TensorHandle::IsHandle(a.env(), v) || v.IsObject();
+}
 inline const at::Tensor& unwrapTensor(Napi::Env env, Napi::Value v) {
-  TensorHandle* h = nullptr;
-  if (!v.IsObject() || napi_unwrap(env, v, reinterpret_cast<void**>(&h)) != napi_ok || !h) {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(env, &ignored);
-    throw ArgError("expected a Tensor");
-  }
-  if (h->disposed()) throw ArgError("a Tensor was used after dispose()");
-  return h->tensor();
+  at::Tensor* out;
+  HandleState s = TensorHandle::Find(env, v, &out);
+  if (s == HandleState::kLive) return *out;
+  if (s == HandleState::kDisposed) throw ArgError("a Tensor was used after dispose()");
+  throw ArgError("expected a Tensor");
 }
 
 // --- results to JS ---

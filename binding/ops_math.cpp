@@ -3,7 +3,7 @@
 
 namespace tl {
 
-static bool isTensorArg(const Args& a, size_t i) { return a.has(i) && a.raw(i).IsObject(); }
+static bool isTensorArg(const Args& a, size_t i) { return isTensorArgAt(a, i); }
 
 // A binary op whose second operand is a Tensor or a JS number (a Python-style wrapped scalar).
 #define BINARY(jsName, fn)                                                                    \

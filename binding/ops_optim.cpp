@@ -1,6 +1,7 @@
 // Optimizer steps and gradient utilities: each is one call over a whole list of parameters, reading
 // the gradients here (no JavaScript handle per gradient) and never syncing with the device.
 #include "binding/op_bridge.h"
+#include <c10/core/GradMode.h>  // c10::NoGradGuard / GradMode: at:: no longer re-exports them in libtorch 2.x
 #include "src/adamw.h"
 #include "src/clip_grad.h"
 #include "src/sgd.h"
@@ -26,7 +27,7 @@ void registerOptimOps(Napi::Env env, Napi::Object e) {
   def(env, e, "zeroGrads", [](Args& a) {
     auto params = a.tensors(0);
     const bool setToNone = a.b(1, true);
-    at::NoGradGuard noGrad;
+    c10::NoGradGuard noGrad;
     for (auto& p : params) {
       at::Tensor& g = p.mutable_grad();
       if (!g.defined()) continue;

@@ -52,6 +52,10 @@ export type { LoraConfigOptions, SavePretrainedOptions, FromPretrainedOptions } 
 export * as data from './data';
 export { AutoTokenizer, Tokenizer, Dataset, DataLoader, loadDataset, datasetFromRecords, packDataset, collate } from './data';
 export type { Batch, BatchEncoding, ChatMessage, Example } from './data';
+export * as train from './train';
+export { Trainer, resolveTrainingArguments } from './train';
+export type { TrainingArgumentsOptions, TrainOutput, TrainerOptions, LogEntry } from './train';
+export { getRngState, setRngState } from './random-state';
 
 import { native } from './native';
 /** The libtorch version the addon was built against, e.g. '1.13.0' or '2.11.0'. */

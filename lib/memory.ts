@@ -1,5 +1,5 @@
 // Explicit native memory: scopes that free what they made, and the live-tensor counts tests rely on.
-import { native } from './native';
+import { native, NativeHandle } from './native';
 
 /** What a scope can track and free. Tensor implements it. */
 export interface Disposable {
@@ -8,10 +8,43 @@ export interface Disposable {
 
 const scopes: Disposable[][] = [];
 
+// ---- the safety net: a tensor dropped without dispose() is freed after the GC collects it ----
+// Registering with a FinalizationRegistry costs more than a small op, and most tensors are disposed
+// soon after they are made (by hand or by a scope), so registration waits: new tensors gather in
+// `young` until the current synchronous work ends (a microtask) or YOUNG_MAX have gathered, and only
+// those not disposed by then are registered. Freeing an already disposed handle is a no-op, and a
+// handle's key is never reused for another tensor, so a late cleanup can never free the wrong one.
+interface Owned {
+  readonly handle: NativeHandle;
+  readonly released: boolean;
+}
+const registry = new FinalizationRegistry<NativeHandle>((handle) => native.dispose(handle));
+const YOUNG_MAX = 4096;
+let young: Owned[] = [];
+let sweepQueued = false;
+
+function sweep(): void {
+  sweepQueued = false;
+  const batch = young;
+  young = [];
+  for (const t of batch) if (!t.released) registry.register(t, t.handle);
+}
+
+/** @internal Gives a freshly made tensor the finalizer safety net (lazily, as above). */
+export function watch(t: Owned): void {
+  young.push(t);
+  if (young.length >= YOUNG_MAX) sweep();
+  else if (!sweepQueued) {
+    sweepQueued = true;
+    queueMicrotask(sweep);
+  }
+}
+
 /** @internal Registers a freshly made tensor with the innermost open scope. */
 export function track(t: Disposable): void {
-  const top = scopes[scopes.length - 1];
-  if (top !== undefined) top.push(t);
+  // (not scopes[scopes.length - 1]: reading index -1 of an empty array is a slow property lookup)
+  const n = scopes.length;
+  if (n !== 0) scopes[n - 1].push(t);
 }
 
 function collectKept(value: unknown, out: Set<unknown>, seen: Set<unknown>): void {

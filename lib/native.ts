@@ -2,16 +2,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-/** An opaque handle to one libtorch tensor, owned by a Tensor. */
-export interface NativeHandle {
-  dispose(): void;
-  isDisposed(): boolean;
-}
+declare const handleBrand: unique symbol;
+/**
+ * An opaque handle to one libtorch tensor, owned by a Tensor: a BigInt key into the addon's table of
+ * tensors (binding/tensor_handle.h; a plain value, so making one costs no GC bookkeeping). Free it with
+ * native.dispose(handle); native.isDisposed(handle) tells. A handle the addon returns must become a
+ * Tensor (whose safety net frees it if it is dropped, lib/memory.ts) or be disposed by its holder.
+ */
+export type NativeHandle = bigint & { readonly [handleBrand]: true };
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export type Native = Record<string, (...args: any[]) => any> & {
-  TensorHandle: new () => NativeHandle;
-};
+export type Native = Record<string, (...args: any[]) => any>;
 
 /** The package root: the nearest folder above this file with our package.json (lib/ or dist/lib/). */
 function packageRoot(): string {

@@ -1,7 +1,7 @@
 // The Tensor: a JavaScript owner of one libtorch tensor. Each method is one call into the addon
 // (lib/native.ts -> binding/op_bridge.h -> ATen), with PyTorch's names and semantics in camelCase.
 import { DType, dtypeCode, dtypeName, typedArrayFromBytes, TypedArray } from './dtype';
-import { track } from './memory';
+import { track, watch } from './memory';
 import { native, NativeHandle } from './native';
 
 export type Device = 'cpu' | 'cuda' | 'meta' | `cuda:${number}` | string;
@@ -26,6 +26,8 @@ export class Tensor implements Disposable {
   private shapeCache?: Shape;
   /** Lets scope() tell tensors apart from other disposables. */
   readonly isTensor = true;
+  /** @internal Set by dispose(): lets the safety net skip this tensor without a native call. */
+  released = false;
 
   /**
    * @internal Tensors are made by factories and ops, never by `new Tensor` in user code. `untracked`
@@ -34,6 +36,7 @@ export class Tensor implements Disposable {
   constructor(handle: NativeHandle, untracked = false) {
     this.handle = handle;
     if (!untracked) track(this);
+    watch(this);
   }
 
   /** @internal */
@@ -84,7 +87,7 @@ export class Tensor implements Disposable {
     return native.isContiguous(this.handle);
   }
   get isDisposed(): boolean {
-    return this.handle.isDisposed();
+    return native.isDisposed(this.handle);
   }
 
   // ---- data out ----
@@ -685,7 +688,8 @@ export class Tensor implements Disposable {
   // ---- memory ----
   /** Frees the native memory now (idempotent). Using the tensor afterwards is an error. */
   dispose(): void {
-    this.handle.dispose();
+    native.dispose(this.handle);
+    this.released = true;
     this.shapeCache = undefined; // so that .shape after dispose() is the use-after-dispose error
   }
   [Symbol.dispose](): void {

@@ -1,4 +1,5 @@
 #include "src/adamw.h"
+#include <c10/core/GradMode.h>  // c10::NoGradGuard / GradMode: at:: no longer re-exports them in libtorch 2.x
 
 #include <cmath>
 #include <map>
@@ -58,7 +59,7 @@ void adamwStep(const std::vector<at::Tensor>& params, const std::vector<at::Tens
     TORCH_CHECK(!grads[i].is_sparse(), "AdamW does not support sparse gradients");
     TORCH_CHECK(steps[i] >= 1, "adamwStep: step numbers start at 1, got ", steps[i]);
   }
-  at::NoGradGuard noGrad;
+  c10::NoGradGuard noGrad;
 
 #if TL_TORCH_AT_LEAST(2, 1)
   // Group the fusable parameters by (device, dtype); all others fall through to the composite.

@@ -1,4 +1,5 @@
 #include "src/clip_grad.h"
+#include <c10/core/GradMode.h>  // c10::NoGradGuard / GradMode: at:: no longer re-exports them in libtorch 2.x
 
 #include <cmath>
 
@@ -6,7 +7,7 @@ namespace tl {
 
 at::Tensor clipGradNorm(const std::vector<at::Tensor>& params, double maxNorm, double normType,
                         bool errorIfNonfinite) {
-  at::NoGradGuard noGrad;
+  c10::NoGradGuard noGrad;
   std::vector<at::Tensor> grads;
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());

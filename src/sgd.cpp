@@ -1,4 +1,5 @@
 #include "src/sgd.h"
+#include <c10/core/GradMode.h>  // c10::NoGradGuard / GradMode: at:: no longer re-exports them in libtorch 2.x
 
 namespace tl {
 
@@ -10,7 +11,7 @@ void sgdStep(const std::vector<at::Tensor>& params, const std::vector<at::Tensor
   TORCH_CHECK(!useMomentum || (buffers.size() == n && initialized.size() == n), "sgdStep: momentum needs ", n,
               " buffers and flags, got ", buffers.size(), " and ", initialized.size());
   for (size_t i = 0; i < n; ++i) TORCH_CHECK(grads[i].defined(), "sgdStep: parameter ", i, " has no gradient");
-  at::NoGradGuard noGrad;
+  c10::NoGradGuard noGrad;
   for (size_t i = 0; i < n; ++i) {
     at::Tensor param = params[i];
     at::Tensor d = o.maximize ? grads[i].neg() : grads[i];

@@ -370,7 +370,7 @@ function prepare(tensors: TensorDict, path: string): { records: ZipRecord[]; rel
     if (!Object.hasOwn(STORAGE, t.dtype)) throw new TypeError(`saveTorchBin: '${name}' has dtype ${t.dtype}, which torch.save files here do not hold`);
   }
   const handles: NativeHandle[] = [];
-  const release = () => handles.forEach((h) => h.dispose());
+  const release = () => handles.forEach((h) => native.dispose(h));
   try {
     const entries: Entry[] = list.map(([name, t]) => {
       const handle = native.detach(t.handle) as NativeHandle;

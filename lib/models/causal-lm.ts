@@ -54,15 +54,15 @@ export interface CausalLMOutput {
 }
 
 /**
- * A causal LM's forward cut where gradient checkpointing cuts it: embed() (token embeddings; it also
- * makes what the layers need, so it runs first), the decoder layers one by one (hidden -> hidden), and
- * head() (final norm, LM head, loss). embed -> every layer -> head computes what forward() computes.
- * Tensors are made in the caller's scope.
+ * A causal LM's training forward cut where gradient checkpointing cuts it: embed() (token embeddings; it
+ * also makes what the layers need, so it runs first), the decoder layers one by one (hidden -> hidden),
+ * and loss() (final norm, LM head and the loss of input.labels, as forwardLoss computes it). embed ->
+ * every layer -> loss computes what forwardLoss(input) computes. Tensors are made in the caller's scope.
  */
 export interface DecoderSegments {
   embed(): Tensor;
   readonly layers: ((hidden: Tensor) => Tensor)[];
-  head(hidden: Tensor): CausalLMOutput;
+  loss(hidden: Tensor): Tensor;
 }
 
 /** A model generate() can drive: LlamaForCausalLM, GPT2LMHeadModel. */

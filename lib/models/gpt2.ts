@@ -218,13 +218,11 @@ export class GPT2LMHeadModel extends Module {
         if (ctx === undefined) throw new Error(`segments(): block ${i} ran before embed()`);
         return block.forward(hidden, ctx);
       }),
-      head: (hidden: Tensor) =>
-        scope(() => {
-          const logits = this.lm_head.forward(this.transformer.ln_f.forward(hidden));
-          const out: CausalLMOutput = { logits };
-          if (input.labels !== undefined) out.loss = causalLMLoss(logits, input.labels);
-          return out;
-        }),
+      loss: (hidden: Tensor) => {
+        if (input.labels === undefined) throw new Error('segments(): loss() needs input.labels');
+        const labels = input.labels;
+        return scope(() => lmHeadLoss(this.lm_head, this.transformer.ln_f.forward(hidden), labels));
+      },
     };
   }
 

@@ -348,13 +348,11 @@ export class LlamaForCausalLM extends Module {
         if (ctx === undefined) throw new Error(`segments(): layer ${i} ran before embed()`);
         return layer.forward(hidden, ctx);
       }),
-      head: (hidden: Tensor) =>
-        scope(() => {
-          const logits = this.lm_head.forward(this.model.norm.forward(hidden));
-          const out: CausalLMOutput = { logits };
-          if (input.labels !== undefined) out.loss = causalLMLoss(logits, input.labels);
-          return out;
-        }),
+      loss: (hidden: Tensor) => {
+        if (input.labels === undefined) throw new Error('segments(): loss() needs input.labels');
+        const labels = input.labels;
+        return scope(() => lmHeadLoss(this.lm_head, this.model.norm.forward(hidden), labels));
+      },
     };
   }
 

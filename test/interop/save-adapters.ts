@@ -12,15 +12,17 @@ import type { CausalLM } from '../../lib';
 const FIX = path.resolve(process.env.TL_FIXTURES ?? path.join('test', 'fixtures'));
 const OUT = path.resolve(process.argv[2] ?? 'interop-out');
 
-async function emit(name: string, base: string, peft: PeftModel, inputIds: Tensor): Promise<void> {
+// `active`: the adapter the logits are computed with (PEFT sets the same one before comparing).
+async function emit(name: string, base: string, peft: PeftModel, inputIds: Tensor, active?: string): Promise<void> {
   const dir = path.join(OUT, name);
   fs.mkdirSync(dir, { recursive: true });
+  if (active) peft.setAdapter(active);
   peft.eval();
   const logits = noGrad(() => (peft.forward({ inputIds }) as { logits: Tensor }).logits);
   await peft.savePretrained(path.join(dir, 'st'));
   await peft.savePretrained(path.join(dir, 'bin'), { safeSerialization: false });
   await saveSafetensors({ input_ids: inputIds, logits }, path.join(dir, 'expect.safetensors'));
-  fs.writeFileSync(path.join(dir, 'case.json'), JSON.stringify({ base, adapters: [...peft.peftConfig.keys()] }));
+  fs.writeFileSync(path.join(dir, 'case.json'), JSON.stringify({ base, adapters: [...peft.peftConfig.keys()], active: peft.activeAdapter }));
   console.log(`wrote ${name}`);
 }
 
@@ -38,6 +40,12 @@ async function main(): Promise<void> {
   ]) {
     const peft = await PeftModel.fromPretrained(await model(base), path.join(FIX, name));
     await emit(`resaved-${name}`, base, peft, ids);
+  }
+  // Two adapters: the second is saved in a subfolder named after it; each is compared active alone.
+  for (const active of ['default', 'style']) {
+    const peft = await PeftModel.fromPretrained(await model('tiny-llama'), path.join(FIX, 'llama-multi'));
+    await peft.loadAdapter(path.join(FIX, 'llama-multi', 'style'), 'style');
+    await emit(`resaved-llama-multi-${active}`, 'tiny-llama', peft, ids, active);
   }
   manualSeed(1234);
   const fresh: [string, string, LoraConfig][] = [

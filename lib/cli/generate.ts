@@ -1,0 +1,74 @@
+// torch-lora generate: continues prompts with a base model, optionally with an adapter on it; greedy by
+// default, or sampled (temperature, top-k, top-p), as transformers' generate().
+import { manualSeed, setNumThreads } from '../autograd';
+import { tensor } from '../creation';
+import { DType } from '../dtype';
+import { scope } from '../memory';
+import { generate } from '../models';
+import { CliIO, say } from './io';
+import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, loadTokenizer } from './load-model';
+import type { Command } from './main';
+import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
+
+const spec: CommandSpec = {
+  name: 'generate',
+  usage: '--model DIR [--adapter DIR] --prompt TEXT [options]',
+  summary: 'Continues prompts with a model, with or without a LoRA adapter, and prints the text.',
+  options: [
+    { name: 'model', type: 'string', placeholder: 'DIR', required: true, description: 'base model folder (config.json, model.safetensors, tokenizer.json)' },
+    { name: 'adapter', type: 'string', placeholder: 'DIR', description: 'a PEFT adapter folder to apply' },
+    { name: 'prompt', short: 'p', type: 'string', placeholder: 'TEXT', multiple: true, required: true, description: 'the text to continue' },
+    { name: 'chat', type: 'boolean', description: "wrap each prompt as a user message in the tokenizer's chat template" },
+    { name: 'max-new-tokens', type: 'integer', placeholder: 'N', default: 64, description: 'tokens to generate at most' },
+    { name: 'do-sample', type: 'boolean', description: 'sample instead of taking the most likely token' },
+    { name: 'temperature', type: 'number', placeholder: 'X', default: 1, description: 'sampling temperature' },
+    { name: 'top-k', type: 'integer', placeholder: 'N', default: 50, description: 'sample among the N most likely tokens (0: all)' },
+    { name: 'top-p', type: 'number', placeholder: 'X', default: 1, description: 'sample among the most likely tokens of total probability X' },
+    { name: 'seed', type: 'integer', placeholder: 'N', description: 'random seed for sampling' },
+    { name: 'only-new', type: 'boolean', description: 'print only the generated text, not the prompt' },
+    { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', description: 'cpu, cuda or cuda:N' },
+    { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'auto', choices: DTYPE_CHOICES, description: "weights' dtype (auto: the config's)" },
+    { name: 'threads', type: 'integer', placeholder: 'N', description: 'CPU threads for libtorch' },
+  ],
+  details: 'Example:\n  torch-lora generate --model ./my-llama --adapter ./out --prompt "Once upon a time" --max-new-tokens 40',
+};
+
+async function run(parsed: Parsed, io: CliIO): Promise<void> {
+  const v = parsed.values;
+  requireOptions(spec, v);
+  if (v.threads !== undefined) setNumThreads(v.threads as number);
+  if ((v.maxNewTokens as number) < 0) throw new UsageError(`--max-new-tokens must be non-negative, got ${v.maxNewTokens}`);
+  const prompts = v.prompt as string[];
+  const device = checkDevice(v.device as string);
+  const tokenizer = await loadTokenizer(v.model as string);
+  const base = await loadBaseModel(v.model as string, { device, dtype: v.dtype as DType | 'auto' });
+  // The adapter's layers go into `base` itself, so generating with `base` uses them.
+  const peft = v.adapter !== undefined ? await loadAdapter(base, v.adapter as string) : undefined;
+  base.eval();
+  if (v.seed !== undefined) manualSeed(v.seed as number);
+  const eos = tokenizer.eosTokenId;
+  prompts.forEach((prompt, i) => {
+    const text = scope(() => {
+      const ids = v.chat
+        ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true, tokenize: true })
+        : tokenizer.encode(prompt);
+      const input = tensor([ids], { dtype: 'int64', device });
+      const out = generate(base, input, {
+        maxNewTokens: v.maxNewTokens as number,
+        doSample: (v.doSample as boolean | undefined) ?? false,
+        temperature: v.temperature as number,
+        topK: v.topK as number,
+        topP: v.topP as number,
+        eosTokenId: eos ?? undefined,
+        padTokenId: tokenizer.padTokenId ?? eos ?? undefined,
+      });
+      const fresh = out.narrow(1, ids.length, out.shape[1] - ids.length);
+      return tokenizer.decode(fresh.reshape(-1), { skipSpecialTokens: true });
+    });
+    if (i > 0) say(io);
+    say(io, v.onlyNew ? text : prompt + text);
+  });
+  (peft ?? base).dispose();
+}
+
+export const command: Command = { spec, run };

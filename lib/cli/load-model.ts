@@ -1,0 +1,44 @@
+// Loading what the commands work on: a Hugging Face model folder with its tokenizer, and a PEFT adapter
+// folder, with errors that say which folder lacks what.
+import { AutoTokenizer, Tokenizer } from '../data';
+import { DType } from '../dtype';
+import { AutoModelForCausalLM, CausalLM } from '../models';
+import { PeftModel } from '../peft';
+import { cuda } from '../cuda';
+import { requireDir } from './io';
+import { UsageError } from './options';
+
+export interface LoadOptions {
+  device?: string;
+  /** 'auto' (default): the dtype config.json names. */
+  dtype?: DType | 'auto';
+}
+
+/** The causal LM of a model folder (config.json + weights), in eval mode. */
+export async function loadBaseModel(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
+  requireDir(dir, 'model folder', ['config.json']);
+  return AutoModelForCausalLM.fromPretrained(dir, { device: opts.device, dtype: opts.dtype ?? 'auto' });
+}
+
+/** The tokenizer of a model folder (tokenizer.json, tokenizer_config.json). */
+export async function loadTokenizer(dir: string): Promise<Tokenizer> {
+  requireDir(dir, 'tokenizer folder', ['tokenizer.json']);
+  return AutoTokenizer.fromPretrained(dir);
+}
+
+/** `model` with the adapter saved in `dir` (adapter_config.json + adapter_model.safetensors or .bin). */
+export async function loadAdapter(model: CausalLM, dir: string, opts: { isTrainable?: boolean } = {}): Promise<PeftModel> {
+  requireDir(dir, 'adapter folder', ['adapter_config.json']);
+  return PeftModel.fromPretrained(model, dir, { isTrainable: opts.isTrainable ?? false });
+}
+
+/** The dtype option of a command: 'auto' or a floating-point dtype. */
+export const DTYPE_CHOICES = ['auto', 'float32', 'bfloat16', 'float16'] as const;
+
+/** Checks a --device value before anything is loaded: 'cpu', 'cuda' or 'cuda:N', and a GPU for cuda. */
+export function checkDevice(device: string): string {
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
+  if (device !== 'cpu' && !cuda.isAvailable())
+    throw new Error(`--device ${device}: this libtorch was built without CUDA or sees no GPU; use --device cpu, or install torch-lora against a CUDA libtorch`);
+  return device;
+}

@@ -1,0 +1,194 @@
+// torch-lora train: a base model folder + a data file -> a LoRA adapter in PEFT's format, with the log,
+// the loss curve and checkpoints, through the Trainer. Options come from flags or a JSON config file
+// (the same names; flags win).
+import * as fs from 'fs';
+import { manualSeed, setNumThreads } from '../autograd';
+import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
+import { getPeftModel, LoraConfig, PeftModel } from '../peft';
+import { SCHEDULER_TYPES, SchedulerType } from '../optim';
+import { Trainer, TrainingArgumentsOptions, TrainingDType } from '../train';
+import { CliIO, requireFile, say } from './io';
+import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer } from './load-model';
+import type { Command } from './main';
+import { camel, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
+
+const DATA = 'Model and data';
+const LORA = 'LoRA';
+const TRAIN = 'Training';
+const LOG = 'Logging and checkpoints';
+const HW = 'Device and precision';
+
+const options: OptionSpec[] = [
+  { name: 'model', type: 'string', placeholder: 'DIR', required: true, group: DATA, description: 'base model folder (config.json, model.safetensors, tokenizer.json)' },
+  { name: 'data', type: 'string', placeholder: 'FILE', required: true, group: DATA, description: 'training data: JSONL or JSON of {"text"}, {"prompt","completion"} or {"messages"} records' },
+  { name: 'output', short: 'o', type: 'string', placeholder: 'DIR', default: 'torch-lora-output', group: DATA, description: 'where the adapter, log, loss curve and checkpoints go' },
+  { name: 'eval-data', type: 'string', placeholder: 'FILE', group: DATA, description: 'evaluation data (same formats)' },
+  { name: 'eval-split', type: 'number', placeholder: 'X', group: DATA, description: 'hold out this fraction (or count) of --data for evaluation' },
+  { name: 'tokenizer', type: 'string', placeholder: 'DIR', group: DATA, description: 'tokenizer folder [default: --model]' },
+  { name: 'max-length', type: 'integer', placeholder: 'N', group: DATA, description: 'cut examples to N tokens' },
+  { name: 'packing', type: 'boolean', group: DATA, description: 'concatenate examples into blocks of --seq-len tokens instead of padding' },
+  { name: 'seq-len', type: 'integer', placeholder: 'N', default: 512, group: DATA, description: 'block length with --packing' },
+  { name: 'adapter', type: 'string', placeholder: 'DIR', group: LORA, description: 'continue training this adapter instead of making a new one' },
+  { name: 'r', type: 'integer', placeholder: 'N', default: 8, group: LORA, description: 'LoRA rank' },
+  { name: 'lora-alpha', type: 'number', placeholder: 'X', default: 16, group: LORA, description: 'LoRA alpha (scaling alpha/r)' },
+  { name: 'lora-dropout', type: 'number', placeholder: 'X', default: 0.05, group: LORA, description: 'dropout on the LoRA input' },
+  { name: 'target-modules', type: 'list', placeholder: 'A,B', group: LORA, description: "modules to adapt, e.g. q_proj,v_proj or all-linear [default: PEFT's for the architecture]" },
+  { name: 'use-rslora', type: 'boolean', group: LORA, description: 'rank-stabilized scaling alpha/sqrt(r)' },
+  { name: 'use-dora', type: 'boolean', group: LORA, description: 'weight-decomposed LoRA (DoRA)' },
+  { name: 'epochs', type: 'number', placeholder: 'X', default: 3, group: TRAIN, description: 'passes over the data' },
+  { name: 'max-steps', type: 'integer', placeholder: 'N', group: TRAIN, description: 'optimizer steps in all (overrides --epochs)' },
+  { name: 'batch-size', type: 'integer', placeholder: 'N', default: 8, group: TRAIN, description: 'examples per micro-batch' },
+  { name: 'grad-accum', type: 'integer', placeholder: 'N', default: 1, group: TRAIN, description: 'micro-batches per optimizer step' },
+  { name: 'lr', type: 'number', placeholder: 'X', default: 2e-4, group: TRAIN, description: 'peak learning rate (AdamW)' },
+  { name: 'scheduler', type: 'string', placeholder: 'NAME', default: 'linear', choices: SCHEDULER_TYPES, group: TRAIN, description: 'learning-rate schedule' },
+  { name: 'warmup-steps', type: 'integer', placeholder: 'N', default: 0, group: TRAIN, description: 'linear warmup steps' },
+  { name: 'warmup-ratio', type: 'number', placeholder: 'X', default: 0, group: TRAIN, description: 'warmup as a fraction of the steps (when --warmup-steps is 0)' },
+  { name: 'weight-decay', type: 'number', placeholder: 'X', default: 0, group: TRAIN, description: 'AdamW weight decay' },
+  { name: 'max-grad-norm', type: 'number', placeholder: 'X', default: 1, group: TRAIN, description: 'clip the gradient norm (0: no clipping)' },
+  { name: 'seed', type: 'integer', placeholder: 'N', default: 42, group: TRAIN, description: 'random seed (adapter init, dropout, data order)' },
+  { name: 'gradient-checkpointing', type: 'boolean', group: TRAIN, description: 'recompute layer activations in backward (less memory)' },
+  { name: 'logging-steps', type: 'integer', placeholder: 'N', default: 10, group: LOG, description: 'log every N steps' },
+  { name: 'eval-steps', type: 'integer', placeholder: 'N', group: LOG, description: 'evaluate every N steps [default: at the end]' },
+  { name: 'save-steps', type: 'integer', placeholder: 'N', default: 0, group: LOG, description: 'checkpoint every N steps (0: none)' },
+  { name: 'save-total-limit', type: 'integer', placeholder: 'N', group: LOG, description: 'keep only the newest N checkpoints' },
+  { name: 'resume-from-checkpoint', type: 'string', placeholder: 'DIR', group: LOG, description: "continue from a checkpoint folder, or 'latest' in --output" },
+  { name: 'report', type: 'string', placeholder: 'MODE', default: 'auto', choices: ['auto', 'progress', 'plain', 'none'], group: LOG, description: 'progress output (auto: a bar on a terminal)' },
+  { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', group: HW, description: 'cpu, cuda or cuda:N' },
+  { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'float32', choices: ['float32', 'bfloat16', 'float16'], group: HW, description: 'dtype of the base weights (adapters train in float32)' },
+  { name: 'threads', type: 'integer', placeholder: 'N', group: HW, description: 'CPU threads for libtorch' },
+  { name: 'config', type: 'string', placeholder: 'FILE', group: 'Other', description: 'JSON file of these options (keys like "lr" or "lora-alpha"); flags override it' },
+];
+
+const spec: CommandSpec = {
+  name: 'train',
+  usage: '--model DIR --data FILE [--output DIR] [options]',
+  summary: 'Fine-tunes a Hugging Face causal LM with LoRA and writes the adapter in PEFT format.',
+  options,
+  details: [
+    'Examples:',
+    '  torch-lora train --model ./my-llama --data train.jsonl --output out --epochs 1 --lr 2e-4',
+    '  torch-lora train --config run.json --resume-from-checkpoint latest',
+    '',
+    'Writes into --output: adapter_config.json + adapter_model.safetensors (load them with PEFT),',
+    'trainer_log.jsonl, training_loss.svg, trainer_state.json and checkpoint-<step>/ folders.',
+  ].join('\n'),
+};
+
+/** Values from a --config file, checked against the options (keys in kebab-case or camelCase). */
+function readConfig(file: string): Record<string, OptionValue> {
+  requireFile(file, 'config file');
+  let obj: unknown;
+  try {
+    obj = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`config file '${file}' is not valid JSON: ${(e as Error).message}`);
+  }
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error(`config file '${file}' must hold a JSON object of options`);
+  const out: Record<string, OptionValue> = {};
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const o = options.find((x) => x.name === k || camel(x.name) === k);
+    if (o === undefined || o.name === 'config') throw new UsageError(`unknown option '${k}' in config file '${file}'`);
+    out[camel(o.name)] = convertValue(o, v, `'${k}' in '${file}'`);
+  }
+  return out;
+}
+
+/** Flags over the config file over the defaults. */
+export function resolveTrainOptions(parsed: Parsed): Record<string, OptionValue | undefined> {
+  const v = { ...parsed.values };
+  const file = v.config as string | undefined;
+  if (file !== undefined) for (const [k, x] of Object.entries(readConfig(file))) if (!parsed.given.has(k)) v[k] = x;
+  requireOptions(spec, v);
+  return v;
+}
+
+async function run(parsed: Parsed, io: CliIO): Promise<void> {
+  const v = resolveTrainOptions(parsed);
+  const modelDir = v.model as string;
+  const dataFile = requireFile(v.data as string, 'data file');
+  const evalFile = v.evalData === undefined ? undefined : requireFile(v.evalData as string, 'evaluation data file');
+  if (evalFile && v.evalSplit !== undefined) throw new UsageError('give --eval-data or --eval-split, not both');
+  if (v.threads !== undefined) {
+    if ((v.threads as number) < 1) throw new UsageError(`--threads must be at least 1, got ${v.threads}`);
+    setNumThreads(v.threads as number);
+  }
+  const dtype = v.dtype as TrainingDType;
+  const device = checkDevice(v.device as string);
+
+  const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
+  const maxLength = v.maxLength as number | undefined;
+  let train: Dataset<Example | MaybeMasked> = loadDataset(dataFile, tokenizer, { maxLength });
+  let evalSet: Dataset<Example | MaybeMasked> | undefined = evalFile ? loadDataset(evalFile, tokenizer, { maxLength }) : undefined;
+  if (v.evalSplit !== undefined) {
+    const split = (train as Dataset<Example>).trainTestSplit({ testSize: v.evalSplit as number, seed: v.seed as number });
+    train = split.train;
+    evalSet = split.test;
+  }
+  if (v.packing) {
+    const pack = (d: Dataset<Example | MaybeMasked>) => packDataset(d as Dataset<Example>, { seqLen: v.seqLen as number, eosTokenId: tokenizer.eosTokenId });
+    train = pack(train);
+    if (evalSet) evalSet = pack(evalSet);
+  }
+
+  const base = await loadBaseModel(modelDir, { device, dtype });
+  let model: PeftModel;
+  if (v.adapter !== undefined) {
+    model = await loadAdapter(base, v.adapter as string, { isTrainable: true });
+  } else {
+    manualSeed(v.seed as number); // the adapter's initial weights depend on the seed
+    const targets = v.targetModules as string[] | undefined;
+    model = getPeftModel(
+      base,
+      new LoraConfig({
+        r: v.r as number,
+        loraAlpha: v.loraAlpha as number,
+        loraDropout: v.loraDropout as number,
+        targetModules: targets === undefined ? null : targets.length === 1 && targets[0] === 'all-linear' ? 'all-linear' : targets,
+        useRslora: (v.useRslora as boolean | undefined) ?? false,
+        useDora: (v.useDora as boolean | undefined) ?? false,
+        taskType: 'CAUSAL_LM',
+      }),
+    );
+  }
+  const [trainable, all] = model.getNbTrainableParameters();
+  say(io, `torch-lora train: ${train.length} training examples${evalSet ? `, ${evalSet.length} for evaluation` : ''}; ` +
+    `${trainable.toLocaleString('en-US')} trainable of ${all.toLocaleString('en-US')} parameters (${((100 * trainable) / all).toFixed(4)}%)`);
+
+  const args: TrainingArgumentsOptions = {
+    outputDir: v.output as string,
+    numTrainEpochs: v.epochs as number,
+    maxSteps: (v.maxSteps as number | undefined) ?? -1,
+    perDeviceTrainBatchSize: v.batchSize as number,
+    gradientAccumulationSteps: v.gradAccum as number,
+    learningRate: v.lr as number,
+    lrSchedulerType: v.scheduler as SchedulerType,
+    warmupSteps: v.warmupSteps as number,
+    warmupRatio: v.warmupRatio as number,
+    weightDecay: v.weightDecay as number,
+    maxGradNorm: v.maxGradNorm as number,
+    seed: v.seed as number,
+    gradientCheckpointing: (v.gradientCheckpointing as boolean | undefined) ?? false,
+    loggingSteps: v.loggingSteps as number,
+    evalSteps: v.evalSteps as number | undefined,
+    saveSteps: v.saveSteps as number,
+    saveTotalLimit: v.saveTotalLimit as number | undefined,
+    report: v.report as TrainingArgumentsOptions['report'],
+    device,
+    dtype: dtype === 'float32' ? undefined : dtype,
+  };
+  let trainer: Trainer;
+  try {
+    trainer = new Trainer({ model, trainDataset: train, evalDataset: evalSet, tokenizer, args, stream: io.out });
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message.replace(/^TrainingArguments: /, ''));
+    throw e;
+  }
+  const resume = v.resumeFromCheckpoint as string | undefined;
+  const result = await trainer.train({ resumeFromCheckpoint: resume === undefined ? undefined : resume === 'latest' ? true : resume });
+  say(io, `done: ${result.globalStep} steps, mean loss ${result.trainingLoss.toFixed(4)}${result.evalLoss !== undefined ? `, eval loss ${result.evalLoss.toFixed(4)}` : ''}`);
+  say(io, `adapter: ${result.adapterDir} (adapter_config.json, adapter_model.safetensors)`);
+  say(io, `log: ${result.logFile}${result.lossPlot ? `\nloss curve: ${result.lossPlot}` : ''}`);
+  model.dispose();
+}
+
+export const command: Command = { spec, run };

@@ -1,0 +1,171 @@
+// The Trainer's settings, named as transformers' TrainingArguments (camelCase), with its defaults
+// where they make sense for LoRA, and checked once so that a wrong value fails before training starts.
+import { SCHEDULER_TYPES, SchedulerType } from '../optim';
+
+/** How progress goes to the terminal: a redrawn bar, one line per log, or nothing. 'auto': a bar on a TTY. */
+export type ReportMode = 'auto' | 'progress' | 'plain' | 'none';
+
+/** Mixed precision: the dtype of the frozen (base) weights; trainable weights stay float32 unless told. */
+export type TrainingDType = 'float32' | 'bfloat16' | 'float16';
+
+export interface TrainingArgumentsOptions {
+  /** Where the log, the loss plot, checkpoints and the final adapter go. */
+  outputDir: string;
+  /** Passes over the training data (default 3; fractions allowed). Ignored when maxSteps > 0. */
+  numTrainEpochs?: number;
+  /** Optimizer steps to take in all (default -1: numTrainEpochs decides). */
+  maxSteps?: number;
+  /** Examples per micro-batch (default 8). */
+  perDeviceTrainBatchSize?: number;
+  /** Examples per evaluation batch (default perDeviceTrainBatchSize). */
+  perDeviceEvalBatchSize?: number;
+  /** Micro-batches per optimizer step (default 1); the loss is the token mean over all of them. */
+  gradientAccumulationSteps?: number;
+  /** Peak learning rate of AdamW (default 2e-4, a usual LoRA value; transformers' is 5e-5). */
+  learningRate?: number;
+  /** 'constant' | 'constant_with_warmup' | 'linear' (default) | 'cosine', as transformers' get_scheduler. */
+  lrSchedulerType?: SchedulerType;
+  /** Warmup steps (default 0); when 0, warmupRatio × total steps (rounded up). */
+  warmupSteps?: number;
+  warmupRatio?: number;
+  /** AdamW's decoupled weight decay (default 0), not applied to biases and norm weights (as transformers). */
+  weightDecay?: number;
+  adamBeta1?: number;
+  adamBeta2?: number;
+  adamEpsilon?: number;
+  /** Clip the gradient norm to this (default 1; 0 or Infinity: no clipping, the norm is still logged). */
+  maxGradNorm?: number;
+  /** Evaluate every this many steps (default: only at the end) when there is an evalDataset. */
+  evalSteps?: number;
+  /** Log (and report) every this many steps (default 10). */
+  loggingSteps?: number;
+  /** Save a checkpoint every this many steps (default 0: none; the final adapter is always saved). */
+  saveSteps?: number;
+  /** Keep at most this many checkpoints, deleting the oldest (default: all). */
+  saveTotalLimit?: number;
+  /** Seeds dropout and everything random in training (default 42). */
+  seed?: number;
+  /** Seeds the order of the data (default: seed). */
+  dataSeed?: number;
+  /** Shuffle the training data each epoch (default true). */
+  shuffle?: boolean;
+  /** Leave out the last, smaller batch of each epoch (default false). */
+  dataloaderDropLast?: boolean;
+  /** Move the model and the batches here (default: where the model's parameters are). */
+  device?: string;
+  /**
+   * Cast the frozen floating-point weights to this dtype (default: leave them as they are). Trainable
+   * weights are cast to float32 (PEFT's autocast_adapter_dtype), unless trainableDtype says otherwise.
+   */
+  dtype?: TrainingDType;
+  /** 'float32' (default) or 'same': the trainable weights in `dtype` too (all bfloat16). */
+  trainableDtype?: 'float32' | 'same';
+  /** Recompute each decoder layer's activations in backward instead of keeping them (less memory, ~1/3 more compute). */
+  gradientCheckpointing?: boolean;
+  /**
+   * Compute the loss with the model's forwardLoss where it has one (default true): the LM head and the
+   * cross-entropy chunk by chunk, never holding the [tokens, vocab] logits. false: forward()'s logits,
+   * then the loss, as transformers does (the same value up to float rounding, ~1e-6).
+   */
+  chunkedLoss?: boolean;
+  /** Where progress goes (default 'auto'). */
+  report?: ReportMode;
+  /** Write the loss curve picture (default true). */
+  plotLoss?: boolean;
+}
+
+/** Every setting filled in. */
+export interface TrainingArguments extends Required<Omit<TrainingArgumentsOptions, 'device' | 'dtype' | 'saveTotalLimit' | 'evalSteps' | 'dataSeed'>> {
+  device?: string;
+  dtype?: TrainingDType;
+  saveTotalLimit?: number;
+  evalSteps?: number;
+  dataSeed: number;
+}
+
+const DTYPES: TrainingDType[] = ['float32', 'bfloat16', 'float16'];
+
+function check(ok: boolean, what: string, value: unknown, want: string): void {
+  if (!ok) throw new RangeError(`TrainingArguments: ${what} must be ${want}, got ${JSON.stringify(value)}`);
+}
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+const isNum = (v: unknown): v is number => typeof v === 'number' && !Number.isNaN(v);
+
+/** Fills in the defaults and checks every value; throws a RangeError naming the first bad one. */
+export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingArguments {
+  if (o === null || typeof o !== 'object') throw new TypeError('TrainingArguments: expected an options object with at least outputDir');
+  const known = new Set<string>([
+    'outputDir', 'numTrainEpochs', 'maxSteps', 'perDeviceTrainBatchSize', 'perDeviceEvalBatchSize', 'gradientAccumulationSteps',
+    'learningRate', 'lrSchedulerType', 'warmupSteps', 'warmupRatio', 'weightDecay', 'adamBeta1', 'adamBeta2', 'adamEpsilon',
+    'maxGradNorm', 'evalSteps', 'loggingSteps', 'saveSteps', 'saveTotalLimit', 'seed', 'dataSeed', 'shuffle',
+    'dataloaderDropLast', 'device', 'dtype', 'trainableDtype', 'gradientCheckpointing', 'chunkedLoss', 'report', 'plotLoss',
+  ]); // prettier-ignore
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`TrainingArguments: unknown setting '${k}'`);
+  check(typeof o.outputDir === 'string' && o.outputDir.length > 0, 'outputDir', o.outputDir, 'a folder path');
+  const seed = o.seed ?? 42;
+  const a: TrainingArguments = {
+    outputDir: o.outputDir,
+    numTrainEpochs: o.numTrainEpochs ?? 3,
+    maxSteps: o.maxSteps ?? -1,
+    perDeviceTrainBatchSize: o.perDeviceTrainBatchSize ?? 8,
+    perDeviceEvalBatchSize: o.perDeviceEvalBatchSize ?? o.perDeviceTrainBatchSize ?? 8,
+    gradientAccumulationSteps: o.gradientAccumulationSteps ?? 1,
+    learningRate: o.learningRate ?? 2e-4,
+    lrSchedulerType: o.lrSchedulerType ?? 'linear',
+    warmupSteps: o.warmupSteps ?? 0,
+    warmupRatio: o.warmupRatio ?? 0,
+    weightDecay: o.weightDecay ?? 0,
+    adamBeta1: o.adamBeta1 ?? 0.9,
+    adamBeta2: o.adamBeta2 ?? 0.999,
+    adamEpsilon: o.adamEpsilon ?? 1e-8,
+    maxGradNorm: o.maxGradNorm ?? 1,
+    evalSteps: o.evalSteps,
+    loggingSteps: o.loggingSteps ?? 10,
+    saveSteps: o.saveSteps ?? 0,
+    saveTotalLimit: o.saveTotalLimit,
+    seed,
+    dataSeed: o.dataSeed ?? seed,
+    shuffle: o.shuffle ?? true,
+    dataloaderDropLast: o.dataloaderDropLast ?? false,
+    device: o.device,
+    dtype: o.dtype,
+    trainableDtype: o.trainableDtype ?? 'float32',
+    gradientCheckpointing: o.gradientCheckpointing ?? false,
+    chunkedLoss: o.chunkedLoss ?? true,
+    report: o.report ?? 'auto',
+    plotLoss: o.plotLoss ?? true,
+  };
+  check(isNum(a.numTrainEpochs) && a.numTrainEpochs > 0, 'numTrainEpochs', a.numTrainEpochs, 'a positive number');
+  check(isInt(a.maxSteps) && (a.maxSteps > 0 || a.maxSteps === -1), 'maxSteps', a.maxSteps, 'a positive integer (or -1)');
+  check(isInt(a.perDeviceTrainBatchSize) && a.perDeviceTrainBatchSize > 0, 'perDeviceTrainBatchSize', a.perDeviceTrainBatchSize, 'a positive integer');
+  check(isInt(a.perDeviceEvalBatchSize) && a.perDeviceEvalBatchSize > 0, 'perDeviceEvalBatchSize', a.perDeviceEvalBatchSize, 'a positive integer');
+  check(isInt(a.gradientAccumulationSteps) && a.gradientAccumulationSteps > 0, 'gradientAccumulationSteps', a.gradientAccumulationSteps, 'a positive integer');
+  check(isNum(a.learningRate) && a.learningRate >= 0, 'learningRate', a.learningRate, 'a non-negative number');
+  check(SCHEDULER_TYPES.includes(a.lrSchedulerType), 'lrSchedulerType', a.lrSchedulerType, `one of ${SCHEDULER_TYPES.join(', ')}`);
+  check(isInt(a.warmupSteps) && a.warmupSteps >= 0, 'warmupSteps', a.warmupSteps, 'a non-negative integer');
+  check(isNum(a.warmupRatio) && a.warmupRatio >= 0 && a.warmupRatio <= 1, 'warmupRatio', a.warmupRatio, 'a number in [0, 1]');
+  check(isNum(a.weightDecay) && a.weightDecay >= 0, 'weightDecay', a.weightDecay, 'a non-negative number');
+  check(isNum(a.adamBeta1) && a.adamBeta1 >= 0 && a.adamBeta1 < 1, 'adamBeta1', a.adamBeta1, 'in [0, 1)');
+  check(isNum(a.adamBeta2) && a.adamBeta2 >= 0 && a.adamBeta2 < 1, 'adamBeta2', a.adamBeta2, 'in [0, 1)');
+  check(isNum(a.adamEpsilon) && a.adamEpsilon >= 0, 'adamEpsilon', a.adamEpsilon, 'a non-negative number');
+  check(isNum(a.maxGradNorm) && a.maxGradNorm >= 0, 'maxGradNorm', a.maxGradNorm, 'a non-negative number');
+  check(a.evalSteps === undefined || (isInt(a.evalSteps) && a.evalSteps > 0), 'evalSteps', a.evalSteps, 'a positive integer');
+  check(isInt(a.loggingSteps) && a.loggingSteps > 0, 'loggingSteps', a.loggingSteps, 'a positive integer');
+  check(isInt(a.saveSteps) && a.saveSteps >= 0, 'saveSteps', a.saveSteps, 'a non-negative integer');
+  check(a.saveTotalLimit === undefined || (isInt(a.saveTotalLimit) && a.saveTotalLimit > 0), 'saveTotalLimit', a.saveTotalLimit, 'a positive integer');
+  check(isInt(a.seed) && a.seed >= 0, 'seed', a.seed, 'a non-negative integer');
+  check(isInt(a.dataSeed) && a.dataSeed >= 0, 'dataSeed', a.dataSeed, 'a non-negative integer');
+  check(a.device === undefined || /^(cpu|cuda(:\d+)?)$/.test(a.device), 'device', a.device, "'cpu', 'cuda' or 'cuda:N'");
+  check(a.dtype === undefined || DTYPES.includes(a.dtype), 'dtype', a.dtype, DTYPES.join(', '));
+  check(a.trainableDtype === 'float32' || a.trainableDtype === 'same', 'trainableDtype', a.trainableDtype, "'float32' or 'same'");
+  check(['auto', 'progress', 'plain', 'none'].includes(a.report), 'report', a.report, "'auto', 'progress', 'plain' or 'none'");
+  return a;
+}
+
+/** The settings as JSON with transformers' snake_case names (training_args.json). */
+export function trainingArgumentsJSON(a: TrainingArguments): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(a)) out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v ?? null;
+  return out;
+}
+

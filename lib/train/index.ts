@@ -1,0 +1,28 @@
+// Training: the Trainer (transformers' loop for causal LMs and PEFT adapters), its settings, checkpoints,
+// gradient checkpointing, mixed precision, the log and the loss picture.
+export { Trainer, LOG_FILE_NAME, LOSS_PLOT_NAME, TRAINING_ARGS_NAME } from './trainer';
+export type { TrainerOptions, TrainOptions, TrainOutput, TrainerCallbacks } from './trainer';
+export { resolveTrainingArguments, trainingArgumentsJSON } from './args';
+export type { TrainingArguments, TrainingArgumentsOptions, TrainingDType, ReportMode } from './args';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  lastCheckpoint,
+  listCheckpoints,
+  checkpointDir,
+  readTrainerState,
+  saveTrainedWeights,
+  loadTrainedWeights,
+  PREFIX_CHECKPOINT_DIR,
+  TRAINER_STATE_NAME,
+} from './checkpoint';
+export type { TrainerState, DataPosition, CheckpointParts } from './checkpoint';
+export { checkpointedForwardBackward, isSegmentable } from './gradient-checkpointing';
+export { castForTraining } from './precision';
+export { GradScaler } from './grad-scaler';
+export type { GradScalerOptions, GradScalerState } from './grad-scaler';
+export { JsonlLog } from './log-entry';
+export type { LogEntry } from './log-entry';
+export { lossCurveSvg, writeLossPlot, niceTicks } from './loss-plot';
+export { ProgressReporter, formatLogLine, formatDuration } from './progress';
+export type { ReportStream, ProgressMode } from './progress';

@@ -1,0 +1,556 @@
+// The Trainer: transformers' Trainer loop for causal LMs (with or without PEFT) in TypeScript.
+//
+//   const trainer = new Trainer({ model: peftModel, trainDataset, evalDataset, tokenizer, args });
+//   const result = await trainer.train();            // or train({ resumeFromCheckpoint: true })
+//
+// Each optimizer step takes gradientAccumulationSteps micro-batches; the loss of a step is the mean
+// cross-entropy over all label tokens of all its micro-batches (each micro-batch's mean weighted by its
+// share of the tokens, as transformers' num_items_in_batch), so k micro-batches of b examples give the
+// step one batch of k·b gives. Then: gradient clipping, AdamW, the schedule. Logs (loss, lr, grad norm,
+// tokens/s) go to the terminal and to trainer_log.jsonl; evaluation every evalSteps; checkpoints every
+// saveSteps (see checkpoint.ts) from which train({ resumeFromCheckpoint }) continues bit for bit; at the
+// end the adapter (PEFT format), trainer_state.json and the loss curve (training_loss.svg).
+import * as fs from 'fs';
+import * as path from 'path';
+import { manualSeed, noGrad } from '../autograd';
+import { Batch, DataLoader, Dataset, Example, IGNORE_INDEX, MaybeMasked, Tokenizer } from '../data';
+import { scope, keep } from '../memory';
+import { CausalLMInput, CausalLMOutput } from '../models';
+import { LayerNorm, Module, Parameter, RMSNorm } from '../nn';
+import { AdamW, clipGradNorm, getScheduler, LambdaLR, SchedulerType } from '../optim';
+import { stack } from '../ops';
+import { PeftModel } from '../peft';
+import { Device, Tensor } from '../tensor';
+import { resolveTrainingArguments, TrainingArguments, TrainingArgumentsOptions, trainingArgumentsJSON } from './args';
+import {
+  DataPosition,
+  lastCheckpoint,
+  loadCheckpoint,
+  readTrainerState,
+  rotateCheckpoints,
+  saveCheckpoint,
+  saveTrainedWeights,
+  TRAINER_STATE_NAME,
+  TrainerState,
+} from './checkpoint';
+import { GradScaler } from './grad-scaler';
+import { checkpointedForwardBackward, isSegmentable, Segmentable } from './gradient-checkpointing';
+import { JsonlLog, LogEntry } from './log-entry';
+import { writeLossPlot } from './loss-plot';
+import { castForTraining } from './precision';
+import { ProgressReporter, ReportStream } from './progress';
+
+export const LOG_FILE_NAME = 'trainer_log.jsonl';
+export const LOSS_PLOT_NAME = 'training_loss.svg';
+export const TRAINING_ARGS_NAME = 'training_args.json';
+
+/** Hooks into the loop. */
+export interface TrainerCallbacks {
+  /** Every log entry, as it is written. */
+  onLog?(entry: LogEntry): void;
+  /** Before each optimizer step, with the step's gradients accumulated (and clipped) in the parameters. */
+  onPreOptimizerStep?(state: { globalStep: number; model: Module }): void;
+  /** After each optimizer step (and its logging, evaluation and checkpoint); return true to stop there. */
+  onStepEnd?(state: { globalStep: number; epoch: number; maxSteps: number }): boolean | void;
+}
+
+export interface TrainerOptions {
+  /** A causal LM (LlamaForCausalLM, GPT2LMHeadModel ...) or a PeftModel around one; its trainable parameters are trained. */
+  model: Module;
+  args: TrainingArgumentsOptions;
+  /** Tokenized examples (loadDataset, packDataset ...): input ids and labels (-100: no loss). */
+  trainDataset: Dataset<Example | MaybeMasked>;
+  evalDataset?: Dataset<Example | MaybeMasked>;
+  /** Gives the padding token (and side) for batches of examples of different lengths. */
+  tokenizer?: Tokenizer;
+  /** The padding token when there is no tokenizer (default: the model config's pad_token_id, else eos). */
+  padTokenId?: number;
+  callbacks?: TrainerCallbacks;
+  /** Where progress is printed (default process.stdout). */
+  stream?: ReportStream;
+}
+
+export interface TrainOptions {
+  /** A checkpoint folder, or true: the newest checkpoint in outputDir. */
+  resumeFromCheckpoint?: string | boolean;
+}
+
+export interface TrainOutput {
+  globalStep: number;
+  /** Mean loss over all steps of the training (resumed runs included). */
+  trainingLoss: number;
+  /** The last evaluation loss, when there was an evalDataset. */
+  evalLoss?: number;
+  /** The final log entry: train_loss, train_runtime, the rates, epoch. */
+  metrics: LogEntry;
+  logHistory: LogEntry[];
+  outputDir: string;
+  /** Where the trained weights went (the adapter in PEFT format): outputDir. */
+  adapterDir: string;
+  logFile: string;
+  lossPlot?: string;
+  /** A checkpoint the run started from. */
+  resumedFrom?: string;
+  /** A callback stopped the run before maxSteps. */
+  stoppedEarly: boolean;
+}
+
+/** Counts from a batch's CPU tensors: label tokens the loss is taken on (after the causal shift) and real tokens. */
+function countTokens(b: Batch): { labels: number; tokens: number } {
+  const [rows, len] = b.labels.shape;
+  const labels = b.labels.data() as BigInt64Array;
+  const mask = b.attentionMask.data() as BigInt64Array;
+  let nl = 0;
+  let nt = 0;
+  const ignore = BigInt(IGNORE_INDEX);
+  for (let r = 0; r < rows; r++) for (let j = 1; j < len; j++) if (labels[r * len + j] !== ignore) nl++;
+  for (let i = 0; i < mask.length; i++) if (mask[i] !== 0n) nt++;
+  return { labels: nl, tokens: nt };
+}
+
+/** pad_token_id, else the (first) eos_token_id of a model's config, if it has one. */
+function configPadToken(model: Module): number | undefined {
+  const c = (model as { config?: { padTokenId?: number | null; eosTokenId?: number | number[] | null } }).config;
+  if (c === undefined) return undefined;
+  if (typeof c.padTokenId === 'number') return c.padTokenId;
+  const eos = Array.isArray(c.eosTokenId) ? c.eosTokenId[0] : c.eosTokenId;
+  return typeof eos === 'number' ? eos : undefined;
+}
+
+function disposeBatch(b: Batch): void {
+  b.inputIds.dispose();
+  b.attentionMask.dispose();
+  b.labels.dispose();
+}
+
+export class Trainer {
+  readonly model: Module;
+  readonly args: TrainingArguments;
+  readonly trainDataset: Dataset<Example | MaybeMasked>;
+  readonly evalDataset?: Dataset<Example | MaybeMasked>;
+  readonly tokenizer?: Tokenizer;
+  private readonly callbacks: TrainerCallbacks;
+  private readonly stream?: ReportStream;
+  /** The model whose forward runs (the PeftModel's base model, with the LoRA layers in it). */
+  private readonly core: Module;
+  private readonly device: Device;
+  private readonly padTokenId?: number;
+  private readonly trainLoader: DataLoader;
+  private readonly params: Parameter[];
+  readonly optimizer: AdamW;
+  readonly scheduler: LambdaLR;
+  readonly scaler?: GradScaler;
+  readonly maxSteps: number;
+  readonly stepsPerEpoch: number;
+  readonly warmupSteps: number;
+  /** Optimizer steps taken so far (global_step). */
+  private stepIndex = 0;
+  /** The log so far. */
+  logHistory: LogEntry[] = [];
+
+  constructor(opts: TrainerOptions) {
+    if (opts === null || typeof opts !== 'object') throw new TypeError('Trainer: expected { model, args, trainDataset, ... }');
+    if (!(opts.model instanceof Module)) throw new TypeError('Trainer: `model` must be a Module (a causal LM or a PeftModel)');
+    if (!(opts.trainDataset instanceof Dataset)) throw new TypeError('Trainer: `trainDataset` must be a Dataset of tokenized examples (loadDataset)');
+    if (opts.trainDataset.length === 0) throw new Error('Trainer: the training dataset is empty');
+    if (opts.evalDataset !== undefined && !(opts.evalDataset instanceof Dataset)) throw new TypeError('Trainer: `evalDataset` must be a Dataset');
+    this.args = resolveTrainingArguments(opts.args);
+    this.model = opts.model;
+    this.trainDataset = opts.trainDataset;
+    this.evalDataset = opts.evalDataset?.length ? opts.evalDataset : undefined;
+    this.tokenizer = opts.tokenizer;
+    this.callbacks = opts.callbacks ?? {};
+    this.stream = opts.stream;
+    this.core = this.model instanceof PeftModel ? this.model.getBaseModel() : this.model;
+    const a = this.args;
+
+    if (a.gradientCheckpointing && !isSegmentable(this.core))
+      throw new Error(`Trainer: gradientCheckpointing needs a model that runs its decoder layers one by one (segments()); ${this.core.reprName()} does not`);
+    const first = this.model.parameters().next();
+    if (first.done) throw new Error('Trainer: the model has no parameters');
+    this.device = a.device ?? first.value.device;
+    if (a.device !== undefined) this.model.to(a.device);
+    if (a.dtype !== undefined) castForTraining(this.model, a.dtype, a.trainableDtype);
+    const usesFloat16 = [...this.model.parameters()].some((p) => p.dtype === 'float16');
+    if (usesFloat16) this.scaler = new GradScaler();
+
+    const named = [...this.model.namedParameters()].filter(([, p]) => p.requiresGrad);
+    if (named.length === 0)
+      throw new Error('Trainer: the model has no trainable parameters (requiresGrad); wrap it with getPeftModel, or set requiresGrad on what to train');
+    this.params = named.map(([, p]) => p);
+
+    this.padTokenId = opts.padTokenId ?? this.tokenizer?.padTokenId ?? configPadToken(this.core);
+    this.trainLoader = new DataLoader(this.trainDataset, {
+      batchSize: a.perDeviceTrainBatchSize,
+      shuffle: a.shuffle,
+      seed: a.dataSeed,
+      dropLast: a.dataloaderDropLast,
+      tokenizer: this.tokenizer,
+      padTokenId: this.padTokenId,
+    });
+    this.stepsPerEpoch = Math.ceil(this.trainLoader.length / a.gradientAccumulationSteps);
+    this.maxSteps = a.maxSteps > 0 ? a.maxSteps : Math.max(1, Math.ceil(a.numTrainEpochs * this.stepsPerEpoch));
+    this.warmupSteps = a.warmupSteps > 0 ? a.warmupSteps : Math.ceil(a.warmupRatio * this.maxSteps);
+
+    this.optimizer = new AdamW(this.parameterGroups(named), {
+      lr: a.learningRate,
+      betas: [a.adamBeta1, a.adamBeta2],
+      eps: a.adamEpsilon,
+      weightDecay: a.weightDecay,
+    });
+    // transformers' 'constant' ignores warmup; asking for warmup with it means constant_with_warmup.
+    const type: SchedulerType = a.lrSchedulerType === 'constant' && this.warmupSteps > 0 ? 'constant_with_warmup' : a.lrSchedulerType;
+    this.scheduler = getScheduler(type, this.optimizer, { numWarmupSteps: this.warmupSteps, numTrainingSteps: this.maxSteps });
+  }
+
+  /**
+   * transformers' two groups: weight decay on weights, none on biases and norm weights (a LoRA adapter
+   * has only weights). One group when there is no decay or nothing is exempt.
+   */
+  private parameterGroups(named: [string, Parameter][]): { params: Parameter[]; weightDecay?: number }[] {
+    if (this.args.weightDecay === 0) return [{ params: named.map(([, p]) => p) }];
+    const exempt = new Set<Parameter>();
+    for (const m of this.model.modules()) if (m instanceof LayerNorm || m instanceof RMSNorm) for (const p of m.parameters()) exempt.add(p);
+    for (const [name, p] of named) if (name === 'bias' || name.endsWith('.bias')) exempt.add(p);
+    const decay = named.filter(([, p]) => !exempt.has(p)).map(([, p]) => p);
+    const noDecay = named.filter(([, p]) => exempt.has(p)).map(([, p]) => p);
+    if (noDecay.length === 0) return [{ params: decay }];
+    if (decay.length === 0) return [{ params: noDecay, weightDecay: 0 }];
+    return [{ params: decay }, { params: noDecay, weightDecay: 0 }];
+  }
+
+  private dataPosition(epoch: number, batch: number): DataPosition {
+    return {
+      epoch,
+      batch,
+      batches_per_epoch: this.trainLoader.length,
+      shuffle: this.args.shuffle,
+      shuffle_seed: this.args.dataSeed,
+      num_examples: this.trainDataset.length,
+    };
+  }
+
+  /** Forward and backward of one micro-batch whose loss counts `weight` of the step's; returns its loss (detached). */
+  private forwardBackward(batch: Batch, weight: number): Tensor {
+    return scope(() => {
+      const onDevice = (t: Tensor) => (t.device === this.device ? t : t.to(this.device));
+      const input: CausalLMInput = {
+        inputIds: onDevice(batch.inputIds),
+        attentionMask: onDevice(batch.attentionMask),
+        labels: onDevice(batch.labels),
+      };
+      const scale = weight * (this.scaler?.scale ?? 1);
+      if (this.args.gradientCheckpointing) return checkpointedForwardBackward(this.core as unknown as Segmentable, input, scale);
+      const loss = this.loss(input);
+      (scale === 1 ? loss : loss.mul(scale)).backward();
+      return loss.detach();
+    });
+  }
+
+  /**
+   * The model's loss for a batch: forwardLoss where the model has it and chunkedLoss is on (the LM head
+   * and cross-entropy in chunks, never holding the [tokens, vocab] logits), else forward().loss. A PeftModel's LoRA layers sit
+   * inside its base model, so the base model's forwardLoss runs them.
+   */
+  private loss(input: CausalLMInput): Tensor {
+    const core = this.core as Module & { forwardLoss?: (i: CausalLMInput & { labels: Tensor }) => Tensor };
+    if (this.args.chunkedLoss && typeof core.forwardLoss === 'function') return core.forwardLoss({ ...input, labels: input.labels! });
+    const out = this.model.forward(input) as CausalLMOutput;
+    if (out.loss === undefined) throw new Error(`Trainer: ${this.core.reprName()}'s forward returned no loss for labels`);
+    return out.loss;
+  }
+
+  /**
+   * One optimizer step over `group` (micro-batches on the CPU, disposed here). Returns the step's loss
+   * (a 0-d tensor, not read back, so that the device is not waited for), the lr it used, and counts.
+   */
+  private trainingStep(group: Batch[]): { loss?: Tensor; gradNorm?: Tensor; lr: number; tokens: number; skipped: boolean } {
+    const counts = group.map(countTokens);
+    const total = counts.reduce((n, c) => n + c.labels, 0);
+    const tokens = counts.reduce((n, c) => n + c.tokens, 0);
+    const lr = this.optimizer.paramGroups[0].lr;
+    let loss: Tensor | undefined;
+    try {
+      group.forEach((b, i) => {
+        if (counts[i].labels === 0) return; // nothing to learn from (every label -100)
+        const w = counts[i].labels / total;
+        const part = this.forwardBackward(b, w);
+        const weighted = scope(() => (w === 1 ? part : part.mul(w)));
+        if (weighted !== part) part.dispose();
+        if (loss === undefined) loss = weighted;
+        else {
+          const sum = loss.add(weighted);
+          loss.dispose();
+          weighted.dispose();
+          loss = sum;
+        }
+      });
+    } finally {
+      group.forEach(disposeBatch);
+    }
+    if (this.scaler) this.scaler.unscale(this.params);
+    const maxNorm = this.args.maxGradNorm > 0 ? this.args.maxGradNorm : Infinity;
+    const gradNorm = clipGradNorm(this.params, maxNorm);
+    let skipped = false;
+    if (this.scaler) {
+      skipped = !Number.isFinite(gradNorm.item() as number);
+      this.scaler.update(skipped);
+    }
+    this.callbacks.onPreOptimizerStep?.({ globalStep: this.stepIndex, model: this.model });
+    if (!skipped) {
+      this.optimizer.step();
+      this.scheduler.step();
+    }
+    this.optimizer.zeroGrad();
+    return { loss: loss === undefined ? undefined : keep(loss), gradNorm: keep(gradNorm), lr, tokens, skipped };
+  }
+
+  /** Mean loss over evalDataset (every label token weighs the same), in eval mode without autograd. */
+  evaluate(dataset: Dataset<Example | MaybeMasked> | undefined = this.evalDataset): { eval_loss: number; eval_runtime: number; eval_tokens: number } {
+    if (dataset === undefined) throw new Error('Trainer.evaluate: there is no evalDataset');
+    const t0 = Date.now();
+    const loader = new DataLoader(dataset, { batchSize: this.args.perDeviceEvalBatchSize, tokenizer: this.tokenizer, padTokenId: this.padTokenId });
+    const wasTraining = this.model.training;
+    this.model.eval();
+    let sum = 0;
+    let n = 0;
+    try {
+      noGrad(() => {
+        let acc: Tensor | undefined;
+        for (const b of loader) {
+          const c = countTokens(b);
+          if (c.labels > 0) {
+            const part = scope(() => {
+              const onDevice = (t: Tensor) => (t.device === this.device ? t : t.to(this.device));
+              const loss = this.loss({ inputIds: onDevice(b.inputIds), attentionMask: onDevice(b.attentionMask), labels: onDevice(b.labels) });
+              const weighted = loss.mul(c.labels);
+              return acc === undefined ? weighted : acc.add(weighted);
+            });
+            acc?.dispose();
+            acc = part;
+            n += c.labels;
+          }
+          disposeBatch(b);
+        }
+        if (acc !== undefined) {
+          sum = acc.item() as number;
+          acc.dispose();
+        }
+      });
+    } finally {
+      this.model.train(wasTraining);
+    }
+    return { eval_loss: n > 0 ? sum / n : NaN, eval_runtime: (Date.now() - t0) / 1000, eval_tokens: n };
+  }
+
+  /** Trains; see the file's comment. Resolves with the summary once the adapter and the log are written. */
+  async train(opts: TrainOptions = {}): Promise<TrainOutput> {
+    const a = this.args;
+    const out = a.outputDir;
+    await fs.promises.mkdir(out, { recursive: true });
+    fs.writeFileSync(path.join(out, TRAINING_ARGS_NAME), JSON.stringify(trainingArgumentsJSON(a), null, 2) + '\n');
+    const log = new JsonlLog(path.join(out, LOG_FILE_NAME));
+    const reporter = new ProgressReporter({ mode: a.report, totalSteps: this.maxSteps, stream: this.stream });
+    const parts = { model: this.model, optimizer: this.optimizer, scheduler: this.scheduler, scaler: this.scaler };
+
+    manualSeed(a.seed);
+    this.model.train();
+
+    // Where to start: step 0, or a checkpoint's state.
+    let resumedFrom: string | undefined;
+    if (opts.resumeFromCheckpoint) {
+      resumedFrom = opts.resumeFromCheckpoint === true ? lastCheckpoint(out) : opts.resumeFromCheckpoint;
+      if (resumedFrom === undefined) throw new Error(`resumeFromCheckpoint: there is no checkpoint in '${out}' (folders ${'checkpoint-<step>'} with ${TRAINER_STATE_NAME})`);
+      this.checkResumable(readTrainerState(resumedFrom), resumedFrom);
+    }
+    const state: TrainerState = resumedFrom
+      ? await loadCheckpoint(resumedFrom, parts)
+      : {
+          global_step: 0,
+          epoch: 0,
+          max_steps: this.maxSteps,
+          num_train_epochs: a.numTrainEpochs,
+          logging_steps: a.loggingSteps,
+          eval_steps: a.evalSteps ?? null,
+          save_steps: a.saveSteps,
+          train_batch_size: a.perDeviceTrainBatchSize,
+          gradient_accumulation_steps: a.gradientAccumulationSteps,
+          num_input_tokens_seen: 0,
+          log_history: [],
+          data_position: this.dataPosition(0, 0),
+          pending_losses: [],
+          pending_tokens: 0,
+          total_loss_sum: 0,
+          total_loss_steps: 0,
+        };
+    state.max_steps = this.maxSteps;
+    this.logHistory = state.log_history;
+    log.reset(this.logHistory);
+    if (resumedFrom) reporter.message(`resuming from ${resumedFrom} at step ${state.global_step}`);
+
+    // Losses of the steps since the last log, read back from the device only when logged or saved.
+    let pendingLoss: Tensor[] = [];
+    let pendingValues = state.pending_losses.slice();
+    let lastGradNorm: Tensor | undefined;
+    let windowStart = Date.now();
+    const flush = (): number[] => {
+      if (pendingLoss.length) {
+        const values = scope(() => Array.from(stack(pendingLoss).float().cpu().data() as Float32Array));
+        pendingLoss.forEach((t) => t.dispose());
+        pendingLoss = [];
+        pendingValues.push(...values);
+      }
+      return pendingValues;
+    };
+    const emit = (entry: LogEntry) => {
+      this.logHistory.push(entry);
+      log.append(entry);
+      reporter.log(entry);
+      this.callbacks.onLog?.(entry);
+    };
+
+    const t0 = Date.now();
+    const startStep = state.global_step;
+    const startTokens = state.num_input_tokens_seen;
+    let lastEvalStep = -1;
+    let evalLoss: number | undefined;
+    let stoppedEarly = false;
+    let epoch = state.data_position.epoch;
+    let batchInEpoch = state.data_position.batch;
+    let lrUsed = this.optimizer.paramGroups[0].lr;
+    reporter.start(state.global_step);
+    try {
+      let iterator: Generator<Batch> | undefined;
+      while (state.global_step < this.maxSteps) {
+        if (batchInEpoch >= this.trainLoader.length) {
+          epoch++;
+          batchInEpoch = 0;
+          iterator = undefined;
+        }
+        iterator ??= this.trainLoader.batches({ epoch, start: batchInEpoch });
+        // A step takes gradientAccumulationSteps micro-batches, fewer at the end of an epoch.
+        const group: Batch[] = [];
+        while (group.length < a.gradientAccumulationSteps && batchInEpoch < this.trainLoader.length) {
+          const next = iterator.next();
+          if (next.done) break;
+          group.push(next.value);
+          batchInEpoch++;
+        }
+        this.stepIndex = state.global_step;
+        const r = this.trainingStep(group);
+        lrUsed = r.lr;
+        if (r.loss) pendingLoss.push(r.loss);
+        lastGradNorm?.dispose();
+        lastGradNorm = r.gradNorm;
+        state.global_step++;
+        state.num_input_tokens_seen += r.tokens;
+        state.pending_tokens += r.tokens;
+        state.epoch = epoch + batchInEpoch / this.trainLoader.length;
+        state.data_position = this.dataPosition(epoch, batchInEpoch);
+        const step = state.global_step;
+        const last = step === this.maxSteps;
+        reporter.update(step);
+
+        if (step % a.loggingSteps === 0 || last) {
+          const values = flush();
+          const seconds = (Date.now() - windowStart) / 1000;
+          const mean = values.length ? values.reduce((s, v) => s + v, 0) / values.length : NaN;
+          state.total_loss_sum += values.reduce((s, v) => s + v, 0);
+          state.total_loss_steps += values.length;
+          const entry: LogEntry = {
+            step,
+            epoch: Number(state.epoch.toFixed(4)),
+            loss: mean,
+            learning_rate: lrUsed,
+            grad_norm: lastGradNorm?.item() as number,
+            tokens_per_second: seconds > 0 ? state.pending_tokens / seconds : undefined,
+            num_input_tokens_seen: state.num_input_tokens_seen,
+          };
+          if (entry.tokens_per_second === undefined) delete entry.tokens_per_second;
+          emit(entry);
+          reporter.update(step, `loss ${mean.toFixed(4)}, lr ${lrUsed.toExponential(2)}`);
+          pendingValues = [];
+          state.pending_tokens = 0;
+          windowStart = Date.now();
+        }
+        if (this.evalDataset && a.evalSteps && step % a.evalSteps === 0) {
+          const m = this.evaluate();
+          evalLoss = m.eval_loss;
+          lastEvalStep = step;
+          emit({ step, epoch: Number(state.epoch.toFixed(4)), eval_loss: m.eval_loss, eval_runtime: m.eval_runtime });
+        }
+        if (a.saveSteps > 0 && step % a.saveSteps === 0) {
+          state.pending_losses = flush().slice();
+          const dir = await saveCheckpoint(out, parts, state);
+          if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, dir);
+        }
+        if (this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true) {
+          stoppedEarly = !last;
+          break;
+        }
+      }
+    } finally {
+      pendingLoss.forEach((t) => t.dispose());
+      lastGradNorm?.dispose();
+      reporter.finish();
+    }
+
+    if (this.evalDataset && lastEvalStep !== state.global_step) {
+      const m = this.evaluate();
+      evalLoss = m.eval_loss;
+      emit({ step: state.global_step, epoch: Number(state.epoch.toFixed(4)), eval_loss: m.eval_loss, eval_runtime: m.eval_runtime });
+    }
+    const runtime = (Date.now() - t0) / 1000;
+    const stepsRun = state.global_step - startStep;
+    const trainingLoss = state.total_loss_steps > 0 ? state.total_loss_sum / state.total_loss_steps : NaN;
+    const metrics: LogEntry = {
+      step: state.global_step,
+      epoch: Number(state.epoch.toFixed(4)),
+      train_loss: trainingLoss,
+      train_runtime: runtime,
+      train_samples_per_second: runtime > 0 ? (stepsRun * a.perDeviceTrainBatchSize * a.gradientAccumulationSteps) / runtime : undefined,
+      train_steps_per_second: runtime > 0 ? stepsRun / runtime : undefined,
+      train_tokens_per_second: runtime > 0 ? (state.num_input_tokens_seen - startTokens) / runtime : undefined,
+    };
+    for (const k of Object.keys(metrics)) if (metrics[k] === undefined) delete metrics[k];
+    emit(metrics);
+
+    await saveTrainedWeights(this.model, out);
+    state.pending_losses = [];
+    fs.writeFileSync(path.join(out, TRAINER_STATE_NAME), JSON.stringify(state, null, 2) + '\n');
+    let lossPlot: string | undefined;
+    if (a.plotLoss) {
+      lossPlot = path.join(out, LOSS_PLOT_NAME);
+      writeLossPlot(lossPlot, this.logHistory);
+    }
+    return {
+      globalStep: state.global_step,
+      trainingLoss,
+      evalLoss,
+      metrics,
+      logHistory: this.logHistory,
+      outputDir: out,
+      adapterDir: out,
+      logFile: log.file,
+      lossPlot,
+      resumedFrom,
+      stoppedEarly,
+    };
+  }
+
+  /** A checkpoint can continue this run only if the data is batched the same way. */
+  private checkResumable(s: TrainerState, dir: string): void {
+    const a = this.args;
+    const p = s.data_position;
+    const problems: string[] = [];
+    if (s.train_batch_size !== a.perDeviceTrainBatchSize) problems.push(`perDeviceTrainBatchSize ${s.train_batch_size} (now ${a.perDeviceTrainBatchSize})`);
+    if (s.gradient_accumulation_steps !== a.gradientAccumulationSteps)
+      problems.push(`gradientAccumulationSteps ${s.gradient_accumulation_steps} (now ${a.gradientAccumulationSteps})`);
+    if (p.num_examples !== this.trainDataset.length) problems.push(`${p.num_examples} training examples (now ${this.trainDataset.length})`);
+    if (p.shuffle !== a.shuffle || p.shuffle_seed !== a.dataSeed) problems.push(`shuffle ${p.shuffle} with data seed ${p.shuffle_seed} (now ${a.shuffle}, ${a.dataSeed})`);
+    if (p.batches_per_epoch !== this.trainLoader.length) problems.push(`${p.batches_per_epoch} batches per epoch (now ${this.trainLoader.length})`);
+    if (problems.length)
+      throw new Error(`resumeFromCheckpoint: '${dir}' was made with ${problems.join(', ')}; resume with the same data and batching to continue exactly`);
+    if (s.global_step >= this.maxSteps) throw new Error(`resumeFromCheckpoint: '${dir}' is at step ${s.global_step}, and this run has only ${this.maxSteps} steps`);
+  }
+}

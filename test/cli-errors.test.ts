@@ -1,0 +1,129 @@
+// The CLI's help and its errors: --help everywhere (exit 0), wrong flags and bad values are usage errors
+// naming the flag (exit 2), missing files are errors naming the path (exit 1). One run as a real
+// process, for the exit code and the streams a shell sees.
+import * as fs from 'fs';
+import * as path from 'path';
+import { cuda } from '../lib';
+import { cleanupCliProcess, cli, cliProcess, makeDataFile, makeModelDir } from './helpers/cli';
+import { tmpDir } from './helpers/train';
+
+const COMMANDS = ['train', 'generate', 'merge', 'inspect', 'demo'];
+let dir: string;
+beforeAll(() => {
+  dir = tmpDir('cli-err');
+});
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  cleanupCliProcess();
+});
+
+test('--help: the command list, and each command its options', async () => {
+  const top = await cli('--help');
+  expect(top.code).toBe(0);
+  for (const c of COMMANDS) expect(top.out).toMatch(new RegExp(`^  ${c} `, 'm'));
+  for (const c of COMMANDS) {
+    const r = await cli(c, '--help');
+    expect([c, r.code, r.err]).toEqual([c, 0, '']);
+    expect(r.out).toMatch(new RegExp(`^Usage: torch-lora ${c} `));
+    expect(r.out).toContain('-h, --help');
+  }
+  const train = (await cli('train', '-h')).out;
+  for (const flag of ['--model DIR', '--data FILE', '--r N', '--lora-alpha X', '--target-modules', '--epochs X', '--max-steps N', '--grad-accum N', '--lr X', '--scheduler NAME', '--save-steps N', '--resume-from-checkpoint DIR', '--gradient-checkpointing', '--dtype TYPE', '--config FILE'])
+    expect(train).toContain(flag);
+  expect((await cli('--version')).out).toMatch(/^\d+\.\d+\.\d+\n$/);
+});
+
+test('no command, an unknown command', async () => {
+  const none = await cli();
+  expect(none.code).toBe(2);
+  expect(none.err).toContain('Usage: torch-lora <command>');
+  const bad = await cli('fly');
+  expect(bad.code).toBe(2);
+  expect(bad.err).toMatch(/unknown command 'fly'\. Commands: train, generate, merge, inspect, demo/);
+});
+
+test('wrong flags and values are usage errors naming the flag (exit 2)', async () => {
+  const cases: [string[], RegExp][] = [
+    [['train', '--bogus'], /unknown option '--bogus'/],
+    [['train', '--model'], /option '--model' needs a value/],
+    [['train', '--model', 'm', '--data', 'd', '--lr', 'fast'], /--lr expects a number, got "fast"/],
+    [['train', '--model', 'm', '--data', 'd', '--r', '2.5'], /--r expects an integer, got "2.5"/],
+    [['train', '--model', 'm', '--data', 'd', '--scheduler', 'step'], /--scheduler must be one of constant, constant_with_warmup, linear, cosine, got 'step'/],
+    [['train', '--data', 'd'], /missing --model DIR/],
+    [['train', '--help=yes'], /option '--help' takes no value/],
+    [['generate', '--model', 'm'], /missing --prompt TEXT/],
+    [['merge', '--model', 'm', '--adapter', 'a'], /missing --output DIR/],
+    [['inspect'], /missing ADAPTER_DIR/],
+    [['inspect', 'a', 'b'], /unexpected argument 'b'/],
+    [['demo', 'now'], /unexpected argument 'now'/],
+    [['demo', '--steps', '0', '--report', 'none'], /--steps must be at least 1/],
+  ];
+  for (const [argv, msg] of cases) {
+    const r = await cli(...argv);
+    expect([argv, r.code]).toEqual([argv, 2]);
+    expect(r.err).toMatch(msg);
+    expect(r.err).toContain(`See 'torch-lora ${argv[0]} --help'.`);
+  }
+});
+
+test('missing files and folders are errors naming the path (exit 1)', async () => {
+  const model = makeModelDir(dir);
+  const data = makeDataFile(dir);
+  const missing = path.join(dir, 'nope');
+  const cases: [string[], string][] = [
+    [['train', '--model', model, '--data', missing], `data file '${missing}' does not exist`],
+    [['train', '--model', missing, '--data', data], `tokenizer folder '${missing}' does not exist`],
+    [['train', '--model', dir, '--data', data], `tokenizer folder '${dir}' has no tokenizer.json`],
+    [['train', '--model', model, '--data', data, '--eval-data', missing], `evaluation data file '${missing}' does not exist`],
+    [['train', '--config', missing, '--model', model, '--data', data], `config file '${missing}' does not exist`],
+    [['generate', '--model', model, '--adapter', missing, '--prompt', 'hi'], `adapter folder '${missing}' does not exist`],
+    [['merge', '--model', model, '--adapter', model, '--output', path.join(dir, 'm2')], `adapter folder '${model}' has no adapter_config.json`],
+    [['inspect', missing], `adapter folder '${missing}' does not exist`],
+    [['demo', '--base', missing, '--report', 'none'], `demo base model folder '${missing}' does not exist`],
+  ];
+  for (const [argv, msg] of cases) {
+    const r = await cli(...argv);
+    expect([argv, r.code]).toEqual([argv, 1]);
+    expect(r.err).toBe(`torch-lora ${argv[0]}: error: ${msg}\n`);
+  }
+  // A device that is no device is a usage error; CUDA without a GPU is an error saying so.
+  const gpu = await cli('train', '--model', model, '--data', data, '--device', 'gpu');
+  expect([gpu.code, gpu.err]).toEqual([2, "torch-lora train: --device must be cpu, cuda or cuda:N, got 'gpu'\nSee 'torch-lora train --help'.\n"]);
+  if (!cuda.isAvailable()) {
+    const c = await cli('demo', '--device', 'cuda', '--report', 'none');
+    expect(c.code).toBe(1);
+    expect(c.err).toContain('--device cuda: this libtorch was built without CUDA or sees no GPU');
+  }
+  // A malformed data line names the file and the line.
+  const bad = path.join(dir, 'bad.jsonl');
+  fs.writeFileSync(bad, '{"text": "fine"}\n{"text": 5}\n');
+  const r = await cli('train', '--model', model, '--data', bad, '--report', 'none');
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(`${bad}:2`);
+});
+
+test('a config file: unknown keys and bad values are named', async () => {
+  const cfg = path.join(dir, 'run.json');
+  fs.writeFileSync(cfg, JSON.stringify({ lr: 1e-3, learningRate: 2 }));
+  let r = await cli('train', '--config', cfg, '--model', 'm', '--data', 'd');
+  expect(r.code).toBe(2);
+  expect(r.err).toContain(`unknown option 'learningRate' in config file '${cfg}'`);
+  fs.writeFileSync(cfg, JSON.stringify({ 'lora-alpha': 'big' }));
+  r = await cli('train', '--config', cfg, '--model', 'm', '--data', 'd');
+  expect(r.code).toBe(2);
+  expect(r.err).toContain(`'lora-alpha' in '${cfg}' expects a number, got "big"`);
+  fs.writeFileSync(cfg, '{ not json');
+  r = await cli('train', '--config', cfg, '--model', 'm', '--data', 'd');
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(`config file '${cfg}' is not valid JSON`);
+});
+
+test('as a process: exit codes and streams', () => {
+  const bad = cliProcess('train', '--epochs', 'many');
+  expect(bad.code).toBe(2);
+  expect(bad.out).toBe('');
+  expect(bad.err).toBe("torch-lora train: --epochs expects a number, got \"many\"\nSee 'torch-lora train --help'.\n");
+  const src = fs.readFileSync(path.join(__dirname, '..', 'lib', 'cli', 'main.ts'), 'utf8');
+  expect(src.startsWith('#!/usr/bin/env node\n')).toBe(true);
+  expect(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).bin).toEqual({ 'torch-lora': 'dist/lib/cli/main.js' });
+});

@@ -1,0 +1,74 @@
+// Shared by the test/cli-*.test.ts files: the CLI run in-process (main() with collected output) or as a
+// real process (TypeScript transpiled on require, so no build of dist/ is needed), and a small model
+// folder: the tiny-llama fixture with the demo's one-character-per-token tokenizer.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { main } from '../../lib/cli/main';
+import { demoTokenizerConfig, demoTokenizerJson, jsonFileText } from '../../lib/demo/demo-tokenizer';
+import { finetuneSamples, toJsonl } from '../../lib/demo/synthetic-language';
+import { FIXTURES } from './train';
+
+export const ROOT = path.join(__dirname, '..', '..');
+
+export interface CliResult {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** main(argv) in this process; output collected (not a TTY, so progress is plain lines). */
+export async function cli(...argv: string[]): Promise<CliResult> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: { isTTY: false, write: (s: string) => out.push(s) }, err: { write: (s: string) => err.push(s) } });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+/** `node <lib/cli/main.ts> argv` as a child process, the TypeScript transpiled as it is required. */
+export function cliProcess(...argv: string[]): CliResult {
+  const register =
+    `const ts=require(${JSON.stringify(require.resolve('typescript'))}),fs=require('fs');` +
+    "require.extensions['.ts']=(m,f)=>m._compile(ts.transpileModule(fs.readFileSync(f,'utf8'),{fileName:f,compilerOptions:{module:ts.ModuleKind.CommonJS,target:ts.ScriptTarget.ES2022,esModuleInterop:true}}).outputText,f);";
+  const r = spawnSync(process.execPath, ['-r', writeRegister(register), path.join(ROOT, 'lib', 'cli', 'main.ts'), ...argv], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60000,
+  });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+let registerFile: string | undefined;
+
+/** Removes the file cliProcess wrote (call in afterAll). */
+export function cleanupCliProcess(): void {
+  if (registerFile !== undefined) fs.rmSync(path.dirname(registerFile), { recursive: true, force: true });
+  registerFile = undefined;
+}
+function writeRegister(code: string): string {
+  if (registerFile === undefined) {
+    registerFile = path.join(fs.mkdtempSync(path.join(require('os').tmpdir(), 'tl-cli-')), 'register.js');
+    fs.writeFileSync(registerFile, code);
+  }
+  return registerFile;
+}
+
+/** A model folder in `dir`: tiny-llama's config and weights with the demo tokenizer (its ids fit tiny-llama's 128). */
+export function makeModelDir(dir: string): string {
+  const m = path.join(dir, 'model');
+  fs.mkdirSync(m, { recursive: true });
+  for (const f of ['config.json', 'model.safetensors', 'generation_config.json']) fs.copyFileSync(path.join(FIXTURES, 'tiny-llama', f), path.join(m, f));
+  // The demo vocabulary has 100 tokens; tiny-llama predicts 128: the rest get names, so that every id decodes.
+  const tok = demoTokenizerJson() as { model: { vocab: Record<string, number> } };
+  for (let id = Object.keys(tok.model.vocab).length; id < 128; id++) tok.model.vocab[`<extra_${id}>`] = id;
+  fs.writeFileSync(path.join(m, 'tokenizer.json'), jsonFileText(tok));
+  fs.writeFileSync(path.join(m, 'tokenizer_config.json'), jsonFileText(demoTokenizerConfig()));
+  return m;
+}
+
+/** A JSONL file of `n` prompt-completion records of the demo's task. */
+export function makeDataFile(dir: string, n = 24, name = 'data.jsonl'): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, toJsonl(finetuneSamples(n, 0)));
+  return f;
+}

@@ -1,0 +1,84 @@
+// The Trainer against PEFT (fixture llama-train): the adapter init/ on tiny-llama, 5 steps of AdamW
+// (lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01, constant lr, no clipping) on the one batch
+// of batch.safetensors with labels = input_ids. Computing the loss from the logits as transformers does,
+// the five logged losses and the adapter the Trainer writes equal PEFT's (meta.json, final/) within
+// 1e-5, in float32 on the CPU. The default chunked loss (no [tokens, vocab] logits held) rounds
+// differently by ~1e-6 in the loss; AdamW's division by the root of tiny second moments magnifies that
+// in a few adapter entries, so its adapter is held to 2e-5.
+import * as fs from 'fs';
+import * as path from 'path';
+import { AutoModelForCausalLM, Dataset, loadSafetensorsSync, PeftModel, Trainer } from '../lib';
+import { Example } from '../lib/data';
+import { FIXTURES, maxFileDiff, tmpDir, TINY_LLAMA } from './helpers/train';
+
+const meta = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'meta.json'), 'utf8'));
+const FIX = path.join(FIXTURES, 'llama-train');
+
+function fixtureExamples(): Dataset<Example> {
+  const batch = loadSafetensorsSync(path.join(FIX, 'batch.safetensors'));
+  const ids = batch.input_ids;
+  const [rows, len] = ids.shape;
+  const flat = ids.data() as BigInt64Array;
+  ids.dispose();
+  const examples: Example[] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = Int32Array.from(flat.subarray(r * len, (r + 1) * len), Number);
+    examples.push({ inputIds: row, labels: Int32Array.from(row) });
+  }
+  return new Dataset(examples);
+}
+
+async function trainFixture(chunkedLoss: boolean): Promise<{ losses: number[]; adapterDiff: number; out: string }> {
+  const model = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(TINY_LLAMA), path.join(FIX, 'init'), { isTrainable: true });
+  const data = fixtureExamples();
+  const out = tmpDir('parity');
+  const trainer = new Trainer({
+    model,
+    trainDataset: data,
+    args: {
+      outputDir: out,
+      maxSteps: 5,
+      perDeviceTrainBatchSize: data.length, // the whole batch each step, as the fixture's loop
+      shuffle: false,
+      learningRate: 1e-3,
+      lrSchedulerType: 'constant',
+      weightDecay: 0.01,
+      adamBeta1: 0.9,
+      adamBeta2: 0.999,
+      adamEpsilon: 1e-8,
+      maxGradNorm: 0,
+      loggingSteps: 1,
+      chunkedLoss,
+      report: 'none',
+    },
+  });
+  const result = await trainer.train();
+  model.dispose();
+  const losses = result.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss!);
+  const adapterDiff = maxFileDiff(path.join(out, 'adapter_model.safetensors'), path.join(FIX, 'final', 'adapter_model.safetensors'));
+  return { losses, adapterDiff, out };
+}
+
+const want: number[] = meta['llama-train'].losses;
+
+test("Trainer (loss from the logits): PEFT's five losses and final adapter within 1e-5", async () => {
+  const { losses, adapterDiff, out } = await trainFixture(false);
+  try {
+    expect(losses).toHaveLength(5);
+    losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThan(1e-5));
+    expect(adapterDiff).toBeLessThan(1e-5);
+    // The adapter's config is PEFT's (the same keys and values as final/, which PEFT wrote).
+    const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8'));
+    const ref = JSON.parse(fs.readFileSync(path.join(FIX, 'final', 'adapter_config.json'), 'utf8'));
+    for (const k of ['r', 'lora_alpha', 'lora_dropout', 'target_modules', 'peft_type', 'bias', 'use_rslora', 'use_dora']) expect([k, cfg[k]]).toEqual([k, ref[k]]);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('Trainer (default chunked loss): the same losses within 1e-5, the adapter within 2e-5', async () => {
+  const { losses, adapterDiff, out } = await trainFixture(true);
+  fs.rmSync(out, { recursive: true, force: true });
+  losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThan(1e-5));
+  expect(adapterDiff).toBeLessThan(2e-5);
+});

@@ -1,0 +1,67 @@
+// Mixed precision: the base in bfloat16 with float32 adapters (PEFT's autocast_adapter_dtype), or all
+// bfloat16; and the float16 loss scaler's bookkeeping. bfloat16 keeps 8 bits of mantissa, so its losses
+// are compared with float32's at bfloat16's resolution.
+import * as fs from 'fs';
+import * as path from 'path';
+import { readSafetensorsHeader, tensor, Trainer } from '../lib';
+import { nn } from '../lib';
+import { GradScaler } from '../lib/train';
+import { randomExamples, tinyLoraModel, tmpDir } from './helpers/train';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+async function run(extra: Record<string, unknown>) {
+  const out = tmpDir('prec');
+  dirs.push(out);
+  const model = await tinyLoraModel(0);
+  const trainer = new Trainer({
+    model,
+    trainDataset: randomExamples(12, 6),
+    args: { outputDir: out, maxSteps: 3, perDeviceTrainBatchSize: 4, learningRate: 1e-2, loggingSteps: 1, report: 'none', ...extra },
+  });
+  const dtypes = new Map<string, string>();
+  for (const [name, p] of model.namedParameters()) dtypes.set(name, p.dtype);
+  const result = await trainer.train();
+  model.dispose();
+  const losses = result.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss!);
+  const saved = [...readSafetensorsHeader(path.join(out, 'adapter_model.safetensors')).tensors.values()].map((e) => e.dtype);
+  return { dtypes, losses, saved };
+}
+
+test('bfloat16 base with float32 adapters, and all bfloat16, train like float32', async () => {
+  const f32 = await run({});
+  const mixed = await run({ dtype: 'bfloat16' });
+  const all = await run({ dtype: 'bfloat16', trainableDtype: 'same' });
+  for (const [name, d] of mixed.dtypes) expect([name, d]).toEqual([name, name.includes('lora_') ? 'float32' : 'bfloat16']);
+  for (const [name, d] of all.dtypes) expect([name, d]).toEqual([name, 'bfloat16']);
+  expect(new Set(mixed.saved)).toEqual(new Set(['float32']));
+  expect(new Set(all.saved)).toEqual(new Set(['bfloat16']));
+  for (const r of [mixed, all]) {
+    expect(r.losses).toHaveLength(3);
+    // bfloat16's relative resolution is 2^-8; the loss (~4.9) is a mean of many such terms.
+    r.losses.forEach((l, i) => expect(Math.abs(l - f32.losses[i])).toBeLessThan(0.05));
+  }
+});
+
+test('GradScaler: unscales gradients, backs off on overflow, grows after growthInterval good steps', () => {
+  const lin = new nn.Linear(2, 1);
+  const x = tensor([[1, 2]]);
+  const y = lin.forward(x).sum().mul(1024);
+  y.backward();
+  const before = Array.from(lin.weight.grad!.data() as Float32Array);
+  const s = new GradScaler({ initScale: 1024, growthInterval: 2 });
+  s.unscale(lin.parameters());
+  expect(Array.from(lin.weight.grad!.data() as Float32Array)).toEqual(before.map((v) => v / 1024));
+  s.update(true);
+  expect(s.scale).toBe(512);
+  s.update(false);
+  s.update(false);
+  expect(s.scale).toBe(1024);
+  const state = s.stateDict();
+  const t = new GradScaler();
+  t.loadStateDict(state);
+  expect(t.stateDict()).toEqual(state);
+  [x, y].forEach((v) => v.dispose());
+  lin.dispose();
+});
