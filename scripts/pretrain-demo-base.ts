@@ -19,6 +19,7 @@ import { AutoModelForCausalLM, AdamW, getScheduler, clipGradNorm } from '../lib'
 import { collate, datasetFromRecords, Tokenizer } from '../lib/data';
 import { numParameters } from '../lib/models';
 import { greedyAnswers } from '../lib/demo/answers';
+import { pythonJsonDumps } from '../lib/peft/python-json';
 import {
   BOS_ID,
   DEMO_MAX_LENGTH,
@@ -94,7 +95,7 @@ export const DEMO_CONFIG = {
   vocab_size: 128,
 };
 
-const GENERATION_CONFIG = {
+export const GENERATION_CONFIG = {
   _from_model_config: true,
   bos_token_id: BOS_ID,
   eos_token_id: EOS_ID,
@@ -146,6 +147,15 @@ function blasLibrary(): string {
 function cpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
+}
+
+/** The floats of config.json, which Python writes as 0.0, 1e-06, 10000.0. */
+const CONFIG_FLOATS = ['attention_dropout', 'initializer_range', 'rms_norm_eps', 'rope_theta'];
+
+/** config.json and generation_config.json as transformers writes them (json.dumps, indent 2, sorted keys). */
+export function writeModelConfigs(dir: string): void {
+  fs.writeFileSync(path.join(dir, 'config.json'), pythonJsonDumps(DEMO_CONFIG, CONFIG_FLOATS) + '\n');
+  fs.writeFileSync(path.join(dir, 'generation_config.json'), pythonJsonDumps(GENERATION_CONFIG) + '\n');
 }
 
 /** Fraction of samples whose greedy answer is exactly the completion. */
@@ -229,8 +239,7 @@ function main(): void {
 
   fs.mkdirSync(o.out, { recursive: true });
   fs.mkdirSync(o.dataOut, { recursive: true });
-  fs.writeFileSync(path.join(o.out, 'config.json'), jsonFileText(DEMO_CONFIG));
-  fs.writeFileSync(path.join(o.out, 'generation_config.json'), jsonFileText(GENERATION_CONFIG));
+  writeModelConfigs(o.out);
   fs.writeFileSync(path.join(o.out, 'tokenizer.json'), jsonFileText(demoTokenizerJson()));
   fs.writeFileSync(path.join(o.out, 'tokenizer_config.json'), jsonFileText(demoTokenizerConfig()));
   torch.saveSafetensorsSync(model.stateDict(), path.join(o.out, 'model.safetensors'), { metadata: { format: 'pt' } });
@@ -266,13 +275,13 @@ function main(): void {
     'prompt-completion records: the loss is the mean cross-entropy of the answers and </s>, not of the',
     `questions' random letters), seed ${o.seed}, ${o.threads} thread${o.threads === 1 ? '' : 's'}.`,
     `libtorch ${torch.torchVersion} with BLAS ${blasLibrary()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}:`,
-    `${trainSeconds.toFixed(0)} s of training, ${(Date.now() - t0) / 1000 | 0} s in all, ${cpuSeconds().toFixed(0)} s of CPU time (the machine was shared;`,
+    `${trainSeconds.toFixed(0)} s of training, ${((Date.now() - t0) / 1000).toFixed(0)} s in all, ${cpuSeconds().toFixed(0)} s of CPU time (the machine was shared;`,
     `load average ${os.loadavg()[2].toFixed(1)} over the last 15 minutes). The held-out accuracy is the share of 140 fresh`,
     'sentences (all tasks, another seed) whose greedy answer is exactly right; "shift" is the same for the',
     'demo prompts, which the base is not meant to answer.',
     '',
     "Matrix products are most of the work: with Debian's reference BLAS (libblas3, what libtorch-dev pulls",
-    'in) every step is some 20 times slower than with OpenBLAS (`apt-get install libopenblas0-pthread`, which',
+    'in) a step is 5 to 20 times slower than with OpenBLAS (`apt-get install libopenblas0-pthread`, which',
     'takes over libblas.so.3). Results differ in the last bits between BLAS libraries and thread counts.',
     '',
     '## Pretraining log',
@@ -302,4 +311,4 @@ function main(): void {
   console.log(`wrote ${o.out} and ${o.dataOut} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-main();
+if (require.main === module) main();
