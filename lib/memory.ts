@@ -20,20 +20,26 @@ interface Owned {
 }
 const registry = new FinalizationRegistry<NativeHandle>((handle) => native.dispose(handle));
 const YOUNG_MAX = 4096;
-let young: Owned[] = [];
+// A fixed array and a count, not push(): this runs once per op.
+const young: (Owned | undefined)[] = new Array<Owned | undefined>(YOUNG_MAX).fill(undefined);
+let youngCount = 0;
 let sweepQueued = false;
 
 function sweep(): void {
   sweepQueued = false;
-  const batch = young;
-  young = [];
-  for (const t of batch) if (!t.released) registry.register(t, t.handle);
+  const n = youngCount;
+  youngCount = 0;
+  for (let i = 0; i < n; i++) {
+    const t = young[i]!;
+    young[i] = undefined;
+    if (!t.released) registry.register(t, t.handle);
+  }
 }
 
 /** @internal Gives a freshly made tensor the finalizer safety net (lazily, as above). */
 export function watch(t: Owned): void {
-  young.push(t);
-  if (young.length >= YOUNG_MAX) sweep();
+  young[youngCount++] = t;
+  if (youngCount === YOUNG_MAX) sweep();
   else if (!sweepQueued) {
     sweepQueued = true;
     queueMicrotask(sweep);

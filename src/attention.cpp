@@ -34,13 +34,19 @@ static at::Tensor composite(const at::Tensor& q, at::Tensor k, at::Tensor v, con
     at::Tensor keep = at::ones({L, S}, q.options().dtype(at::kBool)).tril();
     scores.masked_fill_(keep.logical_not(), -std::numeric_limits<double>::infinity());
   }
+  c10::optional<at::Tensor> deadRows;
   if (mask) {
     if (mask->scalar_type() == at::kBool)
       scores.masked_fill_(mask->logical_not(), -std::numeric_limits<double>::infinity());
     else
       scores.add_(*mask);
+    // A query that may attend to no key gets zeros, as libtorch >= 2.5's kernels give (a plain softmax
+    // would give NaN, and its backward would spread NaN into every key's gradient).
+    deadRows = scores.isneginf().all(-1, /*keepdim=*/true);
+    scores.masked_fill_(*deadRows, 0);
   }
   at::Tensor probs = at::softmax(scores, -1);
+  if (deadRows) probs = probs.masked_fill(*deadRows, 0);
   if (dropoutP > 0) probs = at::dropout(probs, dropoutP, /*train=*/true);
   return at::matmul(probs, v);
 }
