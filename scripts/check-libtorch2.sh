@@ -51,13 +51,14 @@ find "$WORK" -mindepth 1 -maxdepth 1 ! -name build ! -name node_modules -exec rm
 ln -sfn "$ROOT/node_modules" "$WORK/node_modules"
 
 # A build/ configured against another libtorch is started over (its CMake cache remembers that one).
-if [[ -f "$WORK/build/CMakeCache.txt" ]] && ! grep -q "^Torch_DIR:PATH=$TORCH_DIR\$" "$WORK/build/CMakeCache.txt"; then
+if [[ -d "$WORK/build" && "$(cat "$WORK/build/.torch-dir" 2>/dev/null)" != "$TORCH_DIR" ]]; then
   rm -rf "$WORK/build"
 fi
 
 cd "$WORK"
 lock=()
 if [[ -n "${TL_BUILD_LOCK:-}" ]]; then lock=(flock "$TL_BUILD_LOCK"); fi
+mkdir -p build && echo "$TORCH_DIR" > build/.torch-dir
 rc=0
 Torch_DIR="$TORCH_DIR" "${lock[@]}" npx cmake-js compile > build.log 2>&1 || rc=$?
 grep -E "torch-lora:|error:|FATAL" build.log | sort -u || true
