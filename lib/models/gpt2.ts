@@ -10,6 +10,7 @@ import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, CausalLMInput, CausalLMOutput, causalLMLoss, checkInputIds, DecoderSegments, ModelFactoryOptions } from './causal-lm';
 import { GPT2Config } from './config';
+import { decoderSegments } from './segments';
 import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 
 interface GPT2LayerContext {
@@ -206,24 +207,12 @@ export class GPT2LMHeadModel extends Module {
 
   /** forward() (without a cache) cut into embeddings, blocks and head, for gradient checkpointing. */
   segments(input: CausalLMInput): DecoderSegments {
-    if (input.pastKeyValues !== undefined || input.useCache) throw new Error('segments(): a key/value cache is for generation, not for training');
-    let ctx: GPT2LayerContext | undefined;
-    return {
-      embed: () => {
-        const e = this.transformer.embed(input);
-        ctx = e.ctx;
-        return e.hidden;
-      },
-      layers: [...this.transformer.h].map((block, i) => (hidden: Tensor) => {
-        if (ctx === undefined) throw new Error(`segments(): block ${i} ran before embed()`);
-        return block.forward(hidden, ctx);
-      }),
-      loss: (hidden: Tensor) => {
-        if (input.labels === undefined) throw new Error('segments(): loss() needs input.labels');
-        const labels = input.labels;
-        return scope(() => lmHeadLoss(this.lm_head, this.transformer.ln_f.forward(hidden), labels));
-      },
-    };
+    return decoderSegments(input, {
+      embed: (x) => this.transformer.embed(x),
+      layers: this.transformer.h,
+      finalNorm: this.transformer.ln_f,
+      lmHead: this.lm_head,
+    });
   }
 
   forward(input: CausalLMInput): CausalLMOutput {

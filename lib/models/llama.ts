@@ -13,6 +13,7 @@ import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, CausalLMInput, CausalLMOutput, causalLMLoss, checkInputIds, DecoderSegments, ModelFactoryOptions } from './causal-lm';
 import { LlamaConfig, RopeParameters } from './config';
+import { decoderSegments } from './segments';
 import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 
 /** Printed as transformers prints it: `LlamaRMSNorm((48,), eps=1e-06)`. */
@@ -336,24 +337,12 @@ export class LlamaForCausalLM extends Module {
 
   /** forward() (without a cache) cut into embeddings, decoder layers and head, for gradient checkpointing. */
   segments(input: CausalLMInput): DecoderSegments {
-    if (input.pastKeyValues !== undefined || input.useCache) throw new Error('segments(): a key/value cache is for generation, not for training');
-    let ctx: LlamaLayerContext | undefined;
-    return {
-      embed: () => {
-        const e = this.model.embed(input);
-        ctx = e.ctx;
-        return e.hidden;
-      },
-      layers: [...this.model.layers].map((layer, i) => (hidden: Tensor) => {
-        if (ctx === undefined) throw new Error(`segments(): layer ${i} ran before embed()`);
-        return layer.forward(hidden, ctx);
-      }),
-      loss: (hidden: Tensor) => {
-        if (input.labels === undefined) throw new Error('segments(): loss() needs input.labels');
-        const labels = input.labels;
-        return scope(() => lmHeadLoss(this.lm_head, this.model.norm.forward(hidden), labels));
-      },
-    };
+    return decoderSegments(input, {
+      embed: (x) => this.model.embed(x),
+      layers: this.model.layers,
+      finalNorm: this.model.norm,
+      lmHead: this.lm_head,
+    });
   }
 
   forward(input: CausalLMInput): CausalLMOutput {
