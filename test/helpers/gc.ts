@@ -3,14 +3,43 @@
 // collects them first so that a before/after comparison sees only what the test itself did.
 import { setFlagsFromString } from 'v8';
 import { runInNewContext } from 'vm';
+import { memory } from '../../lib';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-/** Runs the garbage collector and lets deferred finalizers run (twice, for objects freed by finalizers). */
-export async function settleGarbage(): Promise<void> {
-  for (let i = 0; i < 2; i++) {
+const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs the garbage collector until finalizers have run. A dropped Tensor is registered with the
+ * FinalizationRegistry only when the current job ends (lib/memory.ts), and V8 posts cleanup callbacks
+ * as a later task, so one gc() is not enough: this yields first, then collects and waits in rounds.
+ * It rounds until the live-tensor count stops moving over two rounds. (No parameters: jest passes
+ * a `done` callback to a hook function that declares one.)
+ */
+export function settleGarbage(): Promise<void> {
+  return collectUntil();
+}
+
+/** As settleGarbage, but rounds until `done()` holds (at most ~2 s; then the test's expect fails). */
+export function settleGarbageUntil(done: () => boolean): Promise<void> {
+  return collectUntil(done);
+}
+
+async function collectUntil(until?: () => boolean): Promise<void> {
+  let last = -1;
+  let still = 0;
+  for (let round = 0; round < 100; round++) {
+    await tick(0); // lets pending microtasks (the registration sweep) and finalizer tasks run
     gc();
-    await new Promise((resolve) => setImmediate(resolve));
+    await tick(round < 5 ? 1 : 20);
+    if (until) {
+      if (until()) return;
+      continue;
+    }
+    const now = memory().tensors;
+    still = now === last ? still + 1 : 0;
+    if (still >= 2) return;
+    last = now;
   }
 }
