@@ -23,7 +23,11 @@ function h(x: TensorOrScalar): NativeHandle | Scalar {
 
 export class Tensor implements Disposable {
   /** @internal */ readonly handle: NativeHandle;
+  // Shape, dtype and device change only through setData_ (which clears these), so they are read from
+  // the addon once: layers check dtype and device on every forward, and each read is a native call.
   private shapeCache?: Shape;
+  private dtypeCache?: DType;
+  private deviceCache?: string;
   /** Lets scope() tell tensors apart from other disposables. */
   readonly isTensor = true;
   /** @internal Set by dispose(): lets the safety net skip this tensor without a native call. */
@@ -72,10 +76,12 @@ export class Tensor implements Disposable {
     return this.ndim;
   }
   get dtype(): DType {
-    return dtypeName(native.dtype(this.handle));
+    if (this.dtypeCache === undefined) this.dtypeCache = dtypeName(native.dtype(this.handle));
+    return this.dtypeCache;
   }
   get device(): string {
-    return native.device(this.handle);
+    if (this.deviceCache === undefined) this.deviceCache = native.device(this.handle) as string;
+    return this.deviceCache;
   }
   numel(): number {
     return native.numel(this.handle);
@@ -681,8 +687,14 @@ export class Tensor implements Disposable {
    */
   setData_(src: Tensor): this {
     native.setData(this.handle, src.handle);
-    this.shapeCache = undefined;
+    this.clearMetadataCache();
     return this;
+  }
+
+  private clearMetadataCache(): void {
+    this.shapeCache = undefined;
+    this.dtypeCache = undefined;
+    this.deviceCache = undefined;
   }
 
   // ---- memory ----
@@ -690,7 +702,7 @@ export class Tensor implements Disposable {
   dispose(): void {
     native.dispose(this.handle);
     this.released = true;
-    this.shapeCache = undefined; // so that .shape after dispose() is the use-after-dispose error
+    this.clearMetadataCache(); // so that .shape/.dtype after dispose() is the use-after-dispose error
   }
   [Symbol.dispose](): void {
     this.dispose();

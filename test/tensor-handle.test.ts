@@ -77,4 +77,17 @@ describe('handles', () => {
       expect(() => torch.full([2], t.handle as never)).toThrow(/must be an integer in the int64 range/);
     });
   });
+
+  test('shape, dtype and device are read once, follow setData_, and are errors after dispose()', () => {
+    const t = torch.zeros([2, 3]);
+    expect([t.shape, t.dtype, t.device]).toEqual([[2, 3], 'float32', 'cpu']);
+    const src = torch.ones([4], { dtype: 'float64' });
+    t.setData_(src);
+    expect([t.shape, t.dtype, t.device]).toEqual([[4], 'float64', 'cpu']);
+    src.dispose();
+    t.dispose();
+    expect(() => t.shape).toThrow(/after dispose/);
+    expect(() => t.dtype).toThrow(/after dispose/);
+    expect(() => t.device).toThrow(/after dispose/);
+  });
 });
