@@ -8,10 +8,9 @@ import { Conv1D, Dropout, Embedding, getActivation, init, LayerNorm, Linear, Mod
 import { Tensor } from '../tensor';
 import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
-import { BaseModelInput, CausalLMInput, CausalLMOutput, causalLMLoss, checkInputIds, DecoderSegments, ModelFactoryOptions } from './causal-lm';
+import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
+import { DecoderOnlyLM, DecoderParts } from './decoder-only-lm';
 import { GPT2Config } from './config';
-import { decoderSegments } from './segments';
-import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 
 interface GPT2LayerContext {
   attnMask?: Tensor;
@@ -166,7 +165,7 @@ export class GPT2Model extends Module {
   }
 }
 
-export class GPT2LMHeadModel extends Module {
+export class GPT2LMHeadModel extends DecoderOnlyLM<GPT2LayerContext> {
   readonly config: GPT2Config;
   transformer: GPT2Model;
   lm_head: Linear;
@@ -176,11 +175,7 @@ export class GPT2LMHeadModel extends Module {
     this.config = config;
     this.transformer = new GPT2Model(config, opts);
     this.lm_head = new Linear(config.hiddenSize, config.vocabSize, { ...opts, bias: false });
-    if (config.tieWordEmbeddings) {
-      const own = this.lm_head.weight;
-      this.lm_head.weight = this.transformer.wte.weight;
-      own.dispose();
-    }
+    this.tieWeightsIfConfigured();
   }
 
   /**
@@ -205,33 +200,8 @@ export class GPT2LMHeadModel extends Module {
     return this;
   }
 
-  /** forward() (without a cache) cut into embeddings, blocks and head, for gradient checkpointing. */
-  segments(input: CausalLMInput): DecoderSegments {
-    return decoderSegments(input, {
-      embed: (x) => this.transformer.embed(x),
-      layers: this.transformer.h,
-      finalNorm: this.transformer.ln_f,
-      lmHead: this.lm_head,
-    });
-  }
-
-  forward(input: CausalLMInput): CausalLMOutput {
-    const pastKeyValues = input.pastKeyValues ?? (input.useCache ? new KVCache() : undefined);
-    return scope(() => {
-      const hidden = this.transformer.forward({ ...input, pastKeyValues });
-      const logits = this.lm_head.forward(hidden);
-      const out: CausalLMOutput = { logits };
-      if (input.labels !== undefined) out.loss = causalLMLoss(logits, input.labels);
-      if (pastKeyValues !== undefined) out.pastKeyValues = pastKeyValues;
-      return out;
-    });
-  }
-
-  /**
-   * forward(input).loss without the [tokens, vocab] logits: the LM head and the shifted cross-entropy run
-   * chunk by chunk (F.causalLmLoss), in the forward and the backward. For training steps.
-   */
-  forwardLoss(input: CausalLMInput & { labels: Tensor }, opts: LmHeadLossOptions = {}): Tensor {
-    return scope(() => lmHeadLoss(this.lm_head, this.transformer.forward(input), input.labels, opts));
+  protected decoder(): DecoderParts<GPT2LayerContext> {
+    const t = this.transformer;
+    return { model: t, embed: (x) => t.embed(x), layers: t.h, finalNorm: t.ln_f, embedTokens: t.wte };
   }
 }

@@ -11,10 +11,9 @@ import { Embedding, getActivation, init, Linear, Module, ModuleList, RMSNorm, Si
 import { Device, Tensor } from '../tensor';
 import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
-import { BaseModelInput, CausalLMInput, CausalLMOutput, causalLMLoss, checkInputIds, DecoderSegments, ModelFactoryOptions } from './causal-lm';
+import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
+import { DecoderOnlyLM, DecoderParts } from './decoder-only-lm';
 import { LlamaConfig, RopeParameters } from './config';
-import { decoderSegments } from './segments';
-import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 
 /** Printed as transformers prints it: `LlamaRMSNorm((48,), eps=1e-06)`. */
 export class LlamaRMSNorm extends RMSNorm {}
@@ -291,7 +290,7 @@ export class LlamaModel extends Module {
   }
 }
 
-export class LlamaForCausalLM extends Module {
+export class LlamaForCausalLM extends DecoderOnlyLM<LlamaLayerContext> {
   readonly config: LlamaConfig;
   readonly vocabSize: number;
   model: LlamaModel;
@@ -303,11 +302,7 @@ export class LlamaForCausalLM extends Module {
     this.vocabSize = config.vocabSize;
     this.model = new LlamaModel(config, opts);
     this.lm_head = new Linear(config.hiddenSize, config.vocabSize, { ...opts, bias: false });
-    if (config.tieWordEmbeddings) {
-      const own = this.lm_head.weight;
-      this.lm_head.weight = this.model.embed_tokens.weight;
-      own.dispose();
-    }
+    this.tieWeightsIfConfigured();
   }
 
   /** transformers' _init_weights: N(0, initializer_range²) for Linear and Embedding weights, zero biases and padding row, norms ones. */
@@ -335,33 +330,8 @@ export class LlamaForCausalLM extends Module {
     return this;
   }
 
-  /** forward() (without a cache) cut into embeddings, decoder layers and head, for gradient checkpointing. */
-  segments(input: CausalLMInput): DecoderSegments {
-    return decoderSegments(input, {
-      embed: (x) => this.model.embed(x),
-      layers: this.model.layers,
-      finalNorm: this.model.norm,
-      lmHead: this.lm_head,
-    });
-  }
-
-  forward(input: CausalLMInput): CausalLMOutput {
-    const pastKeyValues = input.pastKeyValues ?? (input.useCache ? new KVCache() : undefined);
-    return scope(() => {
-      const hidden = this.model.forward({ ...input, pastKeyValues });
-      const logits = this.lm_head.forward(hidden);
-      const out: CausalLMOutput = { logits };
-      if (input.labels !== undefined) out.loss = causalLMLoss(logits, input.labels);
-      if (pastKeyValues !== undefined) out.pastKeyValues = pastKeyValues;
-      return out;
-    });
-  }
-
-  /**
-   * forward(input).loss without the [tokens, vocab] logits: the LM head and the shifted cross-entropy run
-   * chunk by chunk (F.causalLmLoss), in the forward and the backward. For training steps.
-   */
-  forwardLoss(input: CausalLMInput & { labels: Tensor }, opts: LmHeadLossOptions = {}): Tensor {
-    return scope(() => lmHeadLoss(this.lm_head, this.model.forward(input), input.labels, opts));
+  protected decoder(): DecoderParts<LlamaLayerContext> {
+    const m = this.model;
+    return { model: m, embed: (x) => m.embed(x), layers: m.layers, finalNorm: m.norm, embedTokens: m.embed_tokens };
   }
 }

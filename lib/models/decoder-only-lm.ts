@@ -1,0 +1,65 @@
+// What LlamaForCausalLM and GPT2LMHeadModel share: a base model (embeddings, decoder layers, final norm)
+// under an LM head, and the forward, forwardLoss and segments built on it. Each architecture keeps its
+// own field names (model / transformer, as its checkpoints name them) and says where its parts are.
+import { scope } from '../memory';
+import { Embedding, Linear, Module } from '../nn';
+import { Tensor } from '../tensor';
+import { KVCache } from './cache';
+import { BaseModelInput, CausalLM, CausalLMInput, CausalLMOutput, causalLMLoss, DecoderSegments } from './causal-lm';
+import { CausalLMConfig } from './config';
+import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
+import { decoderSegments } from './segments';
+
+/** Where a decoder-only model's parts are; C is what its layers take besides the hidden states. */
+export interface DecoderParts<C> {
+  /** The base model: final hidden states [B, S, hidden]. */
+  model: { forward(input: BaseModelInput): Tensor };
+  embed(input: BaseModelInput): { hidden: Tensor; ctx: C };
+  layers: Iterable<{ forward(hidden: Tensor, ctx: C): Tensor }>;
+  finalNorm: { forward(x: Tensor): Tensor };
+  /** The input embedding, which the LM head shares when config.tieWordEmbeddings. */
+  embedTokens: Embedding;
+}
+
+export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
+  // Abstract, so that no field is defined here: a subclass's fields are its state-dict keys, in
+  // checkpoint order (base model first, lm_head last).
+  abstract readonly config: CausalLMConfig;
+  abstract lm_head: Linear;
+
+  protected abstract decoder(): DecoderParts<C>;
+
+  /** Makes lm_head use the input embedding's weight (tie_word_embeddings), freeing its own. */
+  protected tieWeightsIfConfigured(): void {
+    if (!this.config.tieWordEmbeddings) return;
+    const own = this.lm_head.weight;
+    this.lm_head.weight = this.decoder().embedTokens.weight;
+    own.dispose();
+  }
+
+  /** forward() (without a cache) cut into embeddings, decoder layers and head, for gradient checkpointing. */
+  segments(input: CausalLMInput): DecoderSegments {
+    const d = this.decoder();
+    return decoderSegments(input, { embed: (x) => d.embed(x), layers: d.layers, finalNorm: d.finalNorm, lmHead: this.lm_head });
+  }
+
+  forward(input: CausalLMInput): CausalLMOutput {
+    const pastKeyValues = input.pastKeyValues ?? (input.useCache ? new KVCache() : undefined);
+    return scope(() => {
+      const hidden = this.decoder().model.forward({ ...input, pastKeyValues });
+      const logits = this.lm_head.forward(hidden);
+      const out: CausalLMOutput = { logits };
+      if (input.labels !== undefined) out.loss = causalLMLoss(logits, input.labels);
+      if (pastKeyValues !== undefined) out.pastKeyValues = pastKeyValues;
+      return out;
+    });
+  }
+
+  /**
+   * forward(input).loss without the [tokens, vocab] logits: the LM head and the shifted cross-entropy run
+   * chunk by chunk (F.causalLmLoss), in the forward and the backward. For training steps.
+   */
+  forwardLoss(input: CausalLMInput & { labels: Tensor }, opts: LmHeadLossOptions = {}): Tensor {
+    return scope(() => lmHeadLoss(this.lm_head, this.decoder().model.forward(input), input.labels, opts));
+  }
+}
