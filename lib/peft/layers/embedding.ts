@@ -5,11 +5,9 @@ import { randn } from '../../creation';
 import { embedding } from '../../functional';
 import { normal_, zeros_ } from '../../nn/init';
 import { Embedding, Module, Parameter } from '../../nn';
-import { keep, scope } from '../../memory';
 import { Tensor } from '../../tensor';
-import { peftWarn } from '../warn';
 import { DoraEmbeddingLayer } from './dora';
-import { AdapterSpec, assertFinite, LoraLayer } from './lora-layer';
+import { AdapterSpec, LoraLayer, scaledLoraProduct } from './lora-layer';
 
 export class LoraEmbedding extends LoraLayer {
   constructor(baseLayer: Module, adapterName: string, spec: AdapterSpec) {
@@ -56,110 +54,39 @@ export class LoraEmbedding extends LoraLayer {
     this.setAdapter(this.activeAdapters, config.inferenceMode);
   }
 
-  /** DoRA's merged table: m/‖W + ΔW‖ · (W + ΔW) per embedding dimension, caching the norm for unmerge. */
-  private doraMergedWeight(adapter: string, orig: Tensor): Tensor {
-    const dora = this.lora_magnitude_vector.get(adapter) as DoraEmbeddingLayer;
-    const delta = this.getDeltaWeight(adapter);
-    const norm = dora.getWeightNorm(orig, delta.t(), 1).detach();
-    this.mergeCache.get(adapter)?.dispose();
-    this.mergeCache.set(adapter, keep(norm));
-    return dora.weight.div(norm).view(1, -1).mul(orig.add(delta)).to(orig.dtype);
-  }
-
   /** A zero, B ~ N(0, 1): the adapter starts as a no-op. */
   resetLoraParameters(adapter: string): void {
     zeros_(this.lora_embedding_A.get(adapter)!);
     normal_(this.lora_embedding_B.get(adapter)!);
   }
 
-  /** ΔW = s·(B·A)ᵀ, [vocab, dim] like the table. */
+  /** ΔW = s·(B·A)ᵀ, [vocab, dim] like the table (computed in A's dtype, as PEFT). */
   getDeltaWeight(adapter: string): Tensor {
-    return scope(() => {
-      const a = this.lora_embedding_A.get(adapter)!;
-      const b = this.lora_embedding_B.get(adapter)!;
-      const dtype = a.dtype;
-      const castToFp32 = b.device === 'cpu' && (dtype === 'float16' || dtype === 'bfloat16');
-      const ba = castToFp32 ? b.float().matmul(a.float()) : b.matmul(a);
-      const out = ba.t().mul(this.scaling.get(adapter)!);
-      return castToFp32 ? out.to(dtype) : out;
-    });
-  }
-
-  merge(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): void {
-    for (const a of this.adaptersToMerge(opts.adapterNames)) {
-      if (!this.lora_embedding_A.has(a)) continue;
-      const W = this.baseWeight;
-      noGrad(() =>
-        scope(() => {
-          const dora = this.lora_magnitude_vector.has(a);
-          if (opts.safeMerge) {
-            const merged = dora ? this.doraMergedWeight(a, W) : W.add(this.getDeltaWeight(a).to(W.dtype));
-            assertFinite(merged, a);
-            W.copy_(merged);
-          } else if (dora) W.copy_(this.doraMergedWeight(a, W));
-          else W.add_(this.getDeltaWeight(a).to(W.dtype));
-        }),
-      );
-      this.mergedAdapters.push(a);
-    }
-  }
-
-  unmerge(): void {
-    if (!this.merged) {
-      peftWarn('Already unmerged. Nothing to do.');
-      return;
-    }
-    while (this.mergedAdapters.length > 0) {
-      const a = this.mergedAdapters.pop()!;
-      if (!this.lora_embedding_A.has(a)) continue;
-      const W = this.baseWeight;
-      noGrad(() =>
-        scope(() => {
-          const delta = this.getDeltaWeight(a).to(W.dtype);
-          const dora = this.lora_magnitude_vector.get(a) as DoraEmbeddingLayer | undefined;
-          if (dora === undefined) {
-            W.sub_(delta);
-            return;
-          }
-          const norm = this.mergeCache.get(a);
-          if (norm === undefined) throw new Error(`unmerge: the DoRA weight norm of adapter '${a}' was not cached by merge`);
-          this.mergeCache.delete(a);
-          const factor = dora.weight.div(norm).view(1, -1);
-          norm.dispose();
-          W.copy_(W.div(factor).sub(delta).to(W.dtype));
-        }),
-      );
-    }
+    const a = this.lora_embedding_A.get(adapter)!;
+    const b = this.lora_embedding_B.get(adapter)!;
+    return scaledLoraProduct(b, a, this.scaling.get(adapter)!, true, a.dtype);
   }
 
   /* eslint-disable @typescript-eslint/no-explicit-any */
-  forward(x: Tensor, ...rest: any[]): Tensor {
-    const base = this.base_layer;
-    if (this.disableAdapters) {
-      if (this.merged) this.unmerge();
-      return base.forward(x, ...rest);
-    }
-    if (this.merged) return base.forward(x, ...rest);
-    return scope(() => {
-      let result: Tensor = base.forward(x, ...rest);
-      const resultDtype = result.dtype;
-      for (const a of this.activeAdapters) {
-        const A = this.lora_embedding_A.get(a);
-        if (A === undefined) continue;
-        const B = this.lora_embedding_B.get(a)!;
-        const s = this.scaling.get(a)!;
-        const afterA = embedding(x, A.t(), this.embeddingBase.paddingIdx);
-        const dora = this.lora_magnitude_vector.get(a) as DoraEmbeddingLayer | undefined;
-        if (dora === undefined) result = result.add(afterA.matmul(B.t()).mul(s));
-        else {
-          // PEFT's DoRA embedding: scale base and update by m/‖W + s·(BA)ᵀ‖ per dimension (norm detached).
-          const norm = dora.getWeightNorm(this.baseWeight.to(result.dtype), B.matmul(A).detach(), s).detach();
-          const mag = dora.weight.div(norm);
-          result = mag.mul(result).add(mag.mul(afterA.matmul(B.t())).mul(s));
-        }
+  protected adapterForward(x: Tensor, rest: any[]): Tensor {
+    let result: Tensor = this.base_layer.forward(x, ...rest);
+    const resultDtype = result.dtype;
+    for (const a of this.activeAdapters) {
+      const A = this.lora_embedding_A.get(a);
+      if (A === undefined) continue;
+      const B = this.lora_embedding_B.get(a)!;
+      const s = this.scaling.get(a)!;
+      const afterA = embedding(x, A.t(), this.embeddingBase.paddingIdx);
+      const dora = this.lora_magnitude_vector.get(a) as DoraEmbeddingLayer | undefined;
+      if (dora === undefined) result = result.add(afterA.matmul(B.t()).mul(s));
+      else {
+        // PEFT's DoRA embedding: scale base and update by m/‖W + s·(BA)ᵀ‖ per dimension (norm detached).
+        const norm = dora.getWeightNorm(this.baseWeight.to(result.dtype), B.matmul(A).detach(), s).detach();
+        const mag = dora.weight.div(norm);
+        result = mag.mul(result).add(mag.mul(afterA.matmul(B.t())).mul(s));
       }
-      return result.dtype === resultDtype ? result : result.to(resultDtype);
-    });
+    }
+    return result.dtype === resultDtype ? result : result.to(resultDtype);
   }
   /* eslint-enable @typescript-eslint/no-explicit-any */
 

@@ -6,11 +6,11 @@ import { normal_, kaimingUniform_, zeros_ } from '../../nn/init';
 import { Conv1D, Dropout, Identity, Linear, Module } from '../../nn';
 import * as F from '../../functional';
 import { svd, qr } from '../../linalg';
-import { keep, scope } from '../../memory';
+import { scope } from '../../memory';
 import { Tensor } from '../../tensor';
 import { peftWarn } from '../warn';
 import { DoraLinearLayer, outInLayout } from './dora';
-import { AdapterSpec, assertFinite, LoraLayer } from './lora-layer';
+import { AdapterSpec, LoraLayer, scaledLoraProduct } from './lora-layer';
 
 /** [in, out] features of a Linear or Conv1D. */
 export function linearFeatures(base: Module): [number, number] {
@@ -159,137 +159,53 @@ export class LoraLinear extends LoraLayer {
     );
   }
 
-  /** ΔW = s·B·A in the base weight's layout (transposed for Conv1D). */
+  /** ΔW = s·B·A in the base weight's layout (transposed for Conv1D; computed in B's dtype, as PEFT). */
   getDeltaWeight(adapter: string): Tensor {
-    return scope(() => {
-      const a = this.loraAWeight(adapter);
-      const b = this.loraBWeight(adapter);
-      const dtype = b.dtype;
-      const castToFp32 = b.device === 'cpu' && (dtype === 'float16' || dtype === 'bfloat16');
-      const ba = castToFp32 ? b.float().matmul(a.float()) : b.matmul(a);
-      const out = outInLayout(ba, this.fanInFanOut).mul(this.scaling.get(adapter)!);
-      return castToFp32 ? out.to(dtype) : out;
-    });
+    const b = this.loraBWeight(adapter);
+    return scaledLoraProduct(b, this.loraAWeight(adapter), this.scaling.get(adapter)!, this.fanInFanOut, b.dtype);
   }
 
-  /** DoRA's merged weight: m/‖W + ΔW‖ · (W + ΔW), caching the norm for unmerge. */
-  private doraMergedWeight(adapter: string, orig: Tensor): Tensor {
-    const dora = this.lora_magnitude_vector.get(adapter) as DoraLinearLayer;
-    const delta = this.getDeltaWeight(adapter);
-    const norm = dora.getWeightNorm(orig, outInLayout(delta, this.fanInFanOut), 1).detach();
-    this.mergeCache.get(adapter)?.dispose();
-    this.mergeCache.set(adapter, keep(norm));
-    const factor = outInLayout(dora.weight.div(norm).view(-1, 1), this.fanInFanOut);
-    return factor.mul(orig.add(delta)).to(orig.dtype);
-  }
-
-  merge(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): void {
-    const names = this.adaptersToMerge(opts.adapterNames);
-    for (const a of names) {
-      if (!this.lora_A.has(a)) continue;
-      const W = this.baseWeight;
-      const bias = this.baseBias;
-      const B = this.lora_B.get(a) as Linear;
-      const s = this.scaling.get(a)!;
-      if (this.loraBias.get(a) && bias === undefined)
-        throw new Error('Impossible to merge LoRA with `lora_bias=True` because the base layer has no bias.');
-      noGrad(() =>
-        scope(() => {
-          const dora = this.lora_magnitude_vector.has(a);
-          if (opts.safeMerge) {
-            const merged = dora ? this.doraMergedWeight(a, W) : W.add(this.getDeltaWeight(a).to(W.dtype));
-            assertFinite(merged, a);
-            let newBias: Tensor | undefined;
-            if (this.loraBias.get(a)) {
-              newBias = bias!.add(B.bias!.mul(s));
-              assertFinite(newBias, a);
-            }
-            W.copy_(merged);
-            if (newBias) bias!.copy_(newBias.to(bias!.dtype));
-          } else {
-            if (dora) W.copy_(this.doraMergedWeight(a, W));
-            else W.add_(this.getDeltaWeight(a).to(W.dtype));
-            if (this.loraBias.get(a)) bias!.add_(B.bias!.mul(s));
-          }
-        }),
-      );
-      this.mergedAdapters.push(a);
-    }
-  }
-
-  unmerge(): void {
-    if (!this.merged) {
-      peftWarn('Already unmerged. Nothing to do.');
-      return;
-    }
-    while (this.mergedAdapters.length > 0) {
-      const a = this.mergedAdapters.pop()!;
-      if (!this.lora_A.has(a)) continue;
-      const W = this.baseWeight;
-      noGrad(() =>
-        scope(() => {
-          const delta = this.getDeltaWeight(a).to(W.dtype);
-          if (this.lora_magnitude_vector.has(a)) {
-            const dora = this.lora_magnitude_vector.get(a) as DoraLinearLayer;
-            const norm = this.mergeCache.get(a);
-            if (norm === undefined) throw new Error(`unmerge: the DoRA weight norm of adapter '${a}' was not cached by merge`);
-            this.mergeCache.delete(a);
-            const factor = outInLayout(dora.weight.div(norm).view(-1, 1), this.fanInFanOut);
-            norm.dispose();
-            W.copy_(W.div(factor).sub(delta).to(W.dtype));
-          } else W.sub_(delta);
-          if (this.loraBias.get(a)) {
-            const B = this.lora_B.get(a) as Linear;
-            this.baseBias!.sub_(B.bias!.mul(this.scaling.get(a)!));
-          }
-        }),
-      );
-    }
+  /** s·lora_B.bias: lora_bias trains a bias in lora_B, which merging folds into the base bias. */
+  protected override loraBiasDelta(adapter: string): Tensor | undefined {
+    const bias = (this.lora_B.get(adapter) as Linear).bias;
+    return bias?.mul(this.scaling.get(adapter)!);
   }
 
   /* eslint-disable @typescript-eslint/no-explicit-any */
-  forward(x: Tensor, ...rest: any[]): Tensor {
-    const base = this.base_layer;
-    if (this.disableAdapters) {
-      if (this.merged) this.unmerge();
-      return base.forward(x, ...rest);
-    }
-    if (this.merged) return base.forward(x, ...rest);
-    return scope(() => {
-      const adapters = this.activeAdapters.filter((a) => this.lora_A.has(a));
-      // The first adapter, when fusable, is applied with the base in one native node (F.loraLinear);
-      // the others are added the composite way after it (same dropout draws in the same order).
-      const fused = rest.length === 0 && adapters.length > 0 ? this.fusedForward(x, adapters[0]) : undefined;
-      let result: Tensor = fused ?? base.forward(x, ...rest);
-      const resultDtype = result.dtype;
-      for (const a of fused === undefined ? adapters : adapters.slice(1)) {
-        const A = this.lora_A.get(a)!;
-        const B = this.lora_B.get(a)!;
-        const dropout = this.lora_dropout.get(a)!;
-        const s = this.scaling.get(a)!;
-        const wDtype = this.loraAWeight(a).dtype;
-        const xa = x.dtype === wDtype ? x : x.to(wDtype);
-        const dora = this.lora_magnitude_vector.get(a) as DoraLinearLayer | undefined;
-        if (dora === undefined) {
-          result = result.add((B.forward(A.forward(dropout.forward(xa))) as Tensor).mul(s));
-        } else {
-          // With no active dropout, the base output (bias taken off) is reused; else x·Wᵀ of the dropped x.
-          const identity = dropout.reprName() === 'Identity' || !this.training;
-          const xd = identity ? xa : (dropout.forward(xa) as Tensor);
-          result = result.add(
-            dora.forward(xd, {
-              loraA: A,
-              loraB: B,
-              scaling: s,
-              baseWeight: this.baseWeight,
-              baseBias: this.baseBias,
-              baseResult: identity ? result : undefined,
-            }),
-          );
-        }
+  protected adapterForward(x: Tensor, rest: any[]): Tensor {
+    const adapters = this.activeAdapters.filter((a) => this.lora_A.has(a));
+    // The first adapter, when fusable, is applied with the base in one native node (F.loraLinear);
+    // the others are added the composite way after it (same dropout draws in the same order).
+    const fused = rest.length === 0 && adapters.length > 0 ? this.fusedForward(x, adapters[0]) : undefined;
+    let result: Tensor = fused ?? this.base_layer.forward(x, ...rest);
+    const resultDtype = result.dtype;
+    for (const a of fused === undefined ? adapters : adapters.slice(1)) {
+      const A = this.lora_A.get(a)!;
+      const B = this.lora_B.get(a)!;
+      const dropout = this.lora_dropout.get(a)!;
+      const s = this.scaling.get(a)!;
+      const wDtype = this.loraAWeight(a).dtype;
+      const xa = x.dtype === wDtype ? x : x.to(wDtype);
+      const dora = this.lora_magnitude_vector.get(a) as DoraLinearLayer | undefined;
+      if (dora === undefined) {
+        result = result.add((B.forward(A.forward(dropout.forward(xa))) as Tensor).mul(s));
+      } else {
+        // With no active dropout, the base output (bias taken off) is reused; else x·Wᵀ of the dropped x.
+        const identity = dropout.reprName() === 'Identity' || !this.training;
+        const xd = identity ? xa : (dropout.forward(xa) as Tensor);
+        result = result.add(
+          dora.forward(xd, {
+            loraA: A,
+            loraB: B,
+            scaling: s,
+            baseWeight: this.baseWeight,
+            baseBias: this.baseBias,
+            baseResult: identity ? result : undefined,
+          }),
+        );
       }
-      return result.dtype === resultDtype ? result : result.to(resultDtype);
-    });
+    }
+    return result.dtype === resultDtype ? result : result.to(resultDtype);
   }
   /* eslint-enable @typescript-eslint/no-explicit-any */
 

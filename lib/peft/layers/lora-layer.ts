@@ -4,10 +4,11 @@
 // is the order the tree prints and the state dict lists.
 import { noGrad } from '../../autograd';
 import { Dropout, Identity, Module, ModuleDict, Parameter, ParameterDict } from '../../nn';
-import { scope } from '../../memory';
+import { keep, scope } from '../../memory';
 import { Tensor } from '../../tensor';
 import { LoraConfig } from '../config';
 import { peftWarn } from '../warn';
+import { DoraLinearLayer, outInLayout } from './dora';
 
 /** The per-adapter numbers a layer needs from the config (rank and alpha may come from the patterns). */
 export interface AdapterSpec {
@@ -26,6 +27,19 @@ export function setRequiresGrad(x: Module | Parameter, requiresGrad: boolean): v
 export function assertFinite(t: Tensor, adapter: string): void {
   const ok = noGrad(() => scope(() => t.isfinite().all().item() as boolean));
   if (!ok) throw new Error(`NaNs detected in the merged weights. The adapter ${adapter} seems to be broken`);
+}
+
+/**
+ * s·B·A in the base weight's layout (transposed when fanInFanOut), a new tensor. As PEFT, a half-precision
+ * product on the CPU is computed in float32 and cast back to `dtype` (CPU half matmul is slow or missing).
+ */
+export function scaledLoraProduct(b: Tensor, a: Tensor, scaling: number, fanInFanOut: boolean, dtype: Tensor['dtype']): Tensor {
+  return scope(() => {
+    const castToFp32 = b.device === 'cpu' && (dtype === 'float16' || dtype === 'bfloat16');
+    const ba = castToFp32 ? b.float().matmul(a.float()) : b.matmul(a);
+    const out = outInLayout(ba, fanInFanOut).mul(scaling);
+    return castToFp32 ? out.to(dtype) : out;
+  });
 }
 
 export abstract class LoraLayer extends Module {
@@ -189,10 +203,112 @@ export abstract class LoraLayer extends Module {
 
   /** ΔW of one adapter in the base weight's layout (scaling included), a new tensor. */
   abstract getDeltaWeight(adapter: string): Tensor;
+
+  /** Whether this layer holds weights for `adapter` (in lora_A for Linear kinds, lora_embedding_A for Embedding). */
+  protected hasLoraWeights(adapter: string): boolean {
+    return this.lora_A.has(adapter) || this.lora_embedding_A.has(adapter);
+  }
+
+  /** s·lora_B.bias of an adapter with lora_bias, what merging adds to the base bias; layers with such a bias override. */
+  protected loraBiasDelta(_adapter: string): Tensor | undefined {
+    return undefined;
+  }
+
+  /**
+   * m/‖W + ΔW‖ per output feature, shaped to broadcast over the base weight's layout. The DoRA layer's
+   * fanInFanOut says that layout (an embedding table is [vocab, dim], i.e. transposed).
+   */
+  private doraFactor(dora: DoraLinearLayer, norm: Tensor): Tensor {
+    return outInLayout(dora.weight.div(norm).view(-1, 1), dora.fanInFanOut);
+  }
+
+  /** DoRA's merged weight: m/‖W + ΔW‖ · (W + ΔW), caching the norm for unmerge. */
+  private doraMergedWeight(adapter: string, orig: Tensor): Tensor {
+    const dora = this.lora_magnitude_vector.get(adapter) as DoraLinearLayer;
+    const delta = this.getDeltaWeight(adapter);
+    const norm = dora.getWeightNorm(orig, outInLayout(delta, dora.fanInFanOut), 1).detach();
+    this.mergeCache.get(adapter)?.dispose();
+    this.mergeCache.set(adapter, keep(norm));
+    return this.doraFactor(dora, norm).mul(orig.add(delta)).to(orig.dtype);
+  }
+
   /** Adds the adapters' ΔW into the base weight (checking for NaN/Inf first with safeMerge). */
-  abstract merge(opts?: { safeMerge?: boolean; adapterNames?: string[] }): void;
-  /** Subtracts every merged adapter's ΔW again. */
-  abstract unmerge(): void;
+  merge(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): void {
+    for (const a of this.adaptersToMerge(opts.adapterNames)) {
+      if (!this.hasLoraWeights(a)) continue;
+      const W = this.baseWeight;
+      const bias = this.baseBias;
+      if (this.loraBias.get(a) && bias === undefined)
+        throw new Error('Impossible to merge LoRA with `lora_bias=True` because the base layer has no bias.');
+      noGrad(() =>
+        scope(() => {
+          const dora = this.lora_magnitude_vector.has(a);
+          const biasDelta = this.loraBias.get(a) ? this.loraBiasDelta(a) : undefined;
+          if (opts.safeMerge) {
+            // Nothing is written before every new value has passed the check.
+            const merged = dora ? this.doraMergedWeight(a, W) : W.add(this.getDeltaWeight(a).to(W.dtype));
+            assertFinite(merged, a);
+            let newBias: Tensor | undefined;
+            if (biasDelta) {
+              newBias = bias!.add(biasDelta);
+              assertFinite(newBias, a);
+            }
+            W.copy_(merged);
+            if (newBias) bias!.copy_(newBias.to(bias!.dtype));
+          } else {
+            if (dora) W.copy_(this.doraMergedWeight(a, W));
+            else W.add_(this.getDeltaWeight(a).to(W.dtype));
+            if (biasDelta) bias!.add_(biasDelta);
+          }
+        }),
+      );
+      this.mergedAdapters.push(a);
+    }
+  }
+
+  /** Subtracts every merged adapter's ΔW again, last merged first (DoRA divides by the cached factor). */
+  unmerge(): void {
+    if (!this.merged) {
+      peftWarn('Already unmerged. Nothing to do.');
+      return;
+    }
+    while (this.mergedAdapters.length > 0) {
+      const a = this.mergedAdapters.pop()!;
+      if (!this.hasLoraWeights(a)) continue;
+      const W = this.baseWeight;
+      noGrad(() =>
+        scope(() => {
+          const delta = this.getDeltaWeight(a).to(W.dtype);
+          const dora = this.lora_magnitude_vector.get(a) as DoraLinearLayer | undefined;
+          if (dora !== undefined) {
+            const norm = this.mergeCache.get(a);
+            if (norm === undefined) throw new Error(`unmerge: the DoRA weight norm of adapter '${a}' was not cached by merge`);
+            this.mergeCache.delete(a);
+            const factor = this.doraFactor(dora, norm);
+            norm.dispose();
+            W.copy_(W.div(factor).sub(delta).to(W.dtype));
+          } else W.sub_(delta);
+          const biasDelta = this.loraBias.get(a) ? this.loraBiasDelta(a) : undefined;
+          if (biasDelta) this.baseBias!.sub_(biasDelta);
+        }),
+      );
+    }
+  }
+
+  /* eslint-disable @typescript-eslint/no-explicit-any */
+  forward(x: Tensor, ...rest: any[]): Tensor {
+    const base = this.base_layer;
+    // Disabled: the base alone (a merged ΔW is taken out first). Merged: the base already holds ΔW.
+    if (this.disableAdapters) {
+      if (this.merged) this.unmerge();
+      return base.forward(x, ...rest);
+    }
+    if (this.merged) return base.forward(x, ...rest);
+    return scope(() => this.adapterForward(x, rest));
+  }
+  /** The unmerged, enabled path: the base output plus each active adapter's update (runs inside a scope). */
+  protected abstract adapterForward(x: Tensor, rest: any[]): Tensor;
+  /* eslint-enable @typescript-eslint/no-explicit-any */
 
   override dispose(): void {
     for (const t of this.mergeCache.values()) t.dispose();

@@ -85,37 +85,29 @@ export class LoraMergedLinear extends LoraLinear {
   }
 
   /* eslint-disable @typescript-eslint/no-explicit-any */
-  override forward(x: Tensor, ...rest: any[]): Tensor {
-    const base = this.base_layer;
-    if (this.disableAdapters) {
-      if (this.merged) this.unmerge();
-      return base.forward(x, ...rest);
-    }
-    if (this.merged) return base.forward(x, ...rest);
-    return scope(() => {
-      let result: Tensor = base.forward(x, ...rest);
-      for (const a of this.activeAdapters) {
-        const A = this.lora_A.get(a) as Linear | undefined;
-        if (A === undefined) continue;
-        const B = this.lora_B.get(a) as Linear;
-        const r = this.r.get(a)!;
-        const afterA = A.forward(this.lora_dropout.get(a)!.forward(x) as Tensor);
-        const pieces: Tensor[] = [];
-        let j = 0;
-        for (const enabled of this.enableLora) {
-          if (enabled) {
-            const bj = B.weight.narrow(0, j * this.blockSize, this.blockSize);
-            const bias = B.bias?.narrow(0, j * this.blockSize, this.blockSize);
-            let y = afterA.narrow(-1, j * r, r).matmul(bj.t());
-            if (bias) y = y.add(bias);
-            pieces.push(y);
-            j++;
-          } else pieces.push(zeros([...result.shape.slice(0, -1), this.blockSize], { dtype: result.dtype, device: result.device }));
-        }
-        result = result.add(cat(pieces, -1).mul(this.scaling.get(a)!));
+  protected override adapterForward(x: Tensor, rest: any[]): Tensor {
+    let result: Tensor = this.base_layer.forward(x, ...rest);
+    for (const a of this.activeAdapters) {
+      const A = this.lora_A.get(a) as Linear | undefined;
+      if (A === undefined) continue;
+      const B = this.lora_B.get(a) as Linear;
+      const r = this.r.get(a)!;
+      const afterA = A.forward(this.lora_dropout.get(a)!.forward(x) as Tensor);
+      const pieces: Tensor[] = [];
+      let j = 0;
+      for (const enabled of this.enableLora) {
+        if (enabled) {
+          const bj = B.weight.narrow(0, j * this.blockSize, this.blockSize);
+          const bias = B.bias?.narrow(0, j * this.blockSize, this.blockSize);
+          let y = afterA.narrow(-1, j * r, r).matmul(bj.t());
+          if (bias) y = y.add(bias);
+          pieces.push(y);
+          j++;
+        } else pieces.push(zeros([...result.shape.slice(0, -1), this.blockSize], { dtype: result.dtype, device: result.device }));
       }
-      return result;
-    });
+      result = result.add(cat(pieces, -1).mul(this.scaling.get(a)!));
+    }
+    return result;
   }
   /* eslint-enable @typescript-eslint/no-explicit-any */
 
