@@ -1,20 +1,16 @@
 // AutoModelForCausalLM: config.json spellings of transformers 4 and 5, sharded and .bin checkpoints,
 // bare base-model checkpoints, building on 'meta' (Llama-2-7B's count), and the errors it gives.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadSafetensorsSync, memory, noGrad, ones, saveSafetensorsSync, scope, tensor, Tensor } from '../lib';
 import { AutoModelForCausalLM, GPT2LMHeadModel, LlamaForCausalLM, numParameters, parseLlamaConfig, readConfig } from '../lib/models';
 import { settleGarbage } from './helpers/gc';
+import { LLAMA2_7B_CONFIG } from './helpers/llama2-7b';
 import { expected, FIXTURES, GPT2_DIR, LLAMA_DIR, maxAbsDiff } from './helpers/models';
+import { tmpDir } from './helpers/tmp-dir';
 
 let tmp: string;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-models-'));
-});
-afterAll(() => {
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+beforeAll(() => (tmp = tmpDir('models')));
 
 /** A model folder under tmp: config (object) and files (name -> source path or tensors). */
 function folder(name: string, config: object | null, files: Record<string, string | Record<string, Tensor> | object>): string {
@@ -133,20 +129,7 @@ test('pytorch_model.bin (torch.save zip, written by PyTorch 1.13) loads, on meta
 test("Llama-2-7B's config built on 'meta' has 6,738,415,616 parameters and allocates nothing", async () => {
   await settleGarbage();
   const bytes = memory().bytes;
-  const model = AutoModelForCausalLM.fromConfig({
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: 4096,
-    intermediate_size: 11008,
-    num_hidden_layers: 32,
-    num_attention_heads: 32,
-    num_key_value_heads: 32,
-    vocab_size: 32000,
-    max_position_embeddings: 4096,
-    rms_norm_eps: 1e-5,
-    tie_word_embeddings: false,
-    torch_dtype: 'float16',
-  }, { device: 'meta' });
+  const model = AutoModelForCausalLM.fromConfig(LLAMA2_7B_CONFIG, { device: 'meta' });
   expect(numParameters(model)).toBe(6738415616);
   expect(memory().bytes).toBe(bytes);
   expect([...model.parameters()].every((p) => p.device === 'meta')).toBe(true);

@@ -4,10 +4,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { memory, scope, Tensor, zeros, nn } from '../lib';
+import { NN_INFO } from './helpers/nn-reference';
 
 const FIX = path.join(__dirname, 'fixtures');
-const info = JSON.parse(fs.readFileSync(path.join(FIX, 'nn-reference.json'), 'utf8'));
-const reprs: Record<string, string> = info.reprs;
+const reprs = NN_INFO.reprs;
 
 class LlamaRMSNorm extends nn.RMSNorm {}
 
@@ -49,11 +49,11 @@ describe('a tree with every container', () => {
   test('prints, names and counts as PyTorch', () => {
     const t = new Tree();
     expect(t.toString()).toBe(reprs.Tree);
-    expect(Object.keys(t.stateDict())).toEqual(info['Tree.stateDictKeys']);
-    expect([...t.namedParameters()].map(([k]) => k)).toEqual(info['Tree.namedParameters']);
-    expect([...t.namedModules()].map(([k]) => k)).toEqual(info['Tree.namedModules']);
-    expect([...t.namedBuffers()].map(([k]) => k)).toEqual(info['Tree.namedBuffers']);
-    expect([...t.parameters()].reduce((s, p) => s + p.numel(), 0)).toBe(info['Tree.numParameters']);
+    expect(Object.keys(t.stateDict())).toEqual(NN_INFO['Tree.stateDictKeys']);
+    expect([...t.namedParameters()].map(([k]) => k)).toEqual(NN_INFO['Tree.namedParameters']);
+    expect([...t.namedModules()].map(([k]) => k)).toEqual(NN_INFO['Tree.namedModules']);
+    expect([...t.namedBuffers()].map(([k]) => k)).toEqual(NN_INFO['Tree.namedBuffers']);
+    expect([...t.parameters()].reduce((s, p) => s + p.numel(), 0)).toBe(NN_INFO['Tree.numParameters']);
     expect(t.getSubmodule('heads.a.1')).toBeInstanceOf(nn.SiLU);
     expect(t.getSubmodule('layers.2.proj')).toBe((t.layers.at(2) as Block).proj);
     t.dispose();

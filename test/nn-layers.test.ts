@@ -1,26 +1,12 @@
 // Layers against PyTorch (values and reprs from test/fixtures/make_nn_reference.py, torch 1.13):
 // default initialisation under manualSeed, each forward, and what each prints.
-import * as fs from 'fs';
-import * as path from 'path';
-import { loadSafetensorsSync, manualSeed, memory, noGrad, ones, randn, scope, Tensor, nn } from '../lib';
+import { manualSeed, memory, noGrad, ones, randn, scope, Tensor, nn } from '../lib';
+import { loadNnReference, NN_INFO } from './helpers/nn-reference';
 import { expectClose } from './helpers/reference';
 
-const FIX = path.join(__dirname, 'fixtures');
-const info = JSON.parse(fs.readFileSync(path.join(FIX, 'nn-reference.json'), 'utf8'));
-const reprs: Record<string, string> = info.reprs;
-let ref: Record<string, Tensor>;
-const r = (k: string): Tensor => {
-  const t = ref[k];
-  if (t === undefined) throw new Error(`nn-reference.safetensors has no '${k}'; rerun make_nn_reference.py`);
-  return t;
-};
-
-beforeAll(() => {
-  ref = loadSafetensorsSync(path.join(FIX, 'nn-reference.safetensors'));
-});
-afterAll(() => {
-  for (const t of Object.values(ref)) t.dispose();
-});
+const reprs = NN_INFO.reprs;
+const { ref: r, dispose } = loadNnReference();
+afterAll(dispose);
 
 /** Copies a reference tensor into a parameter. */
 function setParam(p: Tensor, v: Tensor): void {

@@ -1,61 +1,32 @@
 // nn.Module behaviour against PyTorch: the seed's SimpleMLP (262 parameters) loaded from
 // mlp-base.safetensors prints, names and computes as PyTorch's (values from make_nn_reference.py);
 // state-dict errors, modes, to(), apply, gradients, and no leak over a training-style loop.
-import * as fs from 'fs';
 import * as path from 'path';
 import { loadSafetensorsSync, memory, noGrad, randn, scope, tensor, Tensor, zeros, nn } from '../lib';
 import { catchError } from './helpers/errors';
+import { loadNnReference, NN_INFO } from './helpers/nn-reference';
 import { expectClose } from './helpers/reference';
+import { loadedSimpleMLP, SimpleMLP } from './helpers/simple-mlp';
 
 const FIX = path.join(__dirname, 'fixtures');
-const info = JSON.parse(fs.readFileSync(path.join(FIX, 'nn-reference.json'), 'utf8'));
-let ref: Record<string, Tensor>;
-const r = (k: string): Tensor => {
-  const t = ref[k];
-  if (t === undefined) throw new Error(`nn-reference.safetensors has no '${k}'; rerun make_nn_reference.py`);
-  return t;
-};
-
-beforeAll(() => {
-  ref = loadSafetensorsSync(path.join(FIX, 'nn-reference.safetensors'));
-});
-afterAll(() => {
-  for (const t of Object.values(ref)) t.dispose();
-});
-
-/** The seed article's model, written the PyTorch way: fields in __init__ order. */
-class SimpleMLP extends nn.Module {
-  fc1 = new nn.Linear(10, 20);
-  relu = new nn.ReLU();
-  fc2 = new nn.Linear(20, 2);
-  forward(x: Tensor): Tensor {
-    return scope(() => this.fc2.forward(this.relu.forward(this.fc1.forward(x))));
-  }
-}
-
-function loadedMLP(): SimpleMLP {
-  const m = new SimpleMLP();
-  const sd = loadSafetensorsSync(path.join(FIX, 'mlp-base.safetensors'));
-  m.loadStateDict(sd);
-  for (const t of Object.values(sd)) t.dispose();
-  return m;
-}
+const { ref: r, dispose } = loadNnReference();
+afterAll(dispose);
 
 describe('SimpleMLP from mlp-base.safetensors', () => {
   test('262 parameters, PyTorch state-dict keys and repr', () => {
-    const m = loadedMLP();
+    const m = loadedSimpleMLP();
     const n = [...m.parameters()].reduce((s, p) => s + p.numel(), 0);
     expect(n).toBe(262);
-    expect(n).toBe(info['SimpleMLP.numParameters']);
-    expect(Object.keys(m.stateDict())).toEqual(info['SimpleMLP.stateDictKeys']);
-    expect([...m.namedParameters()].map(([k]) => k)).toEqual(info['SimpleMLP.stateDictKeys']);
-    expect(m.toString()).toBe(info.reprs.SimpleMLP);
-    expect(`${m}`).toBe(info.reprs.SimpleMLP);
+    expect(n).toBe(NN_INFO['SimpleMLP.numParameters']);
+    expect(Object.keys(m.stateDict())).toEqual(NN_INFO['SimpleMLP.stateDictKeys']);
+    expect([...m.namedParameters()].map(([k]) => k)).toEqual(NN_INFO['SimpleMLP.stateDictKeys']);
+    expect(m.toString()).toBe(NN_INFO.reprs.SimpleMLP);
+    expect(`${m}`).toBe(NN_INFO.reprs.SimpleMLP);
     m.dispose();
   });
 
   test('output, loss and gradients equal PyTorch', () => {
-    const m = loadedMLP();
+    const m = loadedSimpleMLP();
     scope(() => {
       const y = m.forward(r('mlp.x'));
       expectClose(y, r('mlp.y'), { atol: 1e-6, rtol: 1e-6 });
@@ -145,7 +116,7 @@ describe('modes, to(), apply', () => {
   });
 
   test("to('float64') casts parameters and buffers in place (same objects) and the model runs in float64", () => {
-    const m = loadedMLP();
+    const m = loadedSimpleMLP();
     m.registerBuffer('counter', tensor([3], { dtype: 'int64' }));
     const p = m.fc1.weight;
     scope(() => {
@@ -202,7 +173,7 @@ describe('modes, to(), apply', () => {
 });
 
 test('no leak over a forward/backward loop', () => {
-  const m = loadedMLP();
+  const m = loadedSimpleMLP();
   const step = () =>
     scope(() => {
       const x = randn([4, 10]);

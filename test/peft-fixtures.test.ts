@@ -5,18 +5,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { AutoModelForCausalLM, loadSafetensorsSync, memory, noGrad, PeftModel, scope, Tensor } from '../lib';
 import type { CausalLM } from '../lib';
+import { PEFT_FIXTURES } from './helpers/peft-fixtures';
 
 const FIX = path.join(__dirname, 'fixtures');
 const meta = JSON.parse(fs.readFileSync(path.join(FIX, 'meta.json'), 'utf8'));
-
-const CASES: { name: string; base: string; merged: boolean }[] = [
-  { name: 'llama-qv', base: 'tiny-llama', merged: true },
-  { name: 'llama-all-patterns', base: 'tiny-llama', merged: true },
-  { name: 'llama-embed-save', base: 'tiny-llama', merged: true },
-  { name: 'llama-regex', base: 'tiny-llama', merged: true },
-  { name: 'llama-dora', base: 'tiny-llama', merged: true },
-  { name: 'gpt2-conv1d', base: 'tiny-gpt2', merged: false },
-];
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item() as number);
@@ -30,7 +22,7 @@ async function base(name: string): Promise<CausalLM> {
   return AutoModelForCausalLM.fromPretrained(path.join(FIX, name));
 }
 
-for (const c of CASES) {
+for (const c of PEFT_FIXTURES) {
   describe(c.name, () => {
     let exp: Record<string, Tensor>;
     beforeAll(() => {

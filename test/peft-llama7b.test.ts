@@ -2,22 +2,8 @@
 // trains 39,976,960 parameters at r=16 (0.59%) and 9,994,240 at r=4 (0.15%); lit-llama's fused qkv
 // MergedLinear with enable_lora [q, k, v] = [true, false, true] and r=8 has lora_A 16×4096, lora_B 8192×8.
 import { AutoModelForCausalLM, LoraConfig, getPeftModel, nn, peft as P } from '../lib';
+import { LLAMA2_7B_CONFIG } from './helpers/llama2-7b';
 
-const LLAMA2_7B = {
-  architectures: ['LlamaForCausalLM'],
-  model_type: 'llama',
-  hidden_size: 4096,
-  intermediate_size: 11008,
-  num_hidden_layers: 32,
-  num_attention_heads: 32,
-  num_key_value_heads: 32,
-  vocab_size: 32000,
-  max_position_embeddings: 4096,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: false,
-  torch_dtype: 'float16',
-};
 const SEVEN = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 for (const [r, trainable, line] of [
@@ -25,7 +11,7 @@ for (const [r, trainable, line] of [
   [4, 9_994_240, 'trainable params: 9,994,240 || all params: 6,748,409,856 || trainable%: 0.1481'],
 ] as const) {
   test(`Llama-2-7B, r=${r} on the 7 projections: ${trainable.toLocaleString('en-US')} trainable`, () => {
-    const model = AutoModelForCausalLM.fromConfig(LLAMA2_7B, { device: 'meta' });
+    const model = AutoModelForCausalLM.fromConfig(LLAMA2_7B_CONFIG, { device: 'meta' });
     const peft = getPeftModel(model, new LoraConfig({ r, loraAlpha: 2 * r, targetModules: [...SEVEN], taskType: 'CAUSAL_LM' }));
     const [t, all] = peft.getNbTrainableParameters();
     expect(t).toBe(trainable);
@@ -41,7 +27,7 @@ for (const [r, trainable, line] of [
 }
 
 test("LLaMA's default targets are q_proj and v_proj (PEFT's per-model-type default)", () => {
-  const model = AutoModelForCausalLM.fromConfig(LLAMA2_7B, { device: 'meta' });
+  const model = AutoModelForCausalLM.fromConfig(LLAMA2_7B_CONFIG, { device: 'meta' });
   const cfg = new LoraConfig({ r: 8 });
   const peft = getPeftModel(model, cfg);
   expect(cfg.targetModules).toEqual(['q_proj', 'v_proj']);

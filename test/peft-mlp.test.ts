@@ -4,26 +4,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { getPeftModel, LoraConfig, loadSafetensorsSync, nn, PeftModel, scope, Tensor, noGrad, memory } from '../lib';
+import { loadedSimpleMLP, SimpleMLP } from './helpers/simple-mlp';
 
 const FIX = path.join(__dirname, 'fixtures');
 const meta = JSON.parse(fs.readFileSync(path.join(FIX, 'meta.json'), 'utf8'));
-
-class SimpleMLP extends nn.Module {
-  fc1 = new nn.Linear(10, 20);
-  relu = new nn.ReLU();
-  fc2 = new nn.Linear(20, 2);
-  forward(x: Tensor): Tensor {
-    return scope(() => this.fc2.forward(this.relu.forward(this.fc1.forward(x))));
-  }
-}
-
-function baseModel(): SimpleMLP {
-  const m = new SimpleMLP();
-  const sd = loadSafetensorsSync(path.join(FIX, 'mlp-base.safetensors'));
-  m.loadStateDict(sd);
-  for (const t of Object.values(sd)) t.dispose();
-  return m;
-}
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item() as number);
@@ -40,13 +24,13 @@ afterAll(() => {
 });
 
 test("prints PEFT's tree exactly", () => {
-  const peft = getPeftModel(baseModel(), seedConfig());
+  const peft = getPeftModel(loadedSimpleMLP(), seedConfig());
   expect(peft.toString()).toBe(fs.readFileSync(path.join(FIX, 'mlp-fc1', 'repr.txt'), 'utf8'));
   peft.dispose();
 });
 
 test("counts trainable parameters as PEFT and prints PEFT's line", () => {
-  const peft = getPeftModel(baseModel(), seedConfig());
+  const peft = getPeftModel(loadedSimpleMLP(), seedConfig());
   expect(peft.getNbTrainableParameters()).toEqual([meta['mlp-fc1'].trainable, meta['mlp-fc1'].all]);
   const names = [...peft.namedParameters()].filter(([, p]) => p.requiresGrad).map(([n]) => n);
   expect(names).toEqual(['base_model.model.fc1.lora_A.default.weight', 'base_model.model.fc1.lora_B.default.weight']);
@@ -58,7 +42,7 @@ test("counts trainable parameters as PEFT and prints PEFT's line", () => {
 });
 
 test('a fresh adapter (B = 0) leaves the output unchanged; dropout acts on the LoRA input only', () => {
-  const base = baseModel();
+  const base = loadedSimpleMLP();
   const y0 = noGrad(() => base.forward(expect_.x));
   const peft = getPeftModel(base, seedConfig());
   peft.train();
@@ -70,7 +54,7 @@ test('a fresh adapter (B = 0) leaves the output unchanged; dropout acts on the L
 
 for (const sub of ['', 'bin']) {
   test(`loads the adapter from ${sub || 'safetensors'} and gives PEFT's outputs (1e-5)`, async () => {
-    const peft = await PeftModel.fromPretrained(baseModel(), path.join(FIX, 'mlp-fc1', sub));
+    const peft = await PeftModel.fromPretrained(loadedSimpleMLP(), path.join(FIX, 'mlp-fc1', sub));
     expect(peft.training).toBe(false);
     const y = noGrad(() => peft.forward(expect_.x));
     expect(maxAbsDiff(y, expect_.y)).toBeLessThan(1e-5);
@@ -82,7 +66,7 @@ for (const sub of ['', 'bin']) {
 }
 
 test('isTrainable loads trainable adapters', async () => {
-  const peft = await PeftModel.fromPretrained(baseModel(), path.join(FIX, 'mlp-fc1'), { isTrainable: true });
+  const peft = await PeftModel.fromPretrained(loadedSimpleMLP(), path.join(FIX, 'mlp-fc1'), { isTrainable: true });
   expect(peft.getNbTrainableParameters()).toEqual([meta['mlp-fc1'].trainable, meta['mlp-fc1'].all]);
   peft.dispose();
 });
@@ -90,7 +74,7 @@ test('isTrainable loads trainable adapters', async () => {
 test('save -> load round trip is exact and the files are byte for byte what PEFT wrote', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-mlp-'));
   try {
-    const peft = await PeftModel.fromPretrained(baseModel(), path.join(FIX, 'mlp-fc1'));
+    const peft = await PeftModel.fromPretrained(loadedSimpleMLP(), path.join(FIX, 'mlp-fc1'));
     await peft.savePretrained(dir);
     expect(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).toBe(
       fs.readFileSync(path.join(FIX, 'mlp-fc1', 'adapter_config.json'), 'utf8'),
@@ -102,7 +86,7 @@ test('save -> load round trip is exact and the files are byte for byte what PEFT
     expect(card).toContain('- PEFT 0.21.0');
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
 
-    const again = await PeftModel.fromPretrained(baseModel(), dir);
+    const again = await PeftModel.fromPretrained(loadedSimpleMLP(), dir);
     const a = peft.stateDict();
     const b = again.stateDict();
     expect(Object.keys(b)).toEqual(Object.keys(a));
@@ -115,7 +99,7 @@ test('save -> load round trip is exact and the files are byte for byte what PEFT
 });
 
 test('merge, unmerge and mergeAndUnload keep the outputs (1e-5)', async () => {
-  const peft = await PeftModel.fromPretrained(baseModel(), path.join(FIX, 'mlp-fc1'));
+  const peft = await PeftModel.fromPretrained(loadedSimpleMLP(), path.join(FIX, 'mlp-fc1'));
   peft.merge();
   const y = noGrad(() => peft.forward(expect_.x));
   expect(maxAbsDiff(y, expect_.y)).toBeLessThan(1e-5);
@@ -130,7 +114,7 @@ test('merge, unmerge and mergeAndUnload keep the outputs (1e-5)', async () => {
 });
 
 test('disableAdapter runs the base model, then turns the adapter back on', async () => {
-  const base = baseModel();
+  const base = loadedSimpleMLP();
   const y0 = noGrad(() => base.forward(expect_.x));
   const peft = await PeftModel.fromPretrained(base, path.join(FIX, 'mlp-fc1'));
   const yOff = peft.disableAdapter(() => noGrad(() => peft.forward(expect_.x)));
@@ -142,7 +126,7 @@ test('disableAdapter runs the base model, then turns the adapter back on', async
 });
 
 test('no leaked tensors across a forward', async () => {
-  const peft = await PeftModel.fromPretrained(baseModel(), path.join(FIX, 'mlp-fc1'));
+  const peft = await PeftModel.fromPretrained(loadedSimpleMLP(), path.join(FIX, 'mlp-fc1'));
   const y = noGrad(() => peft.forward(expect_.x));
   y.dispose();
   const before = memory().tensors;

@@ -3,18 +3,13 @@
 // loads in Python's torch.load(weights_only=True) where that Python exists), and load errors are clear.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { AutoModelForCausalLM, loadSafetensorsSync, LoraConfig, getPeftModel, PeftModel, Tensor } from '../lib';
+import { PEFT_FIXTURES } from './helpers/peft-fixtures';
+import { tmpDir } from './helpers/tmp-dir';
 
 const FIX = path.join(__dirname, 'fixtures');
-const tmpDirs: string[] = [];
-function tmp(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-save-'));
-  tmpDirs.push(d);
-  return d;
-}
-afterAll(() => tmpDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmp = () => tmpDir('peft-save');
 
 const base = (name: string) => AutoModelForCausalLM.fromPretrained(path.join(FIX, name));
 const read = (...p: string[]) => fs.readFileSync(path.join(...p));
@@ -26,16 +21,7 @@ function sameStateDict(a: PeftModel, b: PeftModel): void {
   for (const k of Object.keys(sa)) if (!sa[k].equal(sb[k])) throw new Error(`${k} differs after the round trip`);
 }
 
-const CASES = [
-  ['llama-qv', 'tiny-llama'],
-  ['llama-all-patterns', 'tiny-llama'],
-  ['llama-embed-save', 'tiny-llama'],
-  ['llama-regex', 'tiny-llama'],
-  ['llama-dora', 'tiny-llama'],
-  ['gpt2-conv1d', 'tiny-gpt2'],
-];
-
-for (const [name, baseName] of CASES) {
+for (const { name, base: baseName } of PEFT_FIXTURES) {
   test(`${name}: saved files equal PEFT's byte for byte, and load back exactly`, async () => {
     const peft = await PeftModel.fromPretrained(await base(baseName), path.join(FIX, name));
     const dir = tmp();

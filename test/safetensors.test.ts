@@ -3,9 +3,7 @@
 // files, and atomic saves.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { types } from 'util';
 import {
   DType,
   fromTypedArray,
@@ -23,8 +21,12 @@ import {
 } from '../lib';
 import { ITEMSIZE } from '../lib/dtype';
 import { native } from '../lib/native';
+import { leftovers, previousFile } from './helpers/atomic-save';
+import { failure } from './helpers/errors';
 import { settleGarbage } from './helpers/gc';
 import { pythonWithTorch, runPythonJson, skipNote } from './helpers/python';
+import { bytesOf, disposeAll } from './helpers/tensors';
+import { tmpDir } from './helpers/tmp-dir';
 
 const FIX = path.join(__dirname, 'fixtures');
 const REFERENCE = JSON.parse(fs.readFileSync(path.join(FIX, 'safetensors-reference.json'), 'utf8')) as Record<
@@ -51,21 +53,7 @@ const ST_DTYPE: Record<string, DType> = {
 };
 
 let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-safetensors-'));
-});
-afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-/** The raw bytes of a tensor (row-major, little-endian), as they go to disk. */
-function bytesOf(t: Tensor): Buffer {
-  return Buffer.from(native.toBytes(t.handle) as ArrayBuffer);
-}
-
-function disposeAll(ts: Record<string, Tensor>): void {
-  for (const t of Object.values(ts)) t.dispose();
-}
+beforeAll(() => (dir = tmpDir('safetensors')));
 
 /** One tensor of every dtype, with awkward cases: 0-d, empty, non-contiguous, extreme values. */
 function everyDtype(): Record<string, Tensor> {
@@ -88,17 +76,6 @@ function everyDtype(): Record<string, Tensor> {
 }
 
 const METADATA = { format: 'pt', note: 'ünïcode "quoted" \\ text' };
-
-/** Catches the rejection of a promise or the throw of a function; returns the Error (any realm). */
-async function failure(fn: () => unknown): Promise<Error> {
-  try {
-    await fn();
-  } catch (e) {
-    if (!types.isNativeError(e)) throw new Error(`expected an Error, got ${String(e)}`);
-    return e as Error;
-  }
-  throw new Error('expected a failure, but it succeeded');
-}
 
 describe.each([
   ['sync', (t: Record<string, Tensor>, p: string, m?: Record<string, string>) => saveSafetensorsSync(t, p, { metadata: m }), (p: string) => loadSafetensorsSync(p)],
@@ -308,16 +285,8 @@ describe('hostile and corrupt files are clear errors', () => {
 });
 
 describe('saves are atomic', () => {
-  const leftovers = (d: string) => fs.readdirSync(d).filter((n) => n.includes('.tmp-'));
-
-  function previous(name: string): { file: string; bytes: Buffer } {
-    const sub = fs.mkdtempSync(path.join(dir, `${name}-`));
-    const file = path.join(sub, 'model.safetensors');
-    const t = tensor([1, 2, 3], { dtype: 'float32' });
-    saveSafetensorsSync({ t }, file, { metadata: { format: 'pt' } });
-    t.dispose();
-    return { file, bytes: fs.readFileSync(file) };
-  }
+  const previous = (name: string) =>
+    previousFile(dir, name, 'model.safetensors', (ts, file) => saveSafetensorsSync(ts, file, { metadata: { format: 'pt' } }));
 
   test('a disposed tensor in the list: the previous file stays, no temporary file', async () => {
     const { file, bytes } = previous('disposed');

@@ -2,9 +2,7 @@
 // tensors; what we write has torch.save's layout, round-trips, and loads in PyTorch's
 // torch.load(weights_only=True); hostile files are clear errors; saves are atomic.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { types } from 'util';
 import * as zlib from 'zlib';
 import {
   fromTypedArray,
@@ -21,9 +19,12 @@ import {
   zeros,
 } from '../lib';
 import { zipBytes } from '../lib/io/torch-bin';
-import { native } from '../lib/native';
+import { leftovers, previousFile } from './helpers/atomic-save';
+import { failure } from './helpers/errors';
 import { settleGarbage } from './helpers/gc';
 import { pythonWithTorch, runPythonJson, skipNote } from './helpers/python';
+import { bytesOf, disposeAll } from './helpers/tensors';
+import { tmpDir } from './helpers/tmp-dir';
 
 const FIX = path.join(__dirname, 'fixtures');
 const ADAPTERS = fs
@@ -32,28 +33,8 @@ const ADAPTERS = fs
   .sort();
 
 let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-torch-bin-'));
-});
-afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+beforeAll(() => (dir = tmpDir('torch-bin')));
 
-function bytesOf(t: Tensor): Buffer {
-  return Buffer.from(native.toBytes(t.handle) as ArrayBuffer);
-}
-function disposeAll(ts: Record<string, Tensor>): void {
-  for (const t of Object.values(ts)) t.dispose();
-}
-async function failure(fn: () => unknown): Promise<Error> {
-  try {
-    await fn();
-  } catch (e) {
-    if (!types.isNativeError(e)) throw new Error(`expected an Error, got ${String(e)}`);
-    return e as Error;
-  }
-  throw new Error('expected a failure, but it succeeded');
-}
 /** Same names, dtypes, shapes and bytes. */
 function expectSameTensors(a: Record<string, Tensor>, b: Record<string, Tensor>): void {
   expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
@@ -296,15 +277,7 @@ describe('PyTorch loads our .bin with torch.load(weights_only=True) (test/intero
 });
 
 describe('saves are atomic', () => {
-  const leftovers = (d: string) => fs.readdirSync(d).filter((n) => n.includes('.tmp-'));
-  function previous(name: string): { file: string; bytes: Buffer } {
-    const sub = fs.mkdtempSync(path.join(dir, `${name}-`));
-    const file = path.join(sub, 'adapter_model.bin');
-    const t = tensor([1, 2, 3], { dtype: 'float32' });
-    saveTorchBinSync({ t }, file);
-    t.dispose();
-    return { file, bytes: fs.readFileSync(file) };
-  }
+  const previous = (name: string) => previousFile(dir, name, 'adapter_model.bin', (ts, file) => saveTorchBinSync(ts, file));
 
   test('a disposed tensor in the list: the previous file stays, no temporary file', async () => {
     const { file, bytes } = previous('disposed');

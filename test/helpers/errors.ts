@@ -20,3 +20,14 @@ export function errorMessage(fn: () => unknown): string {
   expect(msg).not.toMatch(/frame #\d+/);
   return msg;
 }
+
+/** Awaits fn, expects it to throw or reject with a real Error (of any realm) and returns it. */
+export async function failure(fn: () => unknown): Promise<Error> {
+  try {
+    await fn();
+  } catch (e) {
+    if (!types.isNativeError(e)) throw new Error(`expected an Error, got ${String(e)}`);
+    return e as Error;
+  }
+  throw new Error('expected a failure, but it succeeded');
+}

@@ -1,7 +1,8 @@
 // Loads test/fixtures/optim-reference.safetensors (written by make_optim_reference.py with PyTorch
 // 1.13) and builds our optimizers from the case configurations it carries.
 import * as path from 'path';
-import { AdamW, loadSafetensorsSync, nn, optim, readSafetensorsHeader, SGD, Tensor } from '../../lib';
+import { AdamW, nn, optim, readSafetensorsHeader, SGD } from '../../lib';
+import { loadReferenceFile, ReferenceTensors } from './reference';
 
 const FILE = path.join(__dirname, '..', 'fixtures', 'optim-reference.safetensors');
 
@@ -22,21 +23,9 @@ export interface OptimConfig {
   };
 }
 
-export function loadOptimReference(): { ref: (key: string) => Tensor; has: (key: string) => boolean; config: OptimConfig; dispose: () => void } {
-  const all = loadSafetensorsSync(FILE);
+export function loadOptimReference(): ReferenceTensors & { config: OptimConfig } {
   const config = JSON.parse(readSafetensorsHeader(FILE).metadata.config) as OptimConfig;
-  return {
-    ref(key) {
-      const t = all[key];
-      if (t === undefined) throw new Error(`optim-reference.safetensors has no '${key}'; rerun make_optim_reference.py`);
-      return t;
-    },
-    has: (key) => key in all,
-    config,
-    dispose() {
-      for (const t of Object.values(all)) t.dispose();
-    },
-  };
+  return { ...loadReferenceFile(FILE, 'make_optim_reference.py'), config };
 }
 
 /** PyTorch's option names -> ours. */

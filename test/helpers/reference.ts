@@ -1,5 +1,6 @@
-// Loads the PyTorch reference values written by test/fixtures/make_torch_reference.py and compares
-// tensors against them (shape, dtype and values within a stated tolerance).
+// Loads the PyTorch reference values written by test/fixtures/make_torch_reference.py (and, through
+// loadReferenceFile, any generator's file) and compares tensors against them (shape, dtype and values
+// within a stated tolerance).
 import * as path from 'path';
 import { loadSafetensorsSync, readSafetensorsHeader, Tensor, torchVersion } from '../../lib';
 
@@ -17,19 +18,35 @@ export function sameTorchAsReference(name: 'creation' | 'math' | 'nn'): boolean 
   return majorMinor(writer) === majorMinor(torchVersion);
 }
 
-/** A reference file as name -> Tensor (created outside any scope; call the returned dispose in afterAll). */
-export function loadReference(name: 'creation' | 'math' | 'nn'): { ref: (key: string) => Tensor; dispose: () => void } {
-  const all = loadSafetensorsSync(path.join(DIR, `${name}.safetensors`));
+/** The tensors of a reference file: ref(key) throws naming the file and its generator when a key is missing. */
+export interface ReferenceTensors {
+  ref: (key: string) => Tensor;
+  has: (key: string) => boolean;
+  dispose: () => void;
+}
+
+/**
+ * A .safetensors file a test/fixtures/<generator> script wrote, as name -> Tensor (created outside any
+ * scope; call the returned dispose in afterAll).
+ */
+export function loadReferenceFile(file: string, generator: string): ReferenceTensors {
+  const all = loadSafetensorsSync(file);
   return {
     ref(key: string): Tensor {
       const t = all[key];
-      if (t === undefined) throw new Error(`${name}.safetensors has no '${key}'; rerun make_torch_reference.py`);
+      if (t === undefined) throw new Error(`${path.basename(file)} has no '${key}'; rerun ${generator}`);
       return t;
     },
+    has: (key) => key in all,
     dispose() {
       for (const t of Object.values(all)) t.dispose();
     },
   };
+}
+
+/** A make_torch_reference.py file (creation, math or nn) as name -> Tensor. */
+export function loadReference(name: 'creation' | 'math' | 'nn'): ReferenceTensors {
+  return loadReferenceFile(path.join(DIR, `${name}.safetensors`), 'make_torch_reference.py');
 }
 
 /** The elements as JS numbers (int64 via Number, bool as 0/1). */

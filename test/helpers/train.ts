@@ -1,12 +1,12 @@
 // Shared by the test/train-*.test.ts files: a tiny LoRA model from the tiny-llama fixture, made the
 // same way from a seed, and small datasets of token ids whose lengths and label masks vary.
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { AutoModelForCausalLM, Dataset, getPeftModel, loadSafetensorsSync, LoraConfig, manualSeed, PeftModel, scope, Tensor } from '../../lib';
 import { Example } from '../../lib/data';
 import { rng } from '../../lib/data/random';
 import { LoraConfigOptions } from '../../lib/peft';
+
+export { tmpDir } from './tmp-dir';
 
 export const FIXTURES = path.join(__dirname, '..', 'fixtures');
 export const TINY_LLAMA = path.join(FIXTURES, 'tiny-llama');
@@ -39,9 +39,6 @@ export function randomExamples(n: number, seed: number, minLen = 5, maxLen = 14)
   return new Dataset(out);
 }
 
-export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `tl-${prefix}-`));
-}
 
 /** Largest |a - b| over the tensors of two .safetensors files with the same keys (throws if keys differ). */
 export function maxFileDiff(fileA: string, fileB: string): number {

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { AutoModelForCausalLM, getPeftModel, loadSafetensorsSync, LoraConfig, manualSeed, noGrad, PeftModel, saveSafetensors, scope, Tensor } from '../../lib';
 import type { CausalLM } from '../../lib';
+import { PEFT_FIXTURES } from '../helpers/peft-fixtures';
 
 // Run from the repository root (run.sh does), or point TL_FIXTURES at test/fixtures.
 const FIX = path.resolve(process.env.TL_FIXTURES ?? path.join('test', 'fixtures'));
@@ -30,14 +31,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(OUT, { recursive: true });
   const model = (b: string) => AutoModelForCausalLM.fromPretrained(path.join(FIX, b)) as Promise<CausalLM>;
   const ids = loadSafetensorsSync(path.join(FIX, 'llama-qv', 'expect.safetensors')).input_ids;
-  for (const [name, base] of [
-    ['llama-qv', 'tiny-llama'],
-    ['llama-all-patterns', 'tiny-llama'],
-    ['llama-embed-save', 'tiny-llama'],
-    ['llama-regex', 'tiny-llama'],
-    ['llama-dora', 'tiny-llama'],
-    ['gpt2-conv1d', 'tiny-gpt2'],
-  ]) {
+  for (const { name, base } of PEFT_FIXTURES) {
     const peft = await PeftModel.fromPretrained(await model(base), path.join(FIX, name));
     await emit(`resaved-${name}`, base, peft, ids);
   }
