@@ -28,7 +28,6 @@ beforeAll(async () => {
   expect(r.out).toMatch(/^step 6\/6 \| epoch [\d.]+ \| eval_loss \d/m);
   expect(r.out).toContain(`adapter: ${out}`);
 });
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('train writes the adapter, the log, the loss curve and checkpoints; flags beat the config', () => {
   for (const f of ['adapter_config.json', 'adapter_model.safetensors', 'trainer_log.jsonl', 'training_loss.svg', 'trainer_state.json', 'checkpoint-3', 'checkpoint-6'])

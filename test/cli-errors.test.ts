@@ -4,17 +4,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { cuda } from '../lib';
-import { cleanupCliProcess, cli, cliProcess, makeDataFile, makeModelDir } from './helpers/cli';
+import { cli, cliProcess, makeDataFile, makeModelDir } from './helpers/cli';
 import { tmpDir } from './helpers/train';
 
 const COMMANDS = ['train', 'generate', 'merge', 'inspect', 'demo'];
 let dir: string;
 beforeAll(() => {
   dir = tmpDir('cli-err');
-});
-afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-  cleanupCliProcess();
 });
 
 test('--help: the command list, and each command its options', async () => {

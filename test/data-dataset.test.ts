@@ -2,7 +2,6 @@
 // test/fixtures/data/make_data_fixtures.py with transformers), packing and padding, the DataLoader,
 // the seeded split, and errors that name the file and the line.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import {
   AutoTokenizer,
@@ -17,6 +16,7 @@ import {
   Tokenizer,
 } from '../lib/data';
 import { memory } from '../lib/memory';
+import { tmpDir } from './helpers/tmp-dir';
 
 const FIX = path.join(__dirname, 'fixtures', 'data');
 const DATA = path.join(FIX, 'datasets');
@@ -44,7 +44,7 @@ function labelledText(e: Example): string[] {
 }
 
 function tmpFile(name: string, text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-data-'));
+  const dir = tmpDir('data');
   const f = path.join(dir, name);
   fs.writeFileSync(f, text);
   return f;

@@ -2,10 +2,10 @@
 // (test/fixtures/data/make_data_fixtures.py wrote reference.json): ids with and without special tokens,
 // decoding, batch padding and truncation, chat templates.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { AutoTokenizer, ChatTemplate, Tokenizer } from '../lib/data';
 import { memory } from '../lib/memory';
+import { tmpDir } from './helpers/tmp-dir';
 
 const FIX = path.join(__dirname, 'fixtures', 'data');
 const REF = JSON.parse(fs.readFileSync(path.join(FIX, 'reference.json'), 'utf8'));
@@ -13,7 +13,7 @@ const NAMES = ['tiny-bpe', 'tiny-sp'] as const;
 
 /** A copy of a fixture tokenizer folder with its config changed by `edit`. */
 function variant(name: string, edit: (cfg: Record<string, unknown>) => void, extra: Record<string, string> = {}): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-tok-'));
+  const dir = tmpDir('tok');
   fs.copyFileSync(path.join(FIX, name, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
   const cfg = JSON.parse(fs.readFileSync(path.join(FIX, name, 'tokenizer_config.json'), 'utf8'));
   edit(cfg);
@@ -204,7 +204,7 @@ describe('tokenizer_config.json settings', () => {
 
   test('a missing folder or tokenizer.json is named in the error', () => {
     expect(() => AutoTokenizer.fromPretrainedSync('/nonexistent/tok')).toThrow(/tokenizer folder '\/nonexistent\/tok' does not exist/);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-tok-'));
+    const dir = tmpDir('tok');
     expect(() => AutoTokenizer.fromPretrainedSync(dir)).toThrow(/has no tokenizer.json/);
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": ');
     expect(() => AutoTokenizer.fromPretrainedSync(dir)).toThrow(/tokenizer.json: not valid JSON/);

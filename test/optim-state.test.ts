@@ -1,7 +1,6 @@
 // Optimizer state dicts: saved through saveSafetensors + JSON and loaded into a fresh optimizer, the
 // run continues exactly as the unbroken one (and as PyTorch's). And no leak over 1,000 steps.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import {
   AdamW,
@@ -19,6 +18,7 @@ import {
 import { errorMessage } from './helpers/errors';
 import { expectClose } from './helpers/reference';
 import { loadOptimReference, makeOptimizer } from './helpers/optim-reference';
+import { tmpDir } from './helpers/tmp-dir';
 
 const R = loadOptimReference();
 afterAll(() => R.dispose());
@@ -53,7 +53,7 @@ describe.each(['adamw_groups', 'adamw_amsgrad', 'sgd_momentum', 'sgd_nesterov'])
       setGrads(a, k);
       optA.step();
     }
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optim-state-'));
+    const dir = tmpDir('optim-state');
     const { tensors, meta } = optim.flattenOptimizerState(optA.stateDict());
     saveSafetensorsSync(tensors, path.join(dir, 'optimizer.safetensors'));
     fs.writeFileSync(path.join(dir, 'optimizer.json'), JSON.stringify(meta));
@@ -64,7 +64,6 @@ describe.each(['adamw_groups', 'adamw_amsgrad', 'sgd_momentum', 'sgd_nesterov'])
     const loaded = loadSafetensorsSync(path.join(dir, 'optimizer.safetensors'));
     optB.loadStateDict(optim.unflattenOptimizerState(loaded, JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8'))));
     Object.values(loaded).forEach((t) => t.dispose()); // loadStateDict copied them
-    fs.rmSync(dir, { recursive: true });
     expect(optB.paramGroups.map(({ params: _p, ...h }) => h)).toEqual(optA.paramGroups.map(({ params: _p, ...h }) => h));
 
     for (let k = split + 1; k <= R.config.steps; k++) {

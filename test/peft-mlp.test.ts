@@ -1,10 +1,10 @@
 // The seed article's SimpleMLP with PEFT's LoRA on fc1 (fixture mlp-fc1, made with peft 0.21): the printed
 // tree, the parameter counts, the outputs of the saved adapter, and the files we write.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { getPeftModel, LoraConfig, loadSafetensorsSync, nn, PeftModel, scope, Tensor, noGrad, memory } from '../lib';
 import { loadedSimpleMLP, SimpleMLP } from './helpers/simple-mlp';
+import { tmpDir } from './helpers/tmp-dir';
 
 const FIX = path.join(__dirname, 'fixtures');
 const meta = JSON.parse(fs.readFileSync(path.join(FIX, 'meta.json'), 'utf8'));
@@ -72,30 +72,26 @@ test('isTrainable loads trainable adapters', async () => {
 });
 
 test('save -> load round trip is exact and the files are byte for byte what PEFT wrote', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-mlp-'));
-  try {
-    const peft = await PeftModel.fromPretrained(loadedSimpleMLP(), path.join(FIX, 'mlp-fc1'));
-    await peft.savePretrained(dir);
-    expect(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).toBe(
-      fs.readFileSync(path.join(FIX, 'mlp-fc1', 'adapter_config.json'), 'utf8'),
-    );
-    expect(fs.readFileSync(path.join(dir, 'adapter_model.safetensors')).equals(fs.readFileSync(path.join(FIX, 'mlp-fc1', 'adapter_model.safetensors')))).toBe(true);
-    const card = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
-    expect(card).toMatch(/^---\n/);
-    expect(card).toContain('library_name: peft');
-    expect(card).toContain('- PEFT 0.21.0');
-    expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  const dir = tmpDir('peft-mlp');
+  const peft = await PeftModel.fromPretrained(loadedSimpleMLP(), path.join(FIX, 'mlp-fc1'));
+  await peft.savePretrained(dir);
+  expect(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).toBe(
+    fs.readFileSync(path.join(FIX, 'mlp-fc1', 'adapter_config.json'), 'utf8'),
+  );
+  expect(fs.readFileSync(path.join(dir, 'adapter_model.safetensors')).equals(fs.readFileSync(path.join(FIX, 'mlp-fc1', 'adapter_model.safetensors')))).toBe(true);
+  const card = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
+  expect(card).toMatch(/^---\n/);
+  expect(card).toContain('library_name: peft');
+  expect(card).toContain('- PEFT 0.21.0');
+  expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
 
-    const again = await PeftModel.fromPretrained(loadedSimpleMLP(), dir);
-    const a = peft.stateDict();
-    const b = again.stateDict();
-    expect(Object.keys(b)).toEqual(Object.keys(a));
-    for (const k of Object.keys(a)) expect(a[k].equal(b[k])).toBe(true);
-    peft.dispose();
-    again.dispose();
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const again = await PeftModel.fromPretrained(loadedSimpleMLP(), dir);
+  const a = peft.stateDict();
+  const b = again.stateDict();
+  expect(Object.keys(b)).toEqual(Object.keys(a));
+  for (const k of Object.keys(a)) expect(a[k].equal(b[k])).toBe(true);
+  peft.dispose();
+  again.dispose();
 });
 
 test('merge, unmerge and mergeAndUnload keep the outputs (1e-5)', async () => {

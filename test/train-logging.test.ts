@@ -7,9 +7,6 @@ import { memory, Trainer } from '../lib';
 import { JsonlLog, lossCurveSvg, niceTicks, resolveTrainingArguments } from '../lib/train';
 import { randomExamples, tinyLoraModel, tmpDir } from './helpers/train';
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-
 function collector(isTTY: boolean) {
   const chunks: string[] = [];
   return { stream: { isTTY, columns: 120, write: (s: string) => chunks.push(s) }, text: () => chunks.join('') };
@@ -17,7 +14,6 @@ function collector(isTTY: boolean) {
 
 async function run(isTTY: boolean, extra: Record<string, unknown> = {}) {
   const out = tmpDir('log');
-  dirs.push(out);
   const model = await tinyLoraModel(0);
   const c = collector(isTTY);
   const trainer = new Trainer({
@@ -106,7 +102,6 @@ test('niceTicks and an empty plot', () => {
 
 test('a run leaves no tensors behind but the optimizer state (with gradient checkpointing and evaluation too)', async () => {
   const out = tmpDir('mem');
-  dirs.push(out);
   const model = await tinyLoraModel(0, { loraDropout: 0.1 });
   const trainer = new Trainer({
     model,

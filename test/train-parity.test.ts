@@ -63,22 +63,17 @@ const want: number[] = meta['llama-train'].losses;
 
 test("Trainer (loss from the logits): PEFT's five losses and final adapter within 1e-5", async () => {
   const { losses, adapterDiff, out } = await trainFixture(false);
-  try {
-    expect(losses).toHaveLength(5);
-    losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThan(1e-5));
-    expect(adapterDiff).toBeLessThan(1e-5);
-    // The adapter's config is PEFT's (the same keys and values as final/, which PEFT wrote).
-    const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8'));
-    const ref = JSON.parse(fs.readFileSync(path.join(FIX, 'final', 'adapter_config.json'), 'utf8'));
-    for (const k of ['r', 'lora_alpha', 'lora_dropout', 'target_modules', 'peft_type', 'bias', 'use_rslora', 'use_dora']) expect([k, cfg[k]]).toEqual([k, ref[k]]);
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
-  }
+  expect(losses).toHaveLength(5);
+  losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThan(1e-5));
+  expect(adapterDiff).toBeLessThan(1e-5);
+  // The adapter's config is PEFT's (the same keys and values as final/, which PEFT wrote).
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8'));
+  const ref = JSON.parse(fs.readFileSync(path.join(FIX, 'final', 'adapter_config.json'), 'utf8'));
+  for (const k of ['r', 'lora_alpha', 'lora_dropout', 'target_modules', 'peft_type', 'bias', 'use_rslora', 'use_dora']) expect([k, cfg[k]]).toEqual([k, ref[k]]);
 });
 
 test('Trainer (default chunked loss): the same losses within 1e-5, the adapter within 2e-5', async () => {
-  const { losses, adapterDiff, out } = await trainFixture(true);
-  fs.rmSync(out, { recursive: true, force: true });
+  const { losses, adapterDiff } = await trainFixture(true);
   losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThan(1e-5));
   expect(adapterDiff).toBeLessThan(2e-5);
 });

@@ -1,19 +1,14 @@
 // Mixed precision: the base in bfloat16 with float32 adapters (PEFT's autocast_adapter_dtype), or all
 // bfloat16; and the float16 loss scaler's bookkeeping. bfloat16 keeps 8 bits of mantissa, so its losses
 // are compared with float32's at bfloat16's resolution.
-import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensorsHeader, tensor, Trainer } from '../lib';
 import { nn } from '../lib';
 import { GradScaler } from '../lib/train';
 import { randomExamples, tinyLoraModel, tmpDir } from './helpers/train';
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-
 async function run(extra: Record<string, unknown>) {
   const out = tmpDir('prec');
-  dirs.push(out);
   const model = await tinyLoraModel(0);
   const trainer = new Trainer({
     model,

@@ -47,13 +47,10 @@ async function run(outputDir: string, opts: { seed?: number; stopAt?: number; re
 }
 
 const bytes = (...p: string[]) => fs.readFileSync(path.join(...p));
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 test('a run stopped after step 3 and resumed from checkpoint-2 ends byte for byte as an unbroken run', async () => {
   const whole = tmpDir('whole');
   const broken = tmpDir('broken');
-  dirs.push(whole, broken);
   const a = await run(whole);
   expect(a.globalStep).toBe(6);
   expect(fs.readdirSync(whole).filter((n) => n.startsWith('checkpoint-')).sort()).toEqual(['checkpoint-2', 'checkpoint-4', 'checkpoint-6']);
@@ -84,7 +81,6 @@ test('same seed, same bytes; another seed, another adapter', async () => {
   const one = tmpDir('seed-a');
   const two = tmpDir('seed-b');
   const three = tmpDir('seed-c');
-  dirs.push(one, two, three);
   await run(one);
   await run(two);
   await run(three, { seed: 8 });
@@ -94,13 +90,11 @@ test('same seed, same bytes; another seed, another adapter', async () => {
 
 test('resuming with different batching is refused, naming what differs', async () => {
   const out = tmpDir('refuse');
-  dirs.push(out);
   await run(out, { stopAt: 2 });
   const model = await tinyLoraModel(0);
   const trainer = new Trainer({ model, trainDataset: data, args: args(out, { perDeviceTrainBatchSize: 4 }) });
   await expect(trainer.train({ resumeFromCheckpoint: true })).rejects.toThrow(/perDeviceTrainBatchSize 3 \(now 4\)/);
   const fresh = tmpDir('none');
-  dirs.push(fresh);
   const t2 = new Trainer({ model, trainDataset: data, args: args(fresh) });
   await expect(t2.train({ resumeFromCheckpoint: true })).rejects.toThrow(/no checkpoint in/);
   await expect(t2.train({ resumeFromCheckpoint: path.join(fresh, 'checkpoint-9') })).rejects.toThrow(/does not exist/);

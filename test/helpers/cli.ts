@@ -7,6 +7,7 @@ import * as path from 'path';
 import { main } from '../../lib/cli/main';
 import { demoTokenizerConfig, demoTokenizerJson, jsonFileText } from '../../lib/demo/demo-tokenizer';
 import { finetuneSamples, toJsonl } from '../../lib/demo/synthetic-language';
+import { tmpDir } from './tmp-dir';
 import { FIXTURES } from './train';
 
 export const ROOT = path.join(__dirname, '..', '..');
@@ -38,16 +39,11 @@ export function cliProcess(...argv: string[]): CliResult {
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
+// Written once per test file, in a tmpDir (removed after the file's tests).
 let registerFile: string | undefined;
-
-/** Removes the file cliProcess wrote (call in afterAll). */
-export function cleanupCliProcess(): void {
-  if (registerFile !== undefined) fs.rmSync(path.dirname(registerFile), { recursive: true, force: true });
-  registerFile = undefined;
-}
 function writeRegister(code: string): string {
   if (registerFile === undefined) {
-    registerFile = path.join(fs.mkdtempSync(path.join(require('os').tmpdir(), 'tl-cli-')), 'register.js');
+    registerFile = path.join(tmpDir('cli'), 'register.js');
     fs.writeFileSync(registerFile, code);
   }
   return registerFile;
