@@ -17,6 +17,16 @@
 #       PYTHON=/tmp/py2/bin/python scripts/check-libtorch2.sh
 #   - or an unpacked libtorch zip from https://pytorch.org/get-started/locally/ (C++/Java, "cxx11 ABI"):
 #       LIBTORCH=/opt/libtorch scripts/check-libtorch2.sh
+#   - a CUDA PyTorch compiles the CUDA-only code (TL_WITH_CUDA) even on a machine without a GPU; CMake
+#     needs the CUDA toolkit it was built with. From pip (toolkit under site-packages/nvidia/cu13; FindCUDA
+#     wants unversioned libcudart.so etc., so link them once):
+#       pip install --no-deps torch nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-cccl nvidia-cuda-crt \
+#         nvidia-nvvm nvidia-cublas nvidia-cuda-nvrtc nvidia-nvtx nvidia-cusparse nvidia-cufft nvidia-curand \
+#         nvidia-cusolver nvidia-nvjitlink nvidia-cudnn-cu13 nvidia-nccl-cu13 nvidia-cusparselt-cu13 \
+#         nvidia-cufile nvidia-nvshmem-cu13 nvidia-cuda-cupti typing_extensions
+#       CUDAToolkit_ROOT=.../nvidia/cu13 PATH=.../nvidia/cu13/bin:$PATH \
+#         LD_LIBRARY_PATH=<every site-packages/nvidia/*/lib> PYTHON=... scripts/check-libtorch2.sh
+#     (the tests then run on the CPU, cuda.isAvailable() false).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -60,7 +70,11 @@ lock=()
 if [[ -n "${TL_BUILD_LOCK:-}" ]]; then lock=(flock "$TL_BUILD_LOCK"); fi
 mkdir -p build && echo "$TORCH_DIR" > build/.torch-dir
 rc=0
-Torch_DIR="$TORCH_DIR" "${lock[@]}" npx cmake-js compile > build.log 2>&1 || rc=$?
+cuda_args=()
+if [[ -n "${CUDAToolkit_ROOT:-}" ]]; then
+  cuda_args=("--CDCUDAToolkit_ROOT=$CUDAToolkit_ROOT" "--CDCUDA_TOOLKIT_ROOT_DIR=$CUDAToolkit_ROOT")
+fi
+Torch_DIR="$TORCH_DIR" "${lock[@]}" npx cmake-js compile "${cuda_args[@]}" > build.log 2>&1 || rc=$?
 grep -E "torch-lora:|error:|FATAL" build.log | sort -u || true
 [[ $rc == 0 ]] || { echo "check-libtorch2: the build failed; see $WORK/build.log" >&2; exit 1; }
 version="$(node -e "console.log(require('node-gyp-build')('.').torchVersion())")"
