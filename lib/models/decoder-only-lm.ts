@@ -21,6 +21,24 @@ export interface DecoderParts<C> {
   embedTokens: Embedding;
 }
 
+/**
+ * A base model's forward after embed(): every layer in turn, each layer's input freed as soon as it is
+ * used (autograd keeps what it needs), then the final norm. Runs in the caller's scope.
+ */
+export function runDecoderLayers<C>(
+  embedded: { hidden: Tensor; ctx: C },
+  layers: Iterable<{ forward(hidden: Tensor, ctx: C): Tensor }>,
+  finalNorm: { forward(x: Tensor): Tensor },
+): Tensor {
+  let hidden = embedded.hidden;
+  for (const layer of layers) {
+    const next = layer.forward(hidden, embedded.ctx);
+    hidden.dispose();
+    hidden = next;
+  }
+  return finalNorm.forward(hidden);
+}
+
 export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
   // Abstract, so that no field is defined here: a subclass's fields are its state-dict keys, in
   // checkpoint order (base model first, lm_head last).

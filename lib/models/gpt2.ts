@@ -9,7 +9,7 @@ import { Tensor } from '../tensor';
 import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
-import { DecoderOnlyLM, DecoderParts } from './decoder-only-lm';
+import { DecoderOnlyLM, DecoderParts, runDecoderLayers } from './decoder-only-lm';
 import { GPT2Config } from './config';
 
 interface GPT2LayerContext {
@@ -151,17 +151,7 @@ export class GPT2Model extends Module {
   }
 
   forward(input: BaseModelInput): Tensor {
-    return scope(() => {
-      const embedded = this.embed(input);
-      let hidden = embedded.hidden;
-      const ctx = embedded.ctx;
-      for (const block of this.h) {
-        const next = block.forward(hidden, ctx);
-        hidden.dispose();
-        hidden = next;
-      }
-      return this.ln_f.forward(hidden);
-    });
+    return scope(() => runDecoderLayers(this.embed(input), this.h, this.ln_f));
   }
 }
 

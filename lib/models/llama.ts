@@ -12,7 +12,7 @@ import { Device, Tensor } from '../tensor';
 import { causalAttentionMask, positionIdsFor } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
-import { DecoderOnlyLM, DecoderParts } from './decoder-only-lm';
+import { DecoderOnlyLM, DecoderParts, runDecoderLayers } from './decoder-only-lm';
 import { LlamaConfig, RopeParameters } from './config';
 
 /** Printed as transformers prints it: `LlamaRMSNorm((48,), eps=1e-06)`. */
@@ -276,17 +276,7 @@ export class LlamaModel extends Module {
 
   /** The final hidden states [B, S, hidden]. */
   forward(input: BaseModelInput): Tensor {
-    return scope(() => {
-      const embedded = this.embed(input);
-      let hidden = embedded.hidden;
-      const ctx = embedded.ctx;
-      for (const layer of this.layers) {
-        const next = layer.forward(hidden, ctx);
-        hidden.dispose(); // free each layer's input as soon as it is used (autograd keeps what it needs)
-        hidden = next;
-      }
-      return this.norm.forward(hidden);
-    });
+    return scope(() => runDecoderLayers(this.embed(input), this.layers, this.norm));
   }
 }
 
