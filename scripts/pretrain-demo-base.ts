@@ -19,7 +19,7 @@ import { AutoModelForCausalLM, AdamW, getScheduler, clipGradNorm } from '../lib'
 import { collate, datasetFromRecords, Tokenizer } from '../lib/data';
 import { numParameters } from '../lib/models';
 import { greedyAnswers } from '../lib/demo/answers';
-import { pythonJsonDumps } from '../lib/peft/python-json';
+import { pythonJsonDumps } from '../lib/io/python-json';
 import {
   BOS_ID,
   DEMO_MAX_LENGTH,

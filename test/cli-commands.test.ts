@@ -4,7 +4,7 @@
 // the adapter computes).
 import * as fs from 'fs';
 import * as path from 'path';
-import { AutoModelForCausalLM, loadSafetensorsSync, PeftModel, readSafetensorsHeader, scope, tensor } from '../lib';
+import { AutoModelForCausalLM, loadSafetensorsSync, PeftModel, readSafetensorsHeader, scope, tensor, Tensor } from '../lib';
 import { cli, makeDataFile, makeModelDir } from './helpers/cli';
 import { tmpDir } from './helpers/train';
 
@@ -113,4 +113,32 @@ test('merge: a plain Hugging Face folder computing what base + adapter compute',
   const again = await cli('merge', '--model', model, '--adapter', out, '--output', merged);
   expect(again.code).toBe(2);
   expect(again.err).toContain('already holds a model.safetensors; pass --force');
+});
+
+test('merge --max-shard-size: shards with an index computing the same; --force replaces them; a bad size is a usage error', async () => {
+  const sharded = path.join(dir, 'merged-sharded');
+  const r = await cli('merge', '--model', model, '--adapter', out, '--output', sharded, '--max-shard-size', '100KB');
+  expect(r.code).toBe(0);
+  const shards = fs.readdirSync(sharded).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f));
+  expect(shards.length).toBeGreaterThan(1);
+  expect(r.out).toContain(`model.safetensors.index.json + ${shards.length} shards`);
+  expect(fs.readdirSync(sharded).sort()).toEqual(['config.json', 'generation_config.json', ...shards, 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json'].sort());
+  const ids = tensor([[1, 5, 9, 33, 17, 64, 101, 7]], { dtype: 'int64' });
+  const plain = await AutoModelForCausalLM.fromPretrained(sharded);
+  const peft = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(model), out);
+  const diff = scope(() => plain.forward({ inputIds: ids }).logits.sub((peft.forward({ inputIds: ids }) as { logits: Tensor }).logits).abs().max().item() as number);
+  expect(diff).toBeLessThan(1e-5);
+  [plain, peft, ids].forEach((m) => m.dispose());
+
+  const again = await cli('merge', '--model', model, '--adapter', out, '--output', sharded);
+  expect(again.code).toBe(2);
+  expect(again.err).toContain('already holds a model.safetensors.index.json; pass --force');
+  const forced = await cli('merge', '--model', model, '--adapter', out, '--output', sharded, '--force');
+  expect(forced.code).toBe(0);
+  expect(fs.readdirSync(sharded).filter((f) => f.startsWith('model'))).toEqual(['model.safetensors']);
+
+  const bad = await cli('merge', '--model', model, '--adapter', out, '--output', path.join(dir, 'never'), '--max-shard-size', '5GiB');
+  expect(bad.code).toBe(2);
+  expect(bad.err).toContain("--max-shard-size: '5GiB' is not a size: expected a number and a unit KB, MB, GB or TB");
+  expect(fs.existsSync(path.join(dir, 'never'))).toBe(false);
 });

@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { LoraConfig } from '../lib';
-import { pythonJsonDumps, PyFloat } from '../lib/peft/python-json';
+import { pythonJsonDumps, PyFloat } from '../lib/io/python-json';
 
 const FIX = path.join(__dirname, 'fixtures');
 const CONFIGS = [

@@ -5,6 +5,7 @@ import { Module } from '../nn';
 import { Device, Tensor } from '../tensor';
 import { KVCache } from './cache';
 import { CausalLMConfig } from './config';
+import type { SavedCheckpoint, SavePretrainedOptions } from './save-pretrained';
 
 /** Where and in which dtype a model's parameters are made ('meta': shapes only, no memory). */
 export interface ModelFactoryOptions {
@@ -71,6 +72,8 @@ export interface CausalLM extends Module {
   forward(input: CausalLMInput): CausalLMOutput;
   /** forward() in pieces (see DecoderSegments), for architectures that offer it. */
   segments?(input: CausalLMInput): DecoderSegments;
+  /** Writes a Hugging Face model folder (config.json + model.safetensors or shards), as transformers' save_pretrained. */
+  savePretrained(dir: string, opts?: SavePretrainedOptions): Promise<SavedCheckpoint>;
 }
 
 /**

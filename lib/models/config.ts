@@ -1,10 +1,12 @@
 // config.json as Hugging Face writes it, read into typed configs. The JSON keeps transformers' snake_case
 // names (it is the on-disk format); the parsed configs use camelCase. Both transformers 4 and 5 spellings
 // are accepted: rope_theta + rope_scaling (4) or rope_parameters {rope_type, rope_theta, ...} (5), and
-// torch_dtype (4) or dtype (5).
+// torch_dtype (4) or dtype (5). Keys a parser does not model are kept in the parsed config's `extra`, and
+// configToJSON (the inverse of the parsers) writes them back, so a load -> save keeps them.
 import * as fs from 'fs';
 import * as path from 'path';
 import { DType } from '../dtype';
+import { pythonJsonDumps } from '../io/python-json';
 
 /** config.json as parsed JSON: transformers' own key names. */
 export type HFConfig = Record<string, unknown>;
@@ -21,6 +23,8 @@ export interface RopeParameters {
   lowFreqFactor?: number;
   highFreqFactor?: number;
   originalMaxPositionEmbeddings?: number;
+  /** Keys of rope_parameters not modeled above (another type's parameters, an old `type`), kept as they were. */
+  extra?: Record<string, unknown>;
 }
 
 export interface LlamaConfig {
@@ -47,6 +51,13 @@ export interface LlamaConfig {
   eosTokenId?: number | number[];
   /** The dtype the checkpoint was saved in (torch_dtype / dtype), if the config says. */
   dtype?: DType;
+  /**
+   * The config.json keys the fields above do not hold (use_cache, transformers_version, ...), as they
+   * were; configToJSON writes them back. transformers 4 spellings of modeled values (torch_dtype,
+   * rope_theta, rope_scaling, a top-level partial_rotary_factor) are kept here too and rewritten with the
+   * current values, so that a reader of that spelling sees the same model.
+   */
+  extra?: HFConfig;
 }
 
 export interface GPT2Config {
@@ -77,6 +88,8 @@ export interface GPT2Config {
   bosTokenId?: number | number[];
   eosTokenId?: number | number[];
   dtype?: DType;
+  /** As LlamaConfig.extra (a transformers 4 torch_dtype is kept and rewritten). */
+  extra?: HFConfig;
 }
 
 export type CausalLMConfig = LlamaConfig | GPT2Config;
@@ -175,7 +188,7 @@ export function ropeParameters(c: HFConfig): RopeParameters {
     return v;
   };
   const prf = n('partial_rotary_factor') ?? (typeof c.partial_rotary_factor === 'number' ? c.partial_rotary_factor : 1);
-  return {
+  const out: RopeParameters = {
     ropeType: type,
     ropeTheta: theta,
     partialRotaryFactor: prf,
@@ -184,6 +197,32 @@ export function ropeParameters(c: HFConfig): RopeParameters {
     highFreqFactor: n('high_freq_factor'),
     originalMaxPositionEmbeddings: n('original_max_position_embeddings'),
   };
+  const extra = unmodeled(params, ROPE_KEYS);
+  if (Object.keys(extra).length) out.extra = extra;
+  return out;
+}
+
+/** The rope_parameters keys RopeParameters models. */
+const ROPE_KEYS = [
+  'rope_type',
+  'rope_theta',
+  'partial_rotary_factor',
+  'factor',
+  'low_freq_factor',
+  'high_freq_factor',
+  'original_max_position_embeddings',
+];
+
+/** A deep copy of the keys of `c` not in `keys` (JSON values: structuredClone copies them exactly). */
+function unmodeled(c: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(c)) if (!keys.includes(k)) setKey(out, k, structuredClone(v));
+  return out;
+}
+
+/** Sets a key even when it is '__proto__' (a JSON key; plain assignment would change the prototype). */
+function setKey(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function architectures(c: HFConfig, fallback: string): string[] {
@@ -191,6 +230,32 @@ function architectures(c: HFConfig, fallback: string): string[] {
   if (Array.isArray(a) && a.every((x) => typeof x === 'string')) return a as string[];
   return [fallback];
 }
+
+/** The config.json keys parseLlamaConfig reads into fields (transformers 5's names). */
+const LLAMA_KEYS = [
+  'model_type',
+  'architectures',
+  'vocab_size',
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'head_dim',
+  'hidden_act',
+  'max_position_embeddings',
+  'initializer_range',
+  'rms_norm_eps',
+  'rope_parameters',
+  'attention_bias',
+  'attention_dropout',
+  'mlp_bias',
+  'tie_word_embeddings',
+  'pad_token_id',
+  'bos_token_id',
+  'eos_token_id',
+  'dtype',
+];
 
 /** LlamaConfig with transformers' defaults for absent keys. */
 export function parseLlamaConfig(c: HFConfig): LlamaConfig {
@@ -226,8 +291,39 @@ export function parseLlamaConfig(c: HFConfig): LlamaConfig {
     bosTokenId: tokenIds(c, 'bos_token_id', 1),
     eosTokenId: tokenIds(c, 'eos_token_id', 2),
     dtype: configDType(c),
+    extra: unmodeled(c, LLAMA_KEYS),
   };
 }
+
+/** The config.json keys parseGPT2Config reads into fields; the attribute-map names are read when the own ones are absent and dropped on save (as transformers does). */
+const GPT2_KEYS = [
+  'model_type',
+  'architectures',
+  'vocab_size',
+  'n_positions',
+  'n_embd',
+  'n_layer',
+  'n_head',
+  'n_inner',
+  'activation_function',
+  'resid_pdrop',
+  'embd_pdrop',
+  'attn_pdrop',
+  'layer_norm_epsilon',
+  'initializer_range',
+  'scale_attn_weights',
+  'scale_attn_by_inverse_layer_idx',
+  'reorder_and_upcast_attn',
+  'tie_word_embeddings',
+  'pad_token_id',
+  'bos_token_id',
+  'eos_token_id',
+  'dtype',
+  'hidden_size',
+  'max_position_embeddings',
+  'num_hidden_layers',
+  'num_attention_heads',
+];
 
 /** GPT2Config with transformers' defaults; accepts the attribute-map names (hidden_size ...) too. */
 export function parseGPT2Config(c: HFConfig): GPT2Config {
@@ -259,5 +355,162 @@ export function parseGPT2Config(c: HFConfig): GPT2Config {
     bosTokenId: tokenIds(c, 'bos_token_id', 50256),
     eosTokenId: tokenIds(c, 'eos_token_id', 50256),
     dtype: configDType(c),
+    extra: unmodeled(c, GPT2_KEYS),
   };
+}
+
+// ---- the inverse: a parsed config -> config.json ----
+
+export interface ConfigToJSONOptions {
+  /** The dtype to write (default: the config's); savePretrained passes the weights' dtype. */
+  dtype?: DType;
+  /** Default: the config's architectures; savePretrained passes the model's class name, as transformers. */
+  architectures?: string[];
+}
+
+/** Optional values are written as null when absent, as transformers writes an unset pad_token_id. */
+const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+
+/**
+ * The extra keys first (so that a modeled key always wins over a stale copy), then `fields`, then the
+ * transformers 4 spellings the source config had, rewritten with the values being written.
+ */
+function assemble(extra: HFConfig | undefined, fields: HFConfig, dtype: DType | undefined): HFConfig {
+  const out: HFConfig = {};
+  for (const [k, v] of Object.entries(extra ?? {})) setKey(out, k, structuredClone(v));
+  for (const [k, v] of Object.entries(fields)) setKey(out, k, v);
+  if (dtype !== undefined) {
+    out.dtype = dtype;
+    if ('torch_dtype' in out) out.torch_dtype = dtype;
+  }
+  return out;
+}
+
+/** rope_parameters as transformers 5 writes it: the modeled values over the kept unknown ones. */
+function ropeToJSON(r: RopeParameters): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r.extra ?? {})) setKey(out, k, structuredClone(v));
+  out.rope_type = r.ropeType;
+  if ('type' in out) out.type = r.ropeType; // the old name of rope_type, kept in step
+  out.rope_theta = r.ropeTheta;
+  if (r.partialRotaryFactor !== 1) out.partial_rotary_factor = r.partialRotaryFactor;
+  if (r.factor !== undefined) out.factor = r.factor;
+  if (r.lowFreqFactor !== undefined) out.low_freq_factor = r.lowFreqFactor;
+  if (r.highFreqFactor !== undefined) out.high_freq_factor = r.highFreqFactor;
+  if (r.originalMaxPositionEmbeddings !== undefined) out.original_max_position_embeddings = r.originalMaxPositionEmbeddings;
+  return out;
+}
+
+/** config.json's object for a LlamaConfig, with transformers 5's key names (parseLlamaConfig's inverse). */
+export function llamaConfigToJSON(c: LlamaConfig, opts: ConfigToJSONOptions = {}): HFConfig {
+  const rope = ropeToJSON(c.rope);
+  const out = assemble(
+    c.extra,
+    {
+      architectures: [...(opts.architectures ?? c.architectures)],
+      attention_bias: c.attentionBias,
+      attention_dropout: c.attentionDropout,
+      bos_token_id: orNull(c.bosTokenId),
+      eos_token_id: orNull(c.eosTokenId),
+      head_dim: c.headDim,
+      hidden_act: c.hiddenAct,
+      hidden_size: c.hiddenSize,
+      initializer_range: c.initializerRange,
+      intermediate_size: c.intermediateSize,
+      max_position_embeddings: c.maxPositionEmbeddings,
+      mlp_bias: c.mlpBias,
+      model_type: 'llama',
+      num_attention_heads: c.numAttentionHeads,
+      num_hidden_layers: c.numHiddenLayers,
+      num_key_value_heads: c.numKeyValueHeads,
+      pad_token_id: orNull(c.padTokenId),
+      rms_norm_eps: c.rmsNormEps,
+      rope_parameters: rope,
+      tie_word_embeddings: c.tieWordEmbeddings,
+      vocab_size: c.vocabSize,
+    },
+    opts.dtype ?? c.dtype,
+  );
+  // transformers 4 spellings of the rope values, where the source config used them.
+  if ('rope_theta' in out) out.rope_theta = c.rope.ropeTheta;
+  if ('partial_rotary_factor' in out) out.partial_rotary_factor = c.rope.partialRotaryFactor;
+  if ('rope_scaling' in out) {
+    // transformers 5 prefers a non-null rope_scaling over rope_parameters, so it must say the same.
+    const { rope_theta: _theta, ...scaling } = rope;
+    const old = out.rope_scaling as Record<string, unknown> | null;
+    // An old rope_scaling that named its type `type` only keeps that spelling.
+    if (old !== null && typeof old === 'object' && 'type' in old && !('rope_type' in old)) delete scaling.rope_type;
+    const onlyType = Object.keys(scaling).every((k) => k === 'rope_type' || k === 'type');
+    out.rope_scaling = c.rope.ropeType === 'default' && onlyType ? null : scaling;
+  }
+  return out;
+}
+
+/** config.json's object for a GPT2Config (parseGPT2Config's inverse): GPT-2's own names (n_embd, n_layer ...). */
+export function gpt2ConfigToJSON(c: GPT2Config, opts: ConfigToJSONOptions = {}): HFConfig {
+  return assemble(
+    c.extra,
+    {
+      activation_function: c.activationFunction,
+      architectures: [...(opts.architectures ?? c.architectures)],
+      attn_pdrop: c.attnPdrop,
+      bos_token_id: orNull(c.bosTokenId),
+      embd_pdrop: c.embdPdrop,
+      eos_token_id: orNull(c.eosTokenId),
+      initializer_range: c.initializerRange,
+      layer_norm_epsilon: c.layerNormEpsilon,
+      model_type: 'gpt2',
+      n_embd: c.hiddenSize,
+      n_head: c.numAttentionHeads,
+      // null means 4 × n_embd, as transformers writes its default
+      n_inner: c.intermediateSize === 4 * c.hiddenSize ? null : c.intermediateSize,
+      n_layer: c.numHiddenLayers,
+      n_positions: c.maxPositionEmbeddings,
+      pad_token_id: orNull(c.padTokenId),
+      reorder_and_upcast_attn: c.reorderAndUpcastAttn,
+      resid_pdrop: c.residPdrop,
+      scale_attn_by_inverse_layer_idx: c.scaleAttnByInverseLayerIdx,
+      scale_attn_weights: c.scaleAttnWeights,
+      tie_word_embeddings: c.tieWordEmbeddings,
+      vocab_size: c.vocabSize,
+    },
+    opts.dtype ?? c.dtype,
+  );
+}
+
+/** config.json's object for a parsed config of either architecture. */
+export function configToJSON(c: CausalLMConfig, opts: ConfigToJSONOptions = {}): HFConfig {
+  if (c.modelType === 'llama') return llamaConfigToJSON(c, opts);
+  if (c.modelType === 'gpt2') return gpt2ConfigToJSON(c, opts);
+  throw new Error(`configToJSON: unknown modelType '${(c as { modelType?: unknown }).modelType}'; expected 'llama' or 'gpt2'`);
+}
+
+/**
+ * Keys whose numbers transformers' configs hold as floats (written 0.0, 10000.0, 1e-06, as Python writes
+ * them); JavaScript numbers do not say, and other whole numbers are written as ints.
+ */
+const FLOAT_KEYS = [
+  'attention_dropout',
+  'initializer_range',
+  'rms_norm_eps',
+  'layer_norm_epsilon',
+  'attn_pdrop',
+  'embd_pdrop',
+  'resid_pdrop',
+  'summary_first_dropout',
+  'rope_theta',
+  'partial_rotary_factor',
+  'factor',
+  'low_freq_factor',
+  'high_freq_factor',
+  'attention_factor',
+  'beta_fast',
+  'beta_slow',
+  'mscale',
+  'mscale_all_dim',
+];
+
+/** The text of config.json as transformers writes it: json.dumps(indent=2, sort_keys=True) and a newline. */
+export function configJSONString(config: HFConfig): string {
+  return pythonJsonDumps(config, FLOAT_KEYS) + '\n';
 }

@@ -8,6 +8,7 @@ import { KVCache } from './cache';
 import { BaseModelInput, CausalLM, CausalLMInput, CausalLMOutput, causalLMLoss, DecoderSegments } from './causal-lm';
 import { CausalLMConfig } from './config';
 import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
+import { savePretrained, SavedCheckpoint, SavePretrainedOptions } from './save-pretrained';
 import { decoderSegments } from './segments';
 
 /** Where a decoder-only model's parts are; C is what its layers take besides the hidden states. */
@@ -79,5 +80,14 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
    */
   forwardLoss(input: CausalLMInput & { labels: Tensor }, opts: LmHeadLossOptions = {}): Tensor {
     return scope(() => lmHeadLoss(this.lm_head, this.decoder().model.forward(input), input.labels, opts));
+  }
+
+  /**
+   * Writes the model as transformers' save_pretrained: config.json + model.safetensors, or shards with
+   * model.safetensors.index.json above opts.maxShardSize (default '50GB'). transformers'
+   * from_pretrained and AutoModelForCausalLM.fromPretrained load the folder.
+   */
+  savePretrained(dir: string, opts: SavePretrainedOptions = {}): Promise<SavedCheckpoint> {
+    return savePretrained(this, dir, opts);
   }
 }

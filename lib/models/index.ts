@@ -7,8 +7,20 @@ export { causalLMLoss } from './causal-lm';
 export { lmHeadLoss } from './lm-head-loss';
 export type { LmHeadLossOptions } from './lm-head-loss';
 export type { CausalLM, CausalLMInput, CausalLMOutput, BaseModelInput, DecoderSegments, ModelFactoryOptions } from './causal-lm';
-export { readConfig, parseLlamaConfig, parseGPT2Config, ropeParameters, configDType } from './config';
-export type { HFConfig, LlamaConfig, GPT2Config, CausalLMConfig, RopeParameters } from './config';
+export {
+  readConfig,
+  parseLlamaConfig,
+  parseGPT2Config,
+  ropeParameters,
+  configDType,
+  configToJSON,
+  llamaConfigToJSON,
+  gpt2ConfigToJSON,
+  configJSONString,
+} from './config';
+export type { HFConfig, LlamaConfig, GPT2Config, CausalLMConfig, RopeParameters, ConfigToJSONOptions } from './config';
+export { savePretrained, parseShardSize, DEFAULT_MAX_SHARD_SIZE } from './save-pretrained';
+export type { SavePretrainedOptions, SavedCheckpoint } from './save-pretrained';
 export { generate } from './generate';
 export type { GenerateOptions } from './generate';
 export {

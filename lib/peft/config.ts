@@ -3,8 +3,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CONFIG_NAME, INCLUDE_LINEAR_LAYERS_SHORTHAND, PEFT_VERSION, TASK_TYPES, TaskType } from './constants';
-import { writeFileAtomic } from './fs-atomic';
-import { pythonJsonDumps } from './python-json';
+import { writeFileAtomic } from '../io/fs-atomic';
+import { pythonJsonDumps } from '../io/python-json';
 import { checkPattern } from './python-regex';
 import { peftWarn } from './warn';
 

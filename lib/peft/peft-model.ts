@@ -7,7 +7,7 @@ import { Module } from '../nn';
 import { Device } from '../tensor';
 import { LoraConfig } from './config';
 import { PEFT_MODEL_CLASS_NAMES, PEFT_VERSION } from './constants';
-import { writeFileAtomic } from './fs-atomic';
+import { writeFileAtomic } from '../io/fs-atomic';
 import { autoMappingOf, isPretrainedLike, modelConfigInfo, modelNameOrPath } from './model-info';
 import { getPeftModelStateDict, loadPeftWeights, saveAdapterWeights, setPeftModelStateDict, writeModelCard } from './save-and-load';
 import { AddWeightedAdapterOptions, LoraModel } from './tuner';
@@ -57,13 +57,14 @@ export function formatTrainableParameters(trainable: number, all: number): strin
   return `trainable params: ${thousands(trainable)} || all params: ${thousands(all)} || trainable%: ${pct}`;
 }
 
-export class PeftModel extends Module {
+/** M: the base model's type, which getBaseModel, mergeAndUnload and unload give back. */
+export class PeftModel<M extends Module = Module> extends Module {
   base_model: LoraModel;
   /** The adapter forward uses (PEFT assumes one). */
   activeAdapter: string;
   private adaptersDisabled = false;
 
-  constructor(model: Module, config: LoraConfig, adapterName = 'default', opts: { autocastAdapterDtype?: boolean } = {}) {
+  constructor(model: M, config: LoraConfig, adapterName = 'default', opts: { autocastAdapterDtype?: boolean } = {}) {
     super();
     if (!(config instanceof LoraConfig)) throw new TypeError('PeftModel: config must be a LoraConfig');
     this.activeAdapter = adapterName;
@@ -82,8 +83,8 @@ export class PeftModel extends Module {
     return this.peftConfig.get(this.activeAdapter)!;
   }
   /** The model the adapters were injected into (modified in place). */
-  getBaseModel(): Module {
-    return this.base_model.model;
+  getBaseModel(): M {
+    return this.base_model.model as M;
   }
   /** Names of the modules that got a LoRA layer. */
   get targetedModuleNames(): string[] {
@@ -184,12 +185,12 @@ export class PeftModel extends Module {
    * Merges the adapters into the base weights and returns the base model without LoRA layers (the adapter
    * weights are freed). safeMerge: check the merged weights for NaN/Inf before writing them.
    */
-  mergeAndUnload(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): Module {
-    return this.base_model.mergeAndUnload(opts);
+  mergeAndUnload(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): M {
+    return this.base_model.mergeAndUnload(opts) as M;
   }
   /** The base model with the LoRA layers removed, unmerged. */
-  unload(): Module {
-    return this.base_model.unload();
+  unload(): M {
+    return this.base_model.unload() as M;
   }
   /** A new adapter combining others: 'svd' (default), 'linear' or 'cat', as PEFT's add_weighted_adapter. */
   addWeightedAdapter(adapters: string[], weights: number[], adapterName: string, opts: AddWeightedAdapterOptions = {}): void {
@@ -268,7 +269,7 @@ export class PeftModel extends Module {
    * Wraps `model` with the adapter saved in `dir` (PEFT's PeftModel.from_pretrained): the config from
    * adapter_config.json, the weights from adapter_model.safetensors or adapter_model.bin.
    */
-  static async fromPretrained(model: Module, dir: string, opts: FromPretrainedOptions = {}): Promise<PeftModel> {
+  static async fromPretrained<M extends Module>(model: M, dir: string, opts: FromPretrainedOptions = {}): Promise<PeftModel<M>> {
     const adapterName = opts.adapterName ?? 'default';
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
     const config = opts.config ?? LoraConfig.fromPretrained(folder);
@@ -305,7 +306,12 @@ function warnIfBaseChanging(config: LoraConfig, existing: LoraConfig[]): void {
  * Wraps `model` for LoRA: swaps the target modules of `config` for LoRA layers (adapter `adapterName`)
  * and freezes everything else. The model is modified in place.
  */
-export function getPeftModel(model: Module, config: LoraConfig, adapterName = 'default', opts: { autocastAdapterDtype?: boolean; revision?: string } = {}): PeftModel {
+export function getPeftModel<M extends Module>(
+  model: M,
+  config: LoraConfig,
+  adapterName = 'default',
+  opts: { autocastAdapterDtype?: boolean; revision?: string } = {},
+): PeftModel<M> {
   const oldName = config.baseModelNameOrPath;
   const newName = modelNameOrPath(model);
   config.baseModelNameOrPath = newName;

@@ -10,7 +10,7 @@ import { Embedding, Linear, Module } from '../nn';
 import { Device, Tensor } from '../tensor';
 import { LoraConfig } from './config';
 import { EMBEDDING_LAYER_NAMES, INCLUDE_LINEAR_LAYERS_SHORTHAND, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME } from './constants';
-import { writeFileAtomic } from './fs-atomic';
+import { writeFileAtomic } from '../io/fs-atomic';
 import { LoraLayer } from './layers/lora-layer';
 import { ModulesToSaveWrapper } from './layers/modules-to-save';
 import { inputEmbeddings, isPretrainedLike, outputEmbeddings } from './model-info';
