@@ -1,7 +1,7 @@
 // generate(): greedy decoding with the key/value cache equals step-by-step argmax without it; padded
 // prompts, end-of-sequence handling, sampling controls, cache growth, and memory.
-import { manualSeed, memory, noGrad, scope, tensor, Tensor } from '../lib';
-import { AutoModelForCausalLM, CausalLM, generate, KVCache } from '../lib/models';
+import { manualSeed, memory, multinomial, noGrad, scope, tensor, Tensor } from '../lib';
+import { AutoModelForCausalLM, CausalLM, generate, KVCache, samplingDistribution } from '../lib/models';
 import { settleGarbage } from './helpers/gc';
 import { expected, GPT2_DIR, LLAMA_DIR, maxAbsDiff } from './helpers/models';
 
@@ -130,6 +130,64 @@ test('sampling: seeded runs repeat; top-k 1 and a tiny top-p are greedy; tempera
     // A very low temperature sharpens the distribution to the greedy choice.
     expect(run({ temperature: 1e-4 })).toEqual(greedy);
   });
+});
+
+describe('samplingDistribution: transformers\' warpers (temperature, then top-k, then top-p), exactly', () => {
+  // Probabilities 0.15, 0.5, 0.05, 0.3 in a shuffled vocabulary order, so that a sort/scatter mix-up shows.
+  const p = [0.15, 0.5, 0.05, 0.3];
+  const dist = (opts: object) =>
+    scope(() => (samplingDistribution(tensor([p.map(Math.log)], { dtype: 'float64' }), opts).tolist() as number[][])[0]);
+  const close = (got: number[], want: number[]) => got.forEach((g, i) => expect(g).toBeCloseTo(want[i], 12));
+
+  test('no warper: the softmax of the logits', () => close(dist({}), p));
+  test('top-k keeps the k most likely (ties with the k-th kept), renormalized', () => {
+    close(dist({ topK: 2 }), [0, 0.5 / 0.8, 0, 0.3 / 0.8]);
+    close(dist({ topK: 3 }), [0.15 / 0.95, 0.5 / 0.95, 0, 0.3 / 0.95]);
+    close(dist({ topK: 4 }), p);
+    const tie = scope(() => (samplingDistribution(tensor([[1, 2, 2, 0]], { dtype: 'float64' }), { topK: 2 }).tolist() as number[][])[0]);
+    expect(tie[1]).toBeCloseTo(tie[2], 12);
+    expect(tie[0]).toBe(0);
+    expect(tie[3]).toBe(0);
+  });
+  test('top-p drops the least likely tokens whose cumulative probability is <= 1 - p', () => {
+    // Ascending: 0.05, 0.15, 0.3, 0.5 with cumulative sums 0.05, 0.2, 0.5, 1.
+    close(dist({ topP: 0.75 }), [0, 0.5 / 0.8, 0, 0.3 / 0.8]); // 0.05 and 0.2 <= 0.25: both dropped
+    close(dist({ topP: 0.85 }), [0.15 / 0.95, 0.5 / 0.95, 0, 0.3 / 0.95]); // only 0.05 <= 0.15
+    close(dist({ topP: 0.99 }), p); // 0.05 > 0.01: nothing dropped
+    close(dist({ topP: 1e-9 }), [0, 1, 0, 0]); // the most likely token always stays
+  });
+  test('temperature divides the logits first: T=2 gives sqrt(p) renormalized, then top-k applies', () => {
+    const r = p.map(Math.sqrt);
+    const z = r.reduce((a, b) => a + b);
+    close(dist({ temperature: 2 }), r.map((x) => x / z));
+    const z2 = r[1] + r[3];
+    close(dist({ temperature: 2, topK: 2 }), [0, r[1] / z2, 0, r[3] / z2]);
+    // top-p sees the tempered distribution: at T=2 the cumulative sums change, so p=0.8 keeps three tokens.
+    const kept = dist({ temperature: 2, topP: 0.8 });
+    expect(kept.filter((x) => x > 0).length).toBe(3);
+  });
+  test('seeded draws stay inside what top-p keeps and follow its probabilities', () => {
+    manualSeed(7);
+    const counts = scope(() => {
+      const logits = tensor([p.map(Math.log)], { dtype: 'float32' }).expand(4000, 4);
+      const draws = multinomial(samplingDistribution(logits, { topP: 0.75 }), 1).reshape(-1).tolist() as number[];
+      const c = [0, 0, 0, 0];
+      for (const d of draws) c[d]++;
+      return c;
+    });
+    expect(counts[0] + counts[2]).toBe(0);
+    // 4000 draws of a 0.625 / 0.375 coin: the standard deviation of the share is 0.0077; allow 5 of them.
+    expect(Math.abs(counts[1] / 4000 - 0.625)).toBeLessThan(0.04);
+  });
+});
+
+test('model.generate(inputIds, opts) is generate(model, inputIds, opts)', () => {
+  for (const model of Object.values(models))
+    scope(() => {
+      const a = model.generate(prompt, { maxNewTokens: 4, eosTokenId: null }).tolist();
+      const b = generate(model, prompt, { maxNewTokens: 4, eosTokenId: null }).tolist();
+      expect(a).toEqual(b);
+    });
 });
 
 test('generate leaves only its result behind', async () => {

@@ -1,8 +1,9 @@
 // GPT2LMHeadModel against transformers 5: logits of the tiny-gpt2 fixture (float32 within 1e-4,
 // bfloat16 loosely), the loss, padded batches, tied lm_head, Conv1D names, dropout in train mode.
 import * as path from 'path';
-import { loadSafetensorsSync, manualSeed, memory, noGrad, scope, tensor, Tensor } from '../lib';
+import { arange, loadSafetensorsSync, manualSeed, memory, noGrad, scope, tensor, Tensor } from '../lib';
 import { AutoModelForCausalLM, GPT2LMHeadModel, numParameters, readConfig } from '../lib/models';
+import { generationPositionIds } from '../lib/models/attention-mask';
 import { settleGarbage } from './helpers/gc';
 import { expected, GPT2_DIR, maxAbsDiff, referenceLoss } from './helpers/models';
 
@@ -57,20 +58,44 @@ test('a bfloat16 run works and stays close to the float32 logits', async () => {
   }
 });
 
-test('left padding with an attention mask gives the unpadded logits at the real positions', () => {
+test('left padding: with the positions generate() passes, the padded row gives its unpadded logits', () => {
   scope(() => {
     const ids = ex.inputIds.tolist() as number[][];
     const padded = tensor([[0, 0, 0, ...ids[0].slice(3)], ids[1]], { dtype: 'int64' });
     const mask = tensor([[0, 0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]], { dtype: 'int64' });
     const alone = tensor([ids[0].slice(3)], { dtype: 'int64' });
     noGrad(() => {
-      const both = model.forward({ inputIds: padded, attentionMask: mask }).logits;
+      const positionIds = generationPositionIds(mask, 7);
+      expect(positionIds.tolist()).toEqual([
+        [0, 0, 0, 0, 1, 2, 3],
+        [0, 1, 2, 3, 4, 5, 6],
+      ]);
+      const both = model.forward({ inputIds: padded, attentionMask: mask, positionIds }).logits;
       const single = model.forward({ inputIds: alone }).logits;
       expect(both.isfinite().all().item()).toBe(true);
       expect(maxAbsDiff(both.select(0, 0).narrow(0, 3, 4), single.select(0, 0))).toBeLessThan(1e-4);
       expect(maxAbsDiff(both.select(0, 1), ex.logits.select(0, 1))).toBeLessThan(1e-4);
+      // Without positionIds, forward uses 0..S-1 whatever the mask says, as transformers' forward: GPT-2's
+      // positions are absolute, so the padded row's real tokens sit at 3..6 and their logits differ.
+      const plain = model.forward({ inputIds: padded, attentionMask: mask }).logits;
+      const arangeIds = tensor([[0, 1, 2, 3, 4, 5, 6]], { dtype: 'int64' });
+      const explicit = model.forward({ inputIds: padded, attentionMask: mask, positionIds: arangeIds }).logits;
+      expect(maxAbsDiff(plain, explicit)).toBe(0);
+      expect(maxAbsDiff(plain.select(0, 0).narrow(0, 3, 4), single.select(0, 0))).toBeGreaterThan(1e-2);
     });
   });
+});
+
+test('explicit positionIds: 0..S-1 gives the fixture logits, shifted positions change them', () => {
+  scope(() =>
+    noGrad(() => {
+      const s = ex.inputIds.shape[1];
+      const same = model.forward({ inputIds: ex.inputIds, positionIds: arange(s, { dtype: 'int64' }).unsqueeze(0) }).logits;
+      expect(maxAbsDiff(same, ex.logits)).toBeLessThan(1e-4);
+      const shifted = model.forward({ inputIds: ex.inputIds, positionIds: arange(5, 5 + s, { dtype: 'int64' }).unsqueeze(0) }).logits;
+      expect(maxAbsDiff(shifted, ex.logits)).toBeGreaterThan(1e-2);
+    }),
+  );
 });
 
 test('structure: tied lm_head, Conv1D [in, out] weights, HF names and count', () => {

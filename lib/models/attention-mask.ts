@@ -19,30 +19,32 @@ function checkMask(attentionMask: Tensor, batch: number, total: number): void {
 }
 
 /**
- * Position ids [B, S] (or [1, S]) of the `seqLength` new tokens after `pastLength` cached ones. With an
- * attention mask they count real tokens only, as transformers' generate() derives them
- * (cumsum(mask) - 1, padding set to 1), so a left-padded sequence gets the positions it has unpadded.
+ * Position ids [1, S] of the `seqLength` new tokens after `pastLength` cached ones: what transformers'
+ * forward uses when it is given none (arange, whatever the attention mask says; generate() passes its
+ * own, see generationPositionIds).
  */
-export function positionIdsFor(
-  attentionMask: Tensor | undefined,
-  batch: number,
-  pastLength: number,
-  seqLength: number,
-  device: string,
-): Tensor {
-  if (attentionMask === undefined) {
-    const p = arange(pastLength, pastLength + seqLength, { device });
-    const out = p.unsqueeze(0);
-    p.dispose();
-    return out;
-  }
-  checkMask(attentionMask, batch, pastLength + seqLength);
+export function defaultPositionIds(pastLength: number, seqLength: number, device: string): Tensor {
+  const p = arange(pastLength, pastLength + seqLength, { device });
+  const out = p.unsqueeze(0);
+  p.dispose();
+  return out;
+}
+
+/**
+ * Position ids [B, S] of the last `seqLength` tokens of sequences with attention mask [B, T], as
+ * transformers' generate() derives them: real tokens are counted (cumsum(mask) - 1) and padding gets 0,
+ * so a left-padded prompt gets the positions it has unpadded.
+ */
+export function generationPositionIds(attentionMask: Tensor, seqLength: number): Tensor {
+  const s = attentionMask.shape;
+  if (s.length !== 2 || s[1] < seqLength)
+    throw new Error(`attentionMask must be [batch, tokens] with at least ${seqLength} tokens, got [${s.join(', ')}]`);
   const mask = attentionMask.long();
   const counted = mask.cumsum(-1);
   const ids = counted.sub(1);
   const pad = mask.eq(0);
-  const filled = ids.maskedFill(pad, 1);
-  const out = filled.narrow(1, pastLength, seqLength);
+  const filled = ids.maskedFill(pad, 0);
+  const out = filled.narrow(1, s[1] - seqLength, seqLength);
   for (const t of [mask, counted, ids, pad, filled]) t.dispose();
   return out;
 }

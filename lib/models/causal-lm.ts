@@ -5,6 +5,7 @@ import { Module } from '../nn';
 import { Device, Tensor } from '../tensor';
 import { KVCache } from './cache';
 import { CausalLMConfig } from './config';
+import type { GenerateOptions } from './generate';
 import type { SavedCheckpoint, SavePretrainedOptions } from './save-pretrained';
 
 /** Where and in which dtype a model's parameters are made ('meta': shapes only, no memory). */
@@ -33,11 +34,14 @@ export function checkInputIds(inputIds: Tensor): [number, number] {
 export interface CausalLMInput {
   /** int64 [B, S] token ids. */
   inputIds: Tensor;
-  /** [B, past + S], 1 for real tokens and 0 for padding. Position ids are derived from it. */
+  /** [B, past + S], 1 for real tokens and 0 for padding: padded keys are not attended to. */
   attentionMask?: Tensor;
   /** int64 [B, S]; the loss predicts labels[:, t+1] from position t; -100 is ignored. */
   labels?: Tensor;
-  /** int64 [B, S] (or [1, S]); default: from attentionMask, else past .. past + S - 1. */
+  /**
+   * int64 [B, S] (or [1, S]); default past .. past + S - 1, as transformers' forward (the mask does not
+   * shift them; generate() passes positions that count real tokens only, for left-padded prompts).
+   */
   positionIds?: Tensor;
   /** A cache from an earlier forward: its positions precede inputIds. It is updated in place. */
   pastKeyValues?: KVCache;
@@ -72,6 +76,8 @@ export interface CausalLM extends Module {
   forward(input: CausalLMInput): CausalLMOutput;
   /** forward() in pieces (see DecoderSegments), for architectures that offer it. */
   segments?(input: CausalLMInput): DecoderSegments;
+  /** Continues inputIds [B, S] by up to opts.maxNewTokens tokens (greedy or sampled), as transformers' generate. */
+  generate(inputIds: Tensor, opts?: GenerateOptions): Tensor;
   /** Writes a Hugging Face model folder (config.json + model.safetensors or shards), as transformers' save_pretrained. */
   savePretrained(dir: string, opts?: SavePretrainedOptions): Promise<SavedCheckpoint>;
 }

@@ -5,6 +5,7 @@ import { scope } from '../memory';
 import { Embedding, Linear, Module } from '../nn';
 import { Tensor } from '../tensor';
 import { KVCache } from './cache';
+import { generate, GenerateOptions } from './generate';
 import { BaseModelInput, CausalLM, CausalLMInput, CausalLMOutput, causalLMLoss, DecoderSegments } from './causal-lm';
 import { CausalLMConfig } from './config';
 import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
@@ -89,5 +90,10 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
    */
   savePretrained(dir: string, opts: SavePretrainedOptions = {}): Promise<SavedCheckpoint> {
     return savePretrained(this, dir, opts);
+  }
+
+  /** Continues inputIds [B, S] by up to opts.maxNewTokens tokens, as transformers' model.generate (see generate()). */
+  generate(inputIds: Tensor, opts: GenerateOptions = {}): Tensor {
+    return generate(this, inputIds, opts);
   }
 }

@@ -6,6 +6,7 @@ import { scope } from '../memory';
 import { cat, multinomial } from '../ops';
 import { Tensor } from '../tensor';
 import { KVCache } from './cache';
+import { generationPositionIds } from './attention-mask';
 import { CausalLM } from './causal-lm';
 
 export interface GenerateOptions {
@@ -34,8 +35,14 @@ function asList(x: number | number[] | null | undefined): number[] {
   return Array.isArray(x) ? x : [x];
 }
 
-/** transformers' logits processors in their order: temperature, top-k, top-p; then softmax. */
-function sampleNext(logits: Tensor, temperature: number, topK: number, topP: number): Tensor {
+/**
+ * The distribution sampling draws from: transformers' logits warpers in their order (temperature, top-k,
+ * top-p) and a softmax. [B, V] float logits -> [B, V] probabilities, zero outside the kept tokens.
+ */
+export function samplingDistribution(logits: Tensor, opts: { temperature?: number; topK?: number; topP?: number } = {}): Tensor {
+  const temperature = opts.temperature ?? 1;
+  const topK = opts.topK ?? 0;
+  const topP = opts.topP ?? 1;
   return scope(() => {
     let scores = logits;
     if (temperature !== 1) scores = scores.div(temperature);
@@ -43,7 +50,7 @@ function sampleNext(logits: Tensor, temperature: number, topK: number, topP: num
     if (topK > 0 && topK < vocab) {
       const [values] = scores.topk(topK, -1);
       const kth = values.narrow(-1, topK - 1, 1);
-      scores = scores.maskedFill(scores.lt(kth), -Infinity);
+      scores = scores.maskedFill(scores.lt(kth), -Infinity); // ties with the k-th are kept, as transformers
     }
     if (topP < 1) {
       const [sorted, order] = scores.sort(-1, false);
@@ -54,8 +61,12 @@ function sampleNext(logits: Tensor, temperature: number, topK: number, topP: num
       const dropAt = drop.scatter(-1, order, drop);
       scores = scores.maskedFill(dropAt, -Infinity);
     }
-    return multinomial(scores.softmax(-1), 1).squeeze(1);
+    return scores.softmax(-1);
   });
+}
+
+function sampleNext(logits: Tensor, temperature: number, topK: number, topP: number): Tensor {
+  return scope(() => multinomial(samplingDistribution(logits, { temperature, topK, topP }), 1).squeeze(1));
 }
 
 /**
@@ -90,7 +101,9 @@ export function generate(model: CausalLM, inputIds: Tensor, opts: GenerateOption
         for (let step = 0; step < maxNewTokens; step++) {
           const next = scope(() => {
             const input = cache !== undefined && step > 0 ? sequences.narrow(1, sequences.shape[1] - 1, 1) : sequences;
-            const { logits } = model.forward({ inputIds: input, attentionMask: mask, pastKeyValues: cache });
+            // As transformers' generate(): with a mask, positions count real tokens (left padding).
+            const positionIds = mask === undefined ? undefined : generationPositionIds(mask, input.shape[1]);
+            const { logits } = model.forward({ inputIds: input, attentionMask: mask, positionIds, pastKeyValues: cache });
             const last = logits.select(1, logits.shape[1] - 1).float(); // [B, V]
             let token = doSample ? sampleNext(last, temperature, topK, topP) : last.argmax(-1);
             let stillGoing = unfinished;

@@ -6,7 +6,7 @@ import { scaledDotProductAttention } from '../functional';
 import { scope } from '../memory';
 import { Conv1D, Dropout, Embedding, getActivation, init, LayerNorm, Linear, Module, ModuleList } from '../nn';
 import { Tensor } from '../tensor';
-import { causalAttentionMask, positionIdsFor } from './attention-mask';
+import { causalAttentionMask, defaultPositionIds } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
 import { DecoderOnlyLM, DecoderParts, runDecoderLayers } from './decoder-only-lm';
@@ -142,7 +142,7 @@ export class GPT2Model extends Module {
     if (input.positionIds === undefined && past + s > this.maxPositions)
       throw new Error(`GPT-2 has ${this.maxPositions} positions (n_positions) but got ${past} cached + ${s} new tokens`);
     const device = input.inputIds.device;
-    const positionIds = input.positionIds ?? positionIdsFor(input.attentionMask, b, past, s, device);
+    const positionIds = input.positionIds ?? defaultPositionIds(past, s, device);
     const embeds = this.wte.forward(input.inputIds).add(this.wpe.forward(positionIds));
     const hidden = this.drop.forward(embeds) as Tensor;
     const mask = causalAttentionMask(input.attentionMask, b, past, s, device);

@@ -21,7 +21,7 @@ export {
 export type { HFConfig, LlamaConfig, GPT2Config, CausalLMConfig, RopeParameters, ConfigToJSONOptions } from './config';
 export { savePretrained, parseShardSize, DEFAULT_MAX_SHARD_SIZE } from './save-pretrained';
 export type { SavePretrainedOptions, SavedCheckpoint } from './save-pretrained';
-export { generate } from './generate';
+export { generate, samplingDistribution } from './generate';
 export type { GenerateOptions } from './generate';
 export {
   LlamaForCausalLM,

@@ -9,7 +9,7 @@ import { scope } from '../memory';
 import { cat } from '../ops';
 import { Embedding, getActivation, init, Linear, Module, ModuleList, RMSNorm, SiLU, SiLUActivation } from '../nn';
 import { Device, Tensor } from '../tensor';
-import { causalAttentionMask, positionIdsFor } from './attention-mask';
+import { causalAttentionMask, defaultPositionIds } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
 import { DecoderOnlyLM, DecoderParts, runDecoderLayers } from './decoder-only-lm';
@@ -262,7 +262,7 @@ export class LlamaModel extends Module {
     const [b, s] = checkInputIds(input.inputIds);
     const past = input.pastKeyValues?.length() ?? 0;
     const device = input.inputIds.device;
-    const positionIds = input.positionIds ?? positionIdsFor(input.attentionMask, b, past, s, device);
+    const positionIds = input.positionIds ?? defaultPositionIds(past, s, device);
     const hidden = this.embed_tokens.forward(input.inputIds);
     const mask = causalAttentionMask(input.attentionMask, b, past, s, device);
     const ctx: LlamaLayerContext = {
