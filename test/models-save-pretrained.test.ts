@@ -76,8 +76,10 @@ describe.each(FIXTURE_MODELS)('%s', (_name, fixture) => {
     const model = await AutoModelForCausalLM.fromPretrained(fixture);
     const dir = out(`${path.basename(fixture)}-single`);
     const saved = await model.savePretrained(dir);
-    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
-    expect(saved.files).toEqual(['config.json', 'model.safetensors']);
+    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors']);
+    expect(saved.files).toEqual(['config.json', 'generation_config.json', 'model.safetensors']);
+    // generation_config.json as it was read, in transformers' text (the fixture's was written by transformers).
+    expect(fs.readFileSync(path.join(dir, 'generation_config.json'), 'utf8')).toBe(fs.readFileSync(path.join(fixture, 'generation_config.json'), 'utf8'));
     const h = header(path.join(dir, 'model.safetensors'));
     // transformers' file has these names (lm_head.weight of tied GPT-2 not among them) and this metadata.
     expect(h.names).toEqual(header(path.join(fixture, 'model.safetensors')).names);
@@ -98,7 +100,7 @@ describe.each(FIXTURE_MODELS)('%s', (_name, fixture) => {
     const shards = fs.readdirSync(dir).filter((f) => SHARD.test(f)).sort();
     expect(shards.length).toBeGreaterThan(2);
     expect(shards).toEqual(shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`));
-    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', ...shards, 'model.safetensors.index.json'].sort());
+    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'generation_config.json', ...shards, 'model.safetensors.index.json'].sort());
     const index = readJSON(path.join(dir, 'model.safetensors.index.json'));
     expect(Object.keys(index).sort()).toEqual(['metadata', 'weight_map']);
     const map = index.weight_map as Record<string, string>;

@@ -11,7 +11,12 @@ import { tmpDir } from './helpers/tmp-dir';
 const FIX = path.join(__dirname, 'fixtures');
 const tmp = () => tmpDir('peft-save');
 
-const base = (name: string) => AutoModelForCausalLM.fromPretrained(path.join(FIX, name));
+/** A fixture's base model, unnamed as PEFT's generator had it (its files say base_model_name_or_path null). */
+const base = async (name: string) => {
+  const m = await AutoModelForCausalLM.fromPretrained(path.join(FIX, name));
+  m.nameOrPath = undefined;
+  return m;
+};
 const read = (...p: string[]) => fs.readFileSync(path.join(...p));
 
 function sameStateDict(a: PeftModel, b: PeftModel): void {
@@ -164,4 +169,16 @@ test('keys without the base_model.model. prefix load the same', async () => {
   Object.values(src).forEach((t) => t.dispose());
   a.dispose();
   b.dispose();
+});
+
+test("a base loaded from a folder: adapter_config.json records that folder (PEFT fills base_model_name_or_path from name_or_path)", async () => {
+  const model = await AutoModelForCausalLM.fromPretrained(path.join(FIX, 'tiny-llama'));
+  const peft = getPeftModel(model, new LoraConfig({ r: 2, targetModules: ['q_proj'] }));
+  const dir = tmp();
+  await peft.savePretrained(dir);
+  const cfg = JSON.parse(read(dir, 'adapter_config.json').toString());
+  expect(cfg.base_model_name_or_path).toBe(path.join(FIX, 'tiny-llama'));
+  // The model card names it too.
+  expect(read(dir, 'README.md').toString()).toContain(`base_model: ${path.join(FIX, 'tiny-llama')}`);
+  peft.dispose();
 });

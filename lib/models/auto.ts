@@ -13,6 +13,7 @@ import { Module, Parameter } from '../nn';
 import { Device, Tensor } from '../tensor';
 import { CausalLM } from './causal-lm';
 import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig } from './config';
+import { readGenerationConfig } from './generation-config';
 import { GPT2LMHeadModel } from './gpt2';
 import { LlamaForCausalLM } from './llama';
 
@@ -321,6 +322,8 @@ export class AutoModelForCausalLM {
       throw e;
     }
     model.eval();
+    model.nameOrPath = dir;
+    model.generationConfig = readGenerationConfig(dir);
     return model;
   }
 }

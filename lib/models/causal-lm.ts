@@ -6,6 +6,7 @@ import { Device, Tensor } from '../tensor';
 import { KVCache } from './cache';
 import { CausalLMConfig } from './config';
 import type { GenerateOptions } from './generate';
+import type { GenerationConfig } from './generation-config';
 import type { SavedCheckpoint, SavePretrainedOptions } from './save-pretrained';
 
 /** Where and in which dtype a model's parameters are made ('meta': shapes only, no memory). */
@@ -76,6 +77,10 @@ export interface CausalLM extends Module {
   forward(input: CausalLMInput): CausalLMOutput;
   /** forward() in pieces (see DecoderSegments), for architectures that offer it. */
   segments?(input: CausalLMInput): DecoderSegments;
+  /** generation_config.json's defaults for generate(), when the model was loaded from a folder with one. */
+  generationConfig?: GenerationConfig;
+  /** The folder fromPretrained read (transformers' name_or_path). */
+  nameOrPath?: string;
   /** Continues inputIds [B, S] by up to opts.maxNewTokens tokens (greedy or sampled), as transformers' generate. */
   generate(inputIds: Tensor, opts?: GenerateOptions): Tensor;
   /** Writes a Hugging Face model folder (config.json + model.safetensors or shards), as transformers' save_pretrained. */

@@ -6,6 +6,7 @@ import { Embedding, Linear, Module } from '../nn';
 import { Tensor } from '../tensor';
 import { KVCache } from './cache';
 import { generate, GenerateOptions } from './generate';
+import { GenerationConfig } from './generation-config';
 import { BaseModelInput, CausalLM, CausalLMInput, CausalLMOutput, causalLMLoss, DecoderSegments } from './causal-lm';
 import { CausalLMConfig } from './config';
 import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
@@ -46,6 +47,10 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
   // checkpoint order (base model first, lm_head last).
   abstract readonly config: CausalLMConfig;
   abstract lm_head: Linear;
+  /** generation_config.json's defaults for generate(), when the model was loaded from a folder with one. */
+  generationConfig?: GenerationConfig;
+  /** The folder fromPretrained read (transformers' name_or_path): PEFT records it as base_model_name_or_path. */
+  nameOrPath?: string;
 
   protected abstract decoder(): DecoderParts<C>;
 

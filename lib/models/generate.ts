@@ -9,6 +9,7 @@ import { KVCache } from './cache';
 import { generationPositionIds } from './attention-mask';
 import { CausalLM } from './causal-lm';
 
+/** Every option left out takes the model's generation_config.json value if it has one, else the default named. */
 export interface GenerateOptions {
   /** Tokens to add (default 20). */
   maxNewTokens?: number;
@@ -20,7 +21,7 @@ export interface GenerateOptions {
   topK?: number;
   /** Sample among the most likely tokens whose probabilities sum to at least p (default 1: off). */
   topP?: number;
-  /** Tokens that end a sequence (default the config's eos_token_id; null: never stop early). */
+  /** Tokens that end a sequence (default eos_token_id of generation_config.json, else of config.json; null: never stop early). */
   eosTokenId?: number | number[] | null;
   /** Appended to sequences that have ended while others go on (default the config's pad_token_id, else the first eos). */
   padTokenId?: number;
@@ -75,19 +76,21 @@ function sampleNext(logits: Tensor, temperature: number, topK: number, topP: num
  * runs one token; the result equals the uncached step-by-step argmax.
  */
 export function generate(model: CausalLM, inputIds: Tensor, opts: GenerateOptions = {}): Tensor {
-  const maxNewTokens = opts.maxNewTokens ?? 20;
+  // What the call leaves out comes from the model's generation_config.json, as transformers' generate().
+  const g = model.generationConfig;
+  const maxNewTokens = opts.maxNewTokens ?? g?.maxNewTokens ?? 20;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new RangeError(`generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
   const shape = inputIds.shape;
   if (shape.length !== 2) throw new Error(`generate: inputIds must be [batch, seq], got [${shape.join(', ')}]`);
   const [batch, promptLength] = shape;
-  const doSample = opts.doSample ?? false;
-  const temperature = opts.temperature ?? 1;
+  const doSample = opts.doSample ?? g?.doSample ?? false;
+  const temperature = opts.temperature ?? g?.temperature ?? 1;
   if (doSample && !(temperature > 0)) throw new RangeError(`generate: temperature must be positive, got ${temperature}`);
-  const topK = opts.topK ?? 50;
-  const topP = opts.topP ?? 1;
+  const topK = opts.topK ?? g?.topK ?? 50;
+  const topP = opts.topP ?? g?.topP ?? 1;
   if (!(topP > 0 && topP <= 1)) throw new RangeError(`generate: topP must be in (0, 1], got ${topP}`);
-  const eos = asList(opts.eosTokenId === undefined ? model.config.eosTokenId : opts.eosTokenId);
-  const padTokenId = opts.padTokenId ?? model.config.padTokenId ?? eos[0] ?? 0;
+  const eos = asList(opts.eosTokenId === undefined ? (g?.eosTokenId ?? model.config.eosTokenId) : opts.eosTokenId);
+  const padTokenId = opts.padTokenId ?? g?.padTokenId ?? model.config.padTokenId ?? eos[0] ?? 0;
   const useCache = opts.useCache ?? true;
   const device = inputIds.device;
 

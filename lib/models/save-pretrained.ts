@@ -13,6 +13,7 @@ import { Module } from '../nn';
 import { writeFileAtomic } from '../io/fs-atomic';
 import { Tensor } from '../tensor';
 import { CausalLMConfig, configJSONString, configToJSON } from './config';
+import { GENERATION_CONFIG_NAME, GenerationConfig, generationConfigJSONString } from './generation-config';
 
 export const CONFIG_NAME = 'config.json';
 export const SAFE_WEIGHTS_NAME = 'model.safetensors';
@@ -133,7 +134,7 @@ export function shardFileName(index: number, count: number): string {
   return `model-${five(index + 1)}-of-${five(count)}.safetensors`;
 }
 
-type SavableModel = Module & { config: CausalLMConfig };
+type SavableModel = Module & { config: CausalLMConfig; generationConfig?: GenerationConfig };
 
 function checkModel(model: unknown): asserts model is SavableModel {
   const config = (model as { config?: { modelType?: unknown } } | null)?.config;
@@ -237,6 +238,9 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
     await writeFileAtomic(path.join(dir, SAFE_WEIGHTS_INDEX_NAME), configJSONString(index));
   }
   await writeFileAtomic(path.join(dir, CONFIG_NAME), config);
+  // As transformers: a model that generates writes its generation defaults beside its config.
+  if (model.generationConfig !== undefined)
+    await writeFileAtomic(path.join(dir, GENERATION_CONFIG_NAME), generationConfigJSONString(model.generationConfig));
 
   // What an earlier save left that would now be read instead of, or besides, the new weights: transformers
   // and fromPretrained take model.safetensors before an index.
@@ -245,5 +249,6 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
     const stale = (SHARD_FILE.test(f) && !written.has(f)) || (sharded && f === SAFE_WEIGHTS_NAME) || (!sharded && f === SAFE_WEIGHTS_INDEX_NAME);
     if (stale) await removeIfPresent(path.join(dir, f));
   }
-  return { files: [CONFIG_NAME, ...files, ...(sharded ? [SAFE_WEIGHTS_INDEX_NAME] : [])], totalSize, totalParameters, dtype };
+  const generation = model.generationConfig !== undefined ? [GENERATION_CONFIG_NAME] : [];
+  return { files: [CONFIG_NAME, ...generation, ...files, ...(sharded ? [SAFE_WEIGHTS_INDEX_NAME] : [])], totalSize, totalParameters, dtype };
 }

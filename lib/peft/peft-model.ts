@@ -233,7 +233,8 @@ export class PeftModel<M extends Module = Module> extends Module {
     if (name) tags.add(`base_model:adapter:${name}`);
     await writeModelCard(dir, {
       peftVersion: PEFT_VERSION,
-      baseModel: modelConfigInfo(base)?.nameOrPath ?? null,
+      // transformers' config._name_or_path, which is model.name_or_path: where the base was loaded from.
+      baseModel: name,
       tags: [...tags],
       pipelineTag: this.activePeftConfig?.taskType === 'CAUSAL_LM' ? 'text-generation' : undefined,
     });
