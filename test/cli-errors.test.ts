@@ -24,7 +24,7 @@ test('--help: the command list, and each command its options', async () => {
     expect(r.out).toContain('-h, --help');
   }
   const train = (await cli('train', '-h')).out;
-  for (const flag of ['--model DIR', '--data FILE', '--r N', '--lora-alpha X', '--target-modules', '--epochs X', '--max-steps N', '--grad-accum N', '--lr X', '--scheduler NAME', '--save-steps N', '--resume-from-checkpoint DIR', '--gradient-checkpointing', '--dtype TYPE', '--config FILE'])
+  for (const flag of ['--model DIR', '--data FILE', '--r N', '--lora-alpha X', '--target-modules', '--epochs X', '--max-steps N', '--grad-accum N', '--lr X', '--scheduler NAME', '--save-steps N', '--resume-from-checkpoint DIR', '--gradient-checkpointing', '--dtype TYPE', '--config FILE', '--bias WHICH', '--lora-bias', '--modules-to-save A,B', '--init-lora-weights INIT', '--layers-to-transform I,J', '--layers-pattern NAME', '--exclude-modules A,B', '--rank-pattern M=N,...', '--alpha-pattern M=X,...'])
     expect(train).toContain(flag);
   expect((await cli('--version')).out).toMatch(/^\d+\.\d+\.\d+\n$/);
 });
@@ -66,10 +66,16 @@ test('missing files and folders are errors naming the path (exit 1)', async () =
   const model = makeModelDir(dir);
   const data = makeDataFile(dir);
   const missing = path.join(dir, 'nope');
+  // A model folder without a tokenizer: config.json only.
+  const noTokenizer = path.join(dir, 'no-tokenizer');
+  fs.mkdirSync(noTokenizer, { recursive: true });
+  fs.copyFileSync(path.join(model, 'config.json'), path.join(noTokenizer, 'config.json'));
   const cases: [string[], string][] = [
     [['train', '--model', model, '--data', missing], `data file '${missing}' does not exist`],
-    [['train', '--model', missing, '--data', data], `tokenizer folder '${missing}' does not exist`],
-    [['train', '--model', dir, '--data', data], `tokenizer folder '${dir}' has no tokenizer.json`],
+    [['train', '--model', missing, '--data', data], `model folder '${missing}' does not exist`],
+    [['train', '--model', dir, '--data', data], `model folder '${dir}' has no config.json`],
+    [['train', '--model', noTokenizer, '--data', data], `tokenizer folder '${noTokenizer}' has no tokenizer.json`],
+    [['train', '--model', model, '--tokenizer', missing, '--data', data], `tokenizer folder '${missing}' does not exist`],
     [['train', '--model', model, '--data', data, '--eval-data', missing], `evaluation data file '${missing}' does not exist`],
     [['train', '--config', missing, '--model', model, '--data', data], `config file '${missing}' does not exist`],
     [['generate', '--model', model, '--adapter', missing, '--prompt', 'hi'], `adapter folder '${missing}' does not exist`],
@@ -121,5 +127,8 @@ test('as a process: exit codes and streams', () => {
   expect(bad.err).toBe("torch-lora train: --epochs expects a number, got \"many\"\nSee 'torch-lora train --help'.\n");
   const src = fs.readFileSync(path.join(__dirname, '..', 'lib', 'cli', 'main.ts'), 'utf8');
   expect(src.startsWith('#!/usr/bin/env node\n')).toBe(true);
-  expect(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).bin).toEqual({ 'torch-lora': 'dist/lib/cli/main.js' });
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
+  expect(pkg.bin).toEqual({ 'torch-lora': 'dist/lib/cli/main.js' });
+  // `npm run demo` is the CLI's demo (the product's main job), through the same entry point as the bin.
+  expect(pkg.scripts.demo).toBe(`node ${pkg.bin['torch-lora']} demo`);
 });

@@ -2,9 +2,9 @@
 // bfloat16; and the float16 loss scaler's bookkeeping. bfloat16 keeps 8 bits of mantissa, so its losses
 // are compared with float32's at bfloat16's resolution.
 import * as path from 'path';
-import { readSafetensorsHeader, tensor, Trainer } from '../lib';
+import { F, ones, readSafetensorsHeader, scope, tensor, torchVersion, Trainer } from '../lib';
 import { nn } from '../lib';
-import { GradScaler } from '../lib/train';
+import { castForTraining, GradScaler } from '../lib/train';
 import { randomExamples, tinyLoraModel, tmpDir } from './helpers/train';
 
 async function run(extra: Record<string, unknown>) {
@@ -59,4 +59,45 @@ test('GradScaler: unscales gradients, backs off on overflow, grows after growthI
   expect(t.stateDict()).toEqual(state);
   [x, y].forEach((v) => v.dispose());
   lin.dispose();
+});
+
+/** libtorch's own answer: does a float16 Linear run on the CPU? (1.x: no addmm kernel for Half; 2.x: yes.) */
+function cpuHalfLinearError(): string | undefined {
+  try {
+    scope(() => F.linear(ones([2, 3], { dtype: 'float16' }), ones([4, 3], { dtype: 'float16' })));
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+test('float16 on the CPU: refused when the Trainer is made if this libtorch cannot multiply float16 there, else it trains', async () => {
+  const why = cpuHalfLinearError();
+  const make = async (how: 'args' | 'model') => {
+    const model = await tinyLoraModel(0);
+    if (how === 'model') castForTraining(model, 'float16'); // a model already in float16, no dtype setting
+    const args = { outputDir: tmpDir('f16'), maxSteps: 1, perDeviceTrainBatchSize: 4, report: 'none' as const, ...(how === 'args' ? { dtype: 'float16' as const } : {}) };
+    return { model, create: () => new Trainer({ model, trainDataset: randomExamples(4, 6), args }) };
+  };
+  for (const how of ['args', 'model'] as const) {
+    const { model, create } = await make(how);
+    if (why !== undefined) {
+      // libtorch 1.13 here: the clear error up front, not addmm_impl_cpu_'s at the first step.
+      expect(why).toMatch(/not implemented for 'Half'/);
+      expect(create).toThrow(
+        `Trainer: float16 weights cannot be trained on the CPU with libtorch ${torchVersion} (${why}); use dtype 'bfloat16' on the CPU, or float16 on a CUDA device`,
+      );
+      // Nothing was cast or moved before the refusal.
+      if (how === 'args') for (const p of model.parameters()) expect(p.dtype).toBe('float32');
+    } else {
+      // A libtorch with CPU float16 matmul (2.x) is not refused: a step runs and its loss is a number.
+      const r = await create().train();
+      expect(Number.isFinite(r.trainingLoss)).toBe(true);
+    }
+    model.dispose();
+  }
+  // bfloat16 on the CPU is never refused by this check.
+  const model = await tinyLoraModel(0);
+  expect(() => new Trainer({ model, trainDataset: randomExamples(4, 6), args: { outputDir: tmpDir('bf16'), maxSteps: 1, dtype: 'bfloat16', report: 'none' } })).not.toThrow();
+  model.dispose();
 });

@@ -6,8 +6,9 @@ import { parseArgs } from 'util';
 /** A mistake in how the command was called (exit code 2, with a pointer to --help). */
 export class UsageError extends Error {}
 
-export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'list';
-export type OptionValue = string | number | boolean | string[];
+/** 'integers': a comma-separated list of integers; 'map': NAME=NUMBER pairs, comma-separated (a JSON object in a config file). */
+export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'list' | 'integers' | 'map';
+export type OptionValue = string | number | boolean | string[] | number[] | Record<string, number>;
 
 export interface OptionSpec {
   /** kebab-case: --learning-rate; the value is found under its camelCase name (learningRate). */
@@ -60,10 +61,11 @@ export function helpText(cmd: CommandSpec): string {
   for (const [g, opts] of groups) {
     lines.push('', `${g}:`);
     for (const o of opts) {
-      const flag = `${o.short ? `-${o.short}, ` : ''}--${o.name}${o.type === 'boolean' ? '' : ` ${o.placeholder ?? (o.type === 'string' ? 'VALUE' : o.type === 'list' ? 'A,B' : 'N')}`}`;
+      const placeholder = o.placeholder ?? { string: 'VALUE', list: 'A,B', integers: 'N,M', map: 'A=N,B=M' }[o.type as string] ?? 'N';
+      const flag = `${o.short ? `-${o.short}, ` : ''}--${o.name}${o.type === 'boolean' ? '' : ` ${placeholder}`}`;
       let desc = o.description;
       if (o.choices) desc += ` (${o.choices.join(', ')})`;
-      if (o.default !== undefined && o.type !== 'boolean') desc += ` [default: ${Array.isArray(o.default) ? o.default.join(',') : o.default}]`;
+      if (o.default !== undefined && o.type !== 'boolean') desc += ` [default: ${Array.isArray(o.default) ? o.default.join(',') : String(o.default)}]`;
       if (o.required) desc += ' (required)';
       if (o.multiple) desc += ' (may be repeated)';
       lines.push(flag.length < 30 ? `  ${flag.padEnd(30)}${desc}` : `  ${flag}\n  ${' '.repeat(30)}${desc}`);
@@ -98,8 +100,35 @@ export function convertValue(o: OptionSpec, raw: unknown, where: string): Option
         .map((s) => s.trim())
         .filter(Boolean);
     }
+    case 'integers': {
+      if (typeof raw === 'number') raw = [raw];
+      const items = Array.isArray(raw) ? raw : typeof raw === 'string' && raw.trim() !== '' ? raw.split(',').map((s) => s.trim()) : undefined;
+      const ints = items?.map((x) => (typeof x === 'number' ? x : typeof x === 'string' && /^-?\d+$/.test(x) ? Number(x) : NaN));
+      if (ints === undefined || ints.length === 0 || !ints.every((n) => Number.isInteger(n))) return bad('a comma-separated list of integers');
+      return ints;
+    }
+    case 'map': {
+      const out: Record<string, number> = {};
+      if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+        for (const [k, v] of Object.entries(raw)) {
+          if (typeof v !== 'number' || !Number.isFinite(v)) return bad('an object of name: number');
+          out[k] = v;
+        }
+        return out;
+      }
+      if (typeof raw !== 'string' || raw.trim() === '') return bad('NAME=NUMBER pairs separated by commas');
+      for (const pair of raw.split(',')) {
+        const m = /^\s*([^=\s]+)\s*=\s*(\S+)\s*$/.exec(pair);
+        const n = m ? Number(m[2]) : NaN;
+        if (!m || !Number.isFinite(n)) return bad('NAME=NUMBER pairs separated by commas');
+        out[m[1]] = n;
+      }
+      return out;
+    }
     case 'string': {
       if (o.multiple && Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return raw as string[];
+      // A config file may write a choice that is a boolean ("true"/"false") as a JSON boolean.
+      if (typeof raw === 'boolean' && o.choices?.includes(String(raw))) return String(raw);
       if (typeof raw !== 'string') return bad('a string');
       if (o.choices && !o.choices.includes(raw)) throw new UsageError(`${where} must be one of ${o.choices.join(', ')}, got '${raw}'`);
       return raw;

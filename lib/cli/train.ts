@@ -4,13 +4,13 @@
 import * as fs from 'fs';
 import { manualSeed, setNumThreads } from '../autograd';
 import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
-import { getPeftModel, LoraConfig, PeftModel } from '../peft';
+import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 import { Trainer, TrainingArgumentsOptions, TrainingDType } from '../train';
-import { CliIO, requireFile, say } from './io';
+import { CliIO, requireDir, requireFile, say } from './io';
 import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer } from './load-model';
 import type { Command } from './main';
-import { camel, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
+import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
 
 const DATA = 'Model and data';
 const LORA = 'LoRA';
@@ -35,13 +35,22 @@ const options: OptionSpec[] = [
   { name: 'target-modules', type: 'list', placeholder: 'A,B', group: LORA, description: "modules to adapt, e.g. q_proj,v_proj or all-linear [default: PEFT's for the architecture]" },
   { name: 'use-rslora', type: 'boolean', group: LORA, description: 'rank-stabilized scaling alpha/sqrt(r)' },
   { name: 'use-dora', type: 'boolean', group: LORA, description: 'weight-decomposed LoRA (DoRA)' },
+  { name: 'exclude-modules', type: 'list', placeholder: 'A,B', group: LORA, description: 'modules never adapted (names or name suffixes)' },
+  { name: 'layers-to-transform', type: 'integers', placeholder: 'I,J', group: LORA, description: 'adapt only these layer indices' },
+  { name: 'layers-pattern', type: 'list', placeholder: 'NAME', group: LORA, description: "the layer list's name for --layers-to-transform (e.g. layers, h)" },
+  { name: 'rank-pattern', type: 'map', placeholder: 'M=N,...', group: LORA, description: 'per-module ranks overriding --r, e.g. q_proj=16 (names or regex suffixes)' },
+  { name: 'alpha-pattern', type: 'map', placeholder: 'M=X,...', group: LORA, description: 'per-module alphas overriding --lora-alpha' },
+  { name: 'bias', type: 'string', placeholder: 'WHICH', default: 'none', choices: ['none', 'all', 'lora_only'], group: LORA, description: 'which biases of the base train' },
+  { name: 'lora-bias', type: 'boolean', group: LORA, description: 'a trainable bias on lora_B' },
+  { name: 'modules-to-save', type: 'list', placeholder: 'A,B', group: LORA, description: 'modules trained in full and saved with the adapter (e.g. lm_head)' },
+  { name: 'init-lora-weights', type: 'string', placeholder: 'INIT', default: 'true', choices: ['true', 'false', 'gaussian', 'pissa', 'olora'], group: LORA, description: 'how the adapter starts (true: B = 0, a no-op)' },
   { name: 'epochs', type: 'number', placeholder: 'X', default: 3, group: TRAIN, description: 'passes over the data' },
   { name: 'max-steps', type: 'integer', placeholder: 'N', group: TRAIN, description: 'optimizer steps in all (overrides --epochs)' },
   { name: 'batch-size', type: 'integer', placeholder: 'N', default: 8, group: TRAIN, description: 'examples per micro-batch' },
   { name: 'grad-accum', type: 'integer', placeholder: 'N', default: 1, group: TRAIN, description: 'micro-batches per optimizer step' },
   { name: 'lr', type: 'number', placeholder: 'X', default: 2e-4, group: TRAIN, description: 'peak learning rate (AdamW)' },
   { name: 'scheduler', type: 'string', placeholder: 'NAME', default: 'linear', choices: SCHEDULER_TYPES, group: TRAIN, description: 'learning-rate schedule' },
-  { name: 'warmup-steps', type: 'integer', placeholder: 'N', default: 0, group: TRAIN, description: 'linear warmup steps' },
+  { name: 'warmup-steps', type: 'number', placeholder: 'N', default: 0, group: TRAIN, description: 'linear warmup steps, or a fraction < 1 of the steps' },
   { name: 'warmup-ratio', type: 'number', placeholder: 'X', default: 0, group: TRAIN, description: 'warmup as a fraction of the steps (when --warmup-steps is 0)' },
   { name: 'weight-decay', type: 'number', placeholder: 'X', default: 0, group: TRAIN, description: 'AdamW weight decay' },
   { name: 'max-grad-norm', type: 'number', placeholder: 'X', default: 1, group: TRAIN, description: 'clip the gradient norm (0: no clipping)' },
@@ -93,6 +102,36 @@ function readConfig(file: string): Record<string, OptionValue> {
   return out;
 }
 
+/** The LoraConfig the options ask for; its own checks become usage errors. */
+export function loraConfigOf(v: Record<string, OptionValue | undefined>): LoraConfig {
+  const targets = v.targetModules as string[] | undefined;
+  const pattern = v.layersPattern as string[] | undefined;
+  const init = v.initLoraWeights as string;
+  const opts: LoraConfigOptions = {
+    r: v.r as number,
+    loraAlpha: v.loraAlpha as number,
+    loraDropout: v.loraDropout as number,
+    targetModules: targets === undefined ? null : targets.length === 1 && targets[0] === 'all-linear' ? 'all-linear' : targets,
+    excludeModules: (v.excludeModules as string[] | undefined) ?? null,
+    layersToTransform: (v.layersToTransform as number[] | undefined) ?? null,
+    layersPattern: pattern === undefined ? null : pattern.length === 1 ? pattern[0] : pattern,
+    rankPattern: (v.rankPattern as Record<string, number> | undefined) ?? {},
+    alphaPattern: (v.alphaPattern as Record<string, number> | undefined) ?? {},
+    bias: v.bias as LoraBias,
+    loraBias: (v.loraBias as boolean | undefined) ?? false,
+    modulesToSave: (v.modulesToSave as string[] | undefined) ?? null,
+    initLoraWeights: init === 'true' ? true : init === 'false' ? false : (init as InitLoraWeights),
+    useRslora: (v.useRslora as boolean | undefined) ?? false,
+    useDora: (v.useDora as boolean | undefined) ?? false,
+    taskType: 'CAUSAL_LM',
+  };
+  try {
+    return new LoraConfig(opts);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 /** Flags over the config file over the defaults. */
 export function resolveTrainOptions(parsed: Parsed): Record<string, OptionValue | undefined> {
   const v = { ...parsed.values };
@@ -115,6 +154,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const dtype = v.dtype as TrainingDType;
   const device = checkDevice(v.device as string);
 
+  requireDir(modelDir, 'model folder', ['config.json']); // before its tokenizer, so that a wrong --model is named as such
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
   const maxLength = v.maxLength as number | undefined;
   let train: Dataset<Example | MaybeMasked> = loadDataset(dataFile, tokenizer, { maxLength });
@@ -130,25 +170,19 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
     if (evalSet) evalSet = pack(evalSet);
   }
 
+  // A new adapter's settings are checked before the model is loaded; an adapter to continue brings its own.
+  const loraFlags = options.filter((o) => o.group === LORA && o.name !== 'adapter').map((o) => camel(o.name));
+  const ignored = loraFlags.filter((k) => parsed.given.has(k));
+  if (v.adapter !== undefined && ignored.length)
+    throw new UsageError(`${ignored.map((k) => `--${kebab(k)}`).join(', ')}: the adapter given with --adapter has its own LoRA settings`);
+  const loraConfig = v.adapter === undefined ? loraConfigOf(v) : undefined;
   const base = await loadBaseModel(modelDir, { device, dtype });
   let model: PeftModel;
-  if (v.adapter !== undefined) {
+  if (loraConfig === undefined) {
     model = await loadAdapter(base, v.adapter as string, { isTrainable: true });
   } else {
     manualSeed(v.seed as number); // the adapter's initial weights depend on the seed
-    const targets = v.targetModules as string[] | undefined;
-    model = getPeftModel(
-      base,
-      new LoraConfig({
-        r: v.r as number,
-        loraAlpha: v.loraAlpha as number,
-        loraDropout: v.loraDropout as number,
-        targetModules: targets === undefined ? null : targets.length === 1 && targets[0] === 'all-linear' ? 'all-linear' : targets,
-        useRslora: (v.useRslora as boolean | undefined) ?? false,
-        useDora: (v.useDora as boolean | undefined) ?? false,
-        taskType: 'CAUSAL_LM',
-      }),
-    );
+    model = getPeftModel(base, loraConfig);
   }
   const [trainable, all] = model.getNbTrainableParameters();
   say(io, `torch-lora train: ${train.length} training examples${evalSet ? `, ${evalSet.length} for evaluation` : ''}; ` +

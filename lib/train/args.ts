@@ -25,8 +25,12 @@ export interface TrainingArgumentsOptions {
   learningRate?: number;
   /** 'constant' | 'constant_with_warmup' | 'linear' (default) | 'cosine', as transformers' get_scheduler. */
   lrSchedulerType?: SchedulerType;
-  /** Warmup steps (default 0); when 0, warmupRatio × total steps (rounded up). */
+  /**
+   * Warmup steps (default 0), or, as in transformers 5, a fraction in (0, 1) of the total steps
+   * (rounded up, as transformers' get_warmup_steps).
+   */
   warmupSteps?: number;
+  /** Warmup as a fraction of the total steps, rounded up (transformers 4's warmup_ratio), used when warmupSteps is 0. */
   warmupRatio?: number;
   /** AdamW's decoupled weight decay (default 0), not applied to biases and norm weights (as transformers). */
   weightDecay?: number;
@@ -142,7 +146,7 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
   check(isInt(a.gradientAccumulationSteps) && a.gradientAccumulationSteps > 0, 'gradientAccumulationSteps', a.gradientAccumulationSteps, 'a positive integer');
   check(isNum(a.learningRate) && a.learningRate >= 0, 'learningRate', a.learningRate, 'a non-negative number');
   check(SCHEDULER_TYPES.includes(a.lrSchedulerType), 'lrSchedulerType', a.lrSchedulerType, `one of ${SCHEDULER_TYPES.join(', ')}`);
-  check(isInt(a.warmupSteps) && a.warmupSteps >= 0, 'warmupSteps', a.warmupSteps, 'a non-negative integer');
+  check((isInt(a.warmupSteps) && a.warmupSteps >= 0) || (isNum(a.warmupSteps) && a.warmupSteps > 0 && a.warmupSteps < 1), 'warmupSteps', a.warmupSteps, 'a non-negative integer, or a fraction in (0, 1) of the steps');
   check(isNum(a.warmupRatio) && a.warmupRatio >= 0 && a.warmupRatio <= 1, 'warmupRatio', a.warmupRatio, 'a number in [0, 1]');
   check(isNum(a.weightDecay) && a.weightDecay >= 0, 'weightDecay', a.weightDecay, 'a non-negative number');
   check(isNum(a.adamBeta1) && a.adamBeta1 >= 0 && a.adamBeta1 < 1, 'adamBeta1', a.adamBeta1, 'in [0, 1)');

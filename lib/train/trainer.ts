@@ -37,7 +37,7 @@ import { GradScaler } from './grad-scaler';
 import { checkpointedForwardBackward, isSegmentable, Segmentable } from './gradient-checkpointing';
 import { JsonlLog, LogEntry } from './log-entry';
 import { writeLossPlot } from './loss-plot';
-import { castForTraining } from './precision';
+import { castForTraining, checkTrainingPrecision } from './precision';
 import { ProgressReporter, ReportStream } from './progress';
 
 export const LOG_FILE_NAME = 'trainer_log.jsonl';
@@ -117,6 +117,15 @@ function configPadToken(model: Module): number | undefined {
   return typeof eos === 'number' ? eos : undefined;
 }
 
+/**
+ * transformers' get_warmup_steps: warmupSteps ≥ 1 is a count; a fraction below 1 (transformers 5's
+ * form) or, when warmupSteps is 0, warmupRatio (transformers 4's) is a share of the steps, rounded up.
+ */
+export function warmupSteps(a: Pick<TrainingArguments, 'warmupSteps' | 'warmupRatio'>, maxSteps: number): number {
+  if (a.warmupSteps >= 1) return a.warmupSteps;
+  return Math.ceil((a.warmupSteps > 0 ? a.warmupSteps : a.warmupRatio) * maxSteps);
+}
+
 function disposeBatch(b: Batch): void {
   b.inputIds.dispose();
   b.attentionMask.dispose();
@@ -169,6 +178,8 @@ export class Trainer {
     const first = this.model.parameters().next();
     if (first.done) throw new Error('Trainer: the model has no parameters');
     this.device = a.device ?? first.value.device;
+    // float16 on a CPU whose libtorch has no float16 matmul fails at the first step: say so now.
+    checkTrainingPrecision(a.dtype !== undefined ? [a.dtype] : [...this.model.parameters()].map((p) => p.dtype), this.device);
     if (a.device !== undefined) this.model.to(a.device);
     if (a.dtype !== undefined) castForTraining(this.model, a.dtype, a.trainableDtype);
     const usesFloat16 = [...this.model.parameters()].some((p) => p.dtype === 'float16');
@@ -188,9 +199,11 @@ export class Trainer {
       tokenizer: this.tokenizer,
       padTokenId: this.padTokenId,
     });
+    // transformers' set_initial_training_values: an epoch is ceil(batches / accumulation) optimizer steps,
+    // its last step taking the remainder batches; epochs give ceil(numTrainEpochs × steps per epoch) steps.
     this.stepsPerEpoch = Math.ceil(this.trainLoader.length / a.gradientAccumulationSteps);
-    this.maxSteps = a.maxSteps > 0 ? a.maxSteps : Math.max(1, Math.ceil(a.numTrainEpochs * this.stepsPerEpoch));
-    this.warmupSteps = a.warmupSteps > 0 ? a.warmupSteps : Math.ceil(a.warmupRatio * this.maxSteps);
+    this.maxSteps = a.maxSteps > 0 ? a.maxSteps : Math.ceil(a.numTrainEpochs * this.stepsPerEpoch);
+    this.warmupSteps = warmupSteps(a, this.maxSteps);
 
     this.optimizer = new AdamW(this.parameterGroups(named), {
       lr: a.learningRate,
@@ -305,7 +318,14 @@ export class Trainer {
     return { loss: loss === undefined ? undefined : keep(loss), gradNorm: keep(gradNorm), lr, tokens, skipped };
   }
 
-  /** Mean loss over evalDataset (every label token weighs the same), in eval mode without autograd. */
+  /**
+   * The loss over `dataset` in eval mode (dropout off) without autograd, as transformers' evaluate():
+   * each batch's loss is the mean over its label tokens (padding and -100 ignored), and eval_loss is the
+   * mean of those batch losses weighted by each batch's number of examples (trainer.py's evaluation_loop
+   * repeats a batch's loss eval_batch_size times and accelerate's gather_for_metrics cuts the last batch's
+   * copies to its size). With every example in one batch this is the mean over all label tokens. A batch
+   * without any label token is left out (transformers' loss would be 0/0 there, making eval_loss NaN).
+   */
   evaluate(dataset: Dataset<Example | MaybeMasked> | undefined = this.evalDataset): { eval_loss: number; eval_runtime: number; eval_tokens: number } {
     if (dataset === undefined) throw new Error('Trainer.evaluate: there is no evalDataset');
     const t0 = Date.now();
@@ -313,22 +333,25 @@ export class Trainer {
     const wasTraining = this.model.training;
     this.model.eval();
     let sum = 0;
-    let n = 0;
+    let examples = 0;
+    let tokens = 0;
     try {
       noGrad(() => {
         let acc: Tensor | undefined;
         for (const b of loader) {
           const c = countTokens(b);
           if (c.labels > 0) {
+            const rows = b.inputIds.shape[0];
             const part = scope(() => {
               const onDevice = (t: Tensor) => (t.device === this.device ? t : t.to(this.device));
               const loss = this.loss({ inputIds: onDevice(b.inputIds), attentionMask: onDevice(b.attentionMask), labels: onDevice(b.labels) });
-              const weighted = loss.mul(c.labels);
+              const weighted = loss.float().mul(rows);
               return acc === undefined ? weighted : acc.add(weighted);
             });
             acc?.dispose();
             acc = part;
-            n += c.labels;
+            examples += rows;
+            tokens += c.labels;
           }
           disposeBatch(b);
         }
@@ -340,7 +363,7 @@ export class Trainer {
     } finally {
       this.model.train(wasTraining);
     }
-    return { eval_loss: n > 0 ? sum / n : NaN, eval_runtime: (Date.now() - t0) / 1000, eval_tokens: n };
+    return { eval_loss: examples > 0 ? sum / examples : NaN, eval_runtime: (Date.now() - t0) / 1000, eval_tokens: tokens };
   }
 
   /** Trains; see the file's comment. Resolves with the summary once the adapter and the log are written. */
@@ -438,7 +461,7 @@ export class Trainer {
         }
         this.stepIndex = state.global_step;
         const r = this.trainingStep(group);
-        lrUsed = r.lr;
+        lrUsed = r.lr; // logged as learning_rate: the rate this step used (transformers 5 reads it before lr_scheduler.step())
         if (r.loss) pendingLoss.push(r.loss);
         lastGradNorm?.dispose();
         lastGradNorm = r.gradNorm;
