@@ -101,10 +101,41 @@ test.each([
   [{ initLoraWeights: 'eva' }, /initLoraWeights must be true, false, 'gaussian', 'pissa' or 'olora'/],
   [{ taskType: 'CAUSAL' }, /taskType must be one of SEQ_CLS, .*CAUSAL_LM/],
   [{ rankPattern: { q_proj: 0 } }, /rankPattern\["q_proj"\] must be a positive integer/],
+  // List-valued fields given a string: PEFT would iterate its letters; refused, never spread.
+  [{ modulesToSave: 'lm_head' }, /modulesToSave must be a list of module names \(e.g. \["lm_head"\]\), not a string, got "lm_head"/],
+  [{ modulesToSave: ['lm_head', 2] }, /modulesToSave must be a list of module names or null/],
+  [{ excludeModules: ['q', 1] }, /excludeModules must be a list of names, a regex string or null/],
+  [{ targetModules: ['q'], layersToTransform: '0' }, /layersToTransform must be a layer index, a list of them, or null, got "0"/],
+  [{ targetModules: ['q'], layersToTransform: [0, 1.5] }, /layersToTransform must be a layer index, a list of them, or null/],
+  [{ targetModules: ['q'], layersToTransform: [0], layersPattern: ['layers', 3] }, /layersPattern must be a string, a list of strings or null/],
+  [{ rankPattern: 'q_proj' }, /rankPattern must be an object of name -> number, got "q_proj"/],
+  [{ alphaPattern: [4] }, /alphaPattern must be an object of name -> number, got \[4\]/],
+  [{ autoMapping: 'SimpleMLP' }, /autoMapping must be an object of name -> string or null, got "SimpleMLP"/],
+  [{ baseModelNameOrPath: 3 }, /baseModelNameOrPath must be a string or null/],
   [{ lora_alpha: 8 }, /unknown option 'lora_alpha' \(use 'loraAlpha'\)/],
   [{ useQalora: true }, /unknown option 'useQalora' \(a PEFT feature torch-lora does not implement\)/],
 ])('invalid %j is a clear error', (opts, msg) => {
   expect(() => new LoraConfig(opts as never)).toThrow(msg);
+});
+
+test('list fields keep lists (copied), and a single layer index stays an index', () => {
+  const names = ['lm_head', 'score'];
+  const cfg = new LoraConfig({ targetModules: ['q_proj'], modulesToSave: names, layersToTransform: 1, layersPattern: 'layers' });
+  expect(cfg.modulesToSave).toEqual(['lm_head', 'score']);
+  names.push('other');
+  expect(cfg.modulesToSave).toEqual(['lm_head', 'score']);
+  expect(cfg.layersToTransform).toBe(1);
+  expect(JSON.parse(cfg.toJSONString()).modules_to_save).toEqual(['lm_head', 'score']);
+});
+
+test('a file whose modules_to_save is a string is refused, naming the file, before any model is touched', () => {
+  const obj = JSON.parse(fs.readFileSync(path.join(FIX, 'llama-qv', 'adapter_config.json'), 'utf8'));
+  expect(() => LoraConfig.fromDict({ ...obj, modules_to_save: 'lm_head' }, { source: 'x/adapter_config.json' })).toThrow(
+    /modulesToSave must be a list of module names \(e.g. \["lm_head"\]\), not a string, got "lm_head" in x\/adapter_config.json/,
+  );
+  expect(() => LoraConfig.fromDict({ ...obj, rank_pattern: 'q_proj' })).toThrow(/rankPattern must be an object/);
+  expect(() => LoraConfig.fromDict({ ...obj, layers_to_transform: 'all' })).toThrow(/layersToTransform must be a layer index/);
+  expect(LoraConfig.fromDict({ ...obj, modules_to_save: ['lm_head'] }).modulesToSave).toEqual(['lm_head']);
 });
 
 test('files asking for features we do not implement are refused, not silently ignored', () => {

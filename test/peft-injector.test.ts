@@ -116,6 +116,15 @@ describe('what trains', () => {
     ]);
   });
 
+  test('modulesToSave set to a string after construction is refused by getPeftModel (nothing gets wrapped)', () => {
+    const cfg = new LoraConfig({ r: 2, targetModules: ['fc2'] });
+    (cfg as unknown as { modulesToSave: unknown }).modulesToSave = 'fc1';
+    const net = new Net();
+    expect(() => getPeftModel(net, cfg)).toThrow(/modulesToSave must be a list of module names \(e.g. \["fc1"\]\), not a string/);
+    expect(net.toString()).not.toContain('lora');
+    expect(net.toString()).not.toContain('ModulesToSaveWrapper');
+  });
+
   test('modules_to_save: a trainable copy per adapter beside the frozen original; saved under the plain name', async () => {
     const p = getPeftModel(await llama(), new LoraConfig({ r: 2, targetModules: ['q_proj', 'lm_head'], modulesToSave: ['lm_head'] }));
     expect(targeted(p)).not.toContain('lm_head');
@@ -215,7 +224,7 @@ describe('addWeightedAdapter', () => {
     p.dispose();
   });
 
-  test("'svd' takes the rank-r factors of Σ wᵢ·sᵢ·ΔWᵢ (PEFT's arithmetic)", async () => {
+  test("'svd' takes the rank-r factors of Σ wᵢ·ΔWᵢ, ΔWᵢ = sᵢ·Bᵢ·Aᵢ (PEFT's arithmetic: the scaling counts once)", async () => {
     const p = await twoAdapters();
     p.addWeightedAdapter(['default', 'style'], [0.5, 2], 'mix');
     expect(p.peftConfig.get('mix')!.r).toBe(8);
@@ -224,7 +233,7 @@ describe('addWeightedAdapter', () => {
         let acc: Tensor | undefined;
         for (const [a, w] of [['default', 0.5], ['style', 2]] as const)
           if (l.lora_A.has(a)) {
-            const d = l.getDeltaWeight(a).mul(w * l.scaling.get(a)!);
+            const d = l.getDeltaWeight(a).mul(w);
             acc = acc ? acc.add(d) : d;
           }
         return acc!;

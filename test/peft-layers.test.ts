@@ -2,11 +2,17 @@
 // merged weight W + s·B·A (no ΔW formed in forward), gradients equal finite differences, DoRA's output is
 // m·(W+sBA)/‖W+sBA‖, merge/unmerge restore W, PiSSA/OLoRA leave the layer's output unchanged.
 import { linear } from '../lib/functional';
-import { LoraConfig, manualSeed, nn, noGrad, peft as P, randn, randint, scope, Tensor, memory, tensor } from '../lib';
+import { getPeftModel, LoraConfig, manualSeed, nn, noGrad, PeftModel, peft as P, randn, randint, scope, Tensor, memory, tensor } from '../lib';
+import { svd } from '../lib/linalg';
+import { loadedSimpleMLP } from './helpers/simple-mlp';
+import { tmpDir } from './helpers/tmp-dir';
 import type { AdapterSpec } from '../lib/peft';
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item() as number);
+}
+function maxAbs(a: Tensor): number {
+  return scope(() => a.abs().max().item() as number);
 }
 function spec(opts: ConstructorParameters<typeof LoraConfig>[0] = {}): AdapterSpec {
   const config = new LoraConfig({ r: 2, loraAlpha: 3, initLoraWeights: false, ...opts });
@@ -67,6 +73,84 @@ describe('LoRA Linear', () => {
     layer.unmerge();
     expect(maxAbsDiff(base.weight, W0)).toBeLessThan(1e-14);
     layer.dispose();
+  });
+
+  test('loraBias: forward adds s·lora_B.bias; merge adds s·b to the base bias, unmerge restores it (float64)', () => {
+    const base = linear64(5, 4);
+    const W0 = base.weight.clone();
+    const b0 = base.bias!.clone();
+    const layer = new P.LoraLinear(base, 'default', spec({ loraBias: true }));
+    const loraB = layer.lora_B.get('default') as nn.Linear;
+    expect(loraB.bias).toBeDefined();
+    noGrad(() => loraB.bias!.copy_(randn([4], { dtype: 'float64' })));
+    const s = 3 / 2;
+    const x = randn([3, 5], { dtype: 'float64' });
+    const y = noGrad(() => layer.forward(x));
+    const delta = layer.getDeltaWeight('default');
+    const expected = linear(x, W0.add(delta), b0.add(loraB.bias!.mul(s)));
+    expect(maxAbsDiff(y, expected)).toBeLessThan(1e-12);
+    // Without the bias term the output would differ by s·b, which is not small.
+    expect(maxAbsDiff(y, linear(x, W0.add(delta), b0))).toBeGreaterThan(1e-3);
+    layer.merge();
+    expect(maxAbsDiff(base.bias!, b0.add(loraB.bias!.mul(s)))).toBeLessThan(1e-15);
+    expect(maxAbsDiff(noGrad(() => layer.forward(x)), expected)).toBeLessThan(1e-12);
+    layer.unmerge();
+    expect(maxAbsDiff(base.bias!, b0)).toBeLessThan(1e-15);
+    expect(maxAbsDiff(base.weight, W0)).toBeLessThan(1e-14);
+    // safeMerge takes the same path through the NaN/Inf check.
+    layer.merge({ safeMerge: true });
+    expect(maxAbsDiff(base.bias!, b0.add(loraB.bias!.mul(s)))).toBeLessThan(1e-15);
+    layer.unmerge();
+    layer.dispose();
+  });
+
+  test('loraBias on a base layer without bias: a warning at creation, a clear error on merge (nothing changed)', () => {
+    const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    const base = linear64(5, 4, false);
+    const W0 = base.weight.clone();
+    const layer = new P.LoraLinear(base, 'default', spec({ loraBias: true }));
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining("`lora_bias=True` was passed but the targeted layer of type Linear has no bias"), expect.anything());
+    for (const safeMerge of [false, true])
+      expect(() => layer.merge({ safeMerge })).toThrow('Impossible to merge LoRA with `lora_bias=True` because the base layer has no bias.');
+    expect(layer.merged).toBe(false);
+    expect(base.weight.equal(W0)).toBe(true);
+    // The unmerged forward still works: x·Wᵀ + s·(B(A x) + b_B).
+    const x = randn([2, 5], { dtype: 'float64' });
+    const loraB = layer.lora_B.get('default') as nn.Linear;
+    const expected = linear(x, W0.add(layer.getDeltaWeight('default'))).add(loraB.bias!.mul(3 / 2));
+    expect(maxAbsDiff(noGrad(() => layer.forward(x)), expected)).toBeLessThan(1e-12);
+    layer.dispose();
+    warn.mockRestore();
+  });
+
+  test('loraBias: saved as <module>.lora_B.bias, and a save -> load round trip restores it exactly', async () => {
+    const cfg = () => new LoraConfig({ r: 2, loraAlpha: 4, targetModules: ['fc1', 'fc2'], loraBias: true, initLoraWeights: false });
+    const peft = getPeftModel(loadedSimpleMLP(), cfg());
+    const bias = (m: PeftModel, name: string) => ((m.getBaseModel().getSubmodule(name) as P.LoraLinear).lora_B.get('default') as nn.Linear).bias!;
+    noGrad(() => {
+      bias(peft, 'fc1').copy_(randn([20]));
+      bias(peft, 'fc2').copy_(randn([2]));
+    });
+    const keys = [...P.getPeftModelStateDict(peft).keys()];
+    expect(keys).toEqual([
+      'base_model.model.fc1.lora_A.weight',
+      'base_model.model.fc1.lora_B.weight',
+      'base_model.model.fc1.lora_B.bias',
+      'base_model.model.fc2.lora_A.weight',
+      'base_model.model.fc2.lora_B.weight',
+      'base_model.model.fc2.lora_B.bias',
+    ]);
+    const x = randn([3, 10]);
+    const y = noGrad(() => peft.forward(x) as Tensor);
+    for (const safeSerialization of [true, false]) {
+      const dir = tmpDir('lora-bias');
+      await peft.savePretrained(dir, { safeSerialization });
+      const again = await PeftModel.fromPretrained(loadedSimpleMLP(), dir);
+      for (const name of ['fc1', 'fc2']) expect(bias(again, name).equal(bias(peft, name))).toBe(true);
+      expect(noGrad(() => (again.forward(x) as Tensor).equal(y))).toBe(true);
+      again.dispose();
+    }
+    peft.dispose();
   });
 
   test('gradients of A, B and x equal finite differences; the base weight gets none', () => {
@@ -142,6 +226,16 @@ describe('LoRA Linear', () => {
     const aat = A.matmul(A.t());
     expect(maxAbsDiff(aat, B.t().matmul(B))).toBeLessThan(1e-5);
     expect(maxAbsDiff(aat, diag(aat.diagonal()))).toBeLessThan(1e-5);
+    // The TOP r triplets went into the adapter: the residual's singular values are W's from index r on,
+    // so its largest is S[r] (any other r triplets would leave a larger one, S[0] or one before r).
+    const [, S] = svd(W, { fullMatrices: false });
+    const [, Sres] = svd(base.weight, { fullMatrices: false });
+    expect(Math.abs((Sres.narrow(0, 0, 1).item() as number) - (S.narrow(0, 4, 1).item() as number))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(Sres.narrow(0, 0, 6), S.narrow(0, 4, 6))).toBeLessThan(1e-5);
+    expect(maxAbs(Sres.narrow(0, 6, 4))).toBeLessThan(1e-5);
+    // s·B·A is then the best rank-r approximation: its singular values are S[0..r).
+    const [, Sba] = svd(B.matmul(A).mul(2), { fullMatrices: false });
+    expect(maxAbsDiff(Sba.narrow(0, 0, 4), S.narrow(0, 0, 4))).toBeLessThan(1e-5);
     layer.dispose();
   });
 

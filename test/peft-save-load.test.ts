@@ -4,8 +4,9 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { AutoModelForCausalLM, loadSafetensorsSync, LoraConfig, getPeftModel, PeftModel, Tensor } from '../lib';
+import { AutoModelForCausalLM, loadSafetensorsSync, LoraConfig, getPeftModel, noGrad, PeftModel, Tensor } from '../lib';
 import { PEFT_FIXTURES } from './helpers/peft-fixtures';
+import { loadedSimpleMLP } from './helpers/simple-mlp';
 import { tmpDir } from './helpers/tmp-dir';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -70,6 +71,41 @@ test('.bin (safeSerialization: false) round-trips exactly, with the same keys as
   sameStateDict(peft, again);
   peft.dispose();
   again.dispose();
+});
+
+test('switching format removes the other format\'s weights once the new file is in place (both directions)', async () => {
+  const cfg = () => new LoraConfig({ r: 2, targetModules: ['fc1'], initLoraWeights: false });
+  const peft = getPeftModel(loadedSimpleMLP(), cfg());
+  const B = () => (peft.getBaseModel().getSubmodule('fc1') as unknown as { lora_B: { get(k: string): { weight: Tensor } } }).lora_B.get('default').weight;
+  const setB = (v: number) => noGrad(() => B().fill_(v));
+  const loadedB = async (dir: string) => {
+    const again = await PeftModel.fromPretrained(loadedSimpleMLP(), dir);
+    const b = (again.getBaseModel().getSubmodule('fc1') as unknown as { lora_B: { get(k: string): { weight: Tensor } } }).lora_B.get('default').weight;
+    const v = [...new Set(Array.from(b.data() as Float32Array))];
+    again.dispose();
+    return v;
+  };
+  const dir = tmp();
+  const files = () => fs.readdirSync(dir).filter((f) => f.startsWith('adapter_model')).sort();
+  setB(7);
+  await peft.savePretrained(dir);
+  expect(files()).toEqual(['adapter_model.safetensors']);
+  setB(0.25);
+  await peft.savePretrained(dir, { safeSerialization: false });
+  expect(files()).toEqual(['adapter_model.bin']);
+  expect(await loadedB(dir)).toEqual([0.25]);
+  setB(3);
+  await peft.savePretrained(dir, { safeSerialization: true });
+  expect(files()).toEqual(['adapter_model.safetensors']);
+  expect(await loadedB(dir)).toEqual([3]);
+  // A write that fails leaves the previous file: here adapter_model.bin cannot be created (a folder is in the way).
+  fs.mkdirSync(path.join(dir, 'adapter_model.bin'));
+  const before = read(dir, 'adapter_model.safetensors');
+  setB(5);
+  await expect(peft.savePretrained(dir, { safeSerialization: false })).rejects.toThrow();
+  expect(read(dir, 'adapter_model.safetensors').equals(before)).toBe(true);
+  expect(await loadedB(dir)).toEqual([3]);
+  peft.dispose();
 });
 
 function python(): string | undefined {

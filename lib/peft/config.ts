@@ -135,6 +135,13 @@ function uniq(xs: string[]): string[] {
 function bad(field: string, want: string, got: unknown): Error {
   return new TypeError(`LoraConfig: ${field} must be ${want}, got ${JSON.stringify(got)}`);
 }
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return x !== null && typeof x === 'object' && !Array.isArray(x);
+}
+/** A shallow copy of a plain object; anything else as it is (for validate() to refuse). */
+function copyRecord<T>(x: T): T {
+  return (isRecord(x) ? { ...x } : x) as T;
+}
 function isDefault(value: unknown, dflt: unknown): boolean {
   return JSON.stringify(value) === JSON.stringify(dflt);
 }
@@ -178,6 +185,8 @@ export class LoraConfig {
     this.r = opts.r ?? 8;
     this.loraAlpha = opts.loraAlpha ?? 8;
     this.loraDropout = opts.loraDropout ?? 0;
+    // Lists and objects are copied only when they are lists and objects: anything else is kept as given,
+    // so that validate() names it (spreading a string would turn 'lm_head' into its letters).
     const tm = opts.targetModules ?? null;
     this.targetModules = Array.isArray(tm) ? uniq(tm) : tm;
     const em = opts.excludeModules ?? null;
@@ -185,19 +194,22 @@ export class LoraConfig {
     this.fanInFanOut = opts.fanInFanOut ?? false;
     this.bias = opts.bias ?? 'none';
     this.useRslora = opts.useRslora ?? false;
-    this.modulesToSave = opts.modulesToSave ? [...opts.modulesToSave] : (opts.modulesToSave ?? null);
+    const ms = opts.modulesToSave ?? null;
+    this.modulesToSave = Array.isArray(ms) ? [...ms] : ms;
     this.initLoraWeights = opts.initLoraWeights ?? true;
-    this.layersToTransform = opts.layersToTransform ?? null;
-    this.layersPattern = opts.layersPattern ?? null;
-    this.rankPattern = { ...(opts.rankPattern ?? {}) };
-    this.alphaPattern = { ...(opts.alphaPattern ?? {}) };
+    const lt = opts.layersToTransform ?? null;
+    this.layersToTransform = Array.isArray(lt) ? [...lt] : lt;
+    const lp = opts.layersPattern ?? null;
+    this.layersPattern = Array.isArray(lp) ? [...lp] : lp;
+    this.rankPattern = copyRecord(opts.rankPattern ?? {});
+    this.alphaPattern = copyRecord(opts.alphaPattern ?? {});
     this.useDora = opts.useDora ?? false;
     this.loraBias = opts.loraBias ?? false;
     this.taskType = opts.taskType ?? null;
     this.inferenceMode = opts.inferenceMode ?? false;
     this.baseModelNameOrPath = opts.baseModelNameOrPath ?? null;
     this.revision = opts.revision ?? null;
-    this.autoMapping = opts.autoMapping ? { ...opts.autoMapping } : null;
+    this.autoMapping = copyRecord(opts.autoMapping ?? null);
     this.peftVersion = opts.peftVersion ?? PEFT_VERSION;
     this.otherKeys = { ...PASSTHROUGH_DEFAULTS };
     this.validate();
@@ -217,7 +229,11 @@ export class LoraConfig {
     if (em !== null && typeof em !== 'string' && !isStringList(em)) throw bad('excludeModules', 'a list of names, a regex string or null', em);
     if (typeof em === 'string') checkPattern(em, 'LoraConfig: excludeModules');
     if (!['none', 'all', 'lora_only'].includes(this.bias)) throw bad('bias', "'none', 'all' or 'lora_only'", this.bias);
-    if (this.modulesToSave !== null && !isStringList(this.modulesToSave)) throw bad('modulesToSave', 'a list of module names or null', this.modulesToSave);
+    // PEFT types modules_to_save as a list: a string would be iterated letter by letter there (every
+    // module whose name ends in one of its characters would be wrapped), so it has no meaning; refuse it.
+    const ms = this.modulesToSave;
+    if (typeof ms === 'string') throw bad('modulesToSave', `a list of module names (e.g. [${JSON.stringify(ms)}]), not a string`, ms);
+    if (ms !== null && !isStringList(ms)) throw bad('modulesToSave', 'a list of module names or null', ms);
     const init = this.initLoraWeights;
     if (!(typeof init === 'boolean' || init === 'gaussian' || init === 'pissa' || init === 'olora')) {
       const hint = typeof init === 'string' ? ' (PEFT also has eva, corda, loftq, pissa_niter_N, orthogonal, lora_ga, mica: not implemented here)' : '';
@@ -228,17 +244,23 @@ export class LoraConfig {
       throw bad('layersToTransform', 'a layer index, a list of them, or null', lt);
     const lp = this.layersPattern;
     if (lp !== null && typeof lp !== 'string' && !isStringList(lp)) throw bad('layersPattern', 'a string, a list of strings or null', lp);
+    const am = this.autoMapping;
+    if (am !== null && !(isRecord(am) && Object.values(am).every((v) => typeof v === 'string' || v === null)))
+      throw bad('autoMapping', 'an object of name -> string or null', am);
     if (typeof tm === 'string' && lt !== null) throw new Error('LoraConfig: layersToTransform cannot be used when targetModules is a string (a regex)');
     if (typeof tm === 'string' && lp !== null) throw new Error('LoraConfig: layersPattern cannot be used when targetModules is a string (a regex)');
     if (lp && (lp.length > 0) && lt === null) throw new Error('LoraConfig: when layersPattern is given, layersToTransform must be given too');
     for (const [name, pat] of [['rankPattern', this.rankPattern], ['alphaPattern', this.alphaPattern]] as const) {
-      if (pat === null || typeof pat !== 'object' || Array.isArray(pat)) throw bad(name, 'an object of name -> number', pat);
+      if (!isRecord(pat)) throw bad(name, 'an object of name -> number', pat);
       for (const [k, v] of Object.entries(pat)) {
         if (name === 'rankPattern' ? !posInt(v) : typeof v !== 'number' || !Number.isFinite(v))
           throw bad(`${name}[${JSON.stringify(k)}]`, name === 'rankPattern' ? 'a positive integer' : 'a finite number', v);
         checkPattern(k, `LoraConfig: ${name} key`);
       }
     }
+    for (const [name, v] of [['baseModelNameOrPath', this.baseModelNameOrPath], ['revision', this.revision]] as const)
+      if (v !== null && typeof v !== 'string') throw bad(name, 'a string or null', v);
+    if (typeof this.peftVersion !== 'string') throw bad('peftVersion', 'a string', this.peftVersion);
     for (const [name, v] of [['fanInFanOut', this.fanInFanOut], ['useRslora', this.useRslora], ['useDora', this.useDora], ['loraBias', this.loraBias], ['inferenceMode', this.inferenceMode]] as const)
       if (typeof v !== 'boolean') throw bad(name, 'a boolean', v);
     if (this.loraBias && typeof init !== 'boolean')
@@ -314,10 +336,16 @@ export class LoraConfig {
     // JSON null for fields PEFT types as dicts/bools means "default" to PEFT's dataclass only for the
     // optional ones; keep nulls where PEFT allows them.
     for (const k of ['rankPattern', 'alphaPattern'] as const) if (options[k] === null) options[k] = {};
-    const config = new LoraConfig(options as LoraConfigOptions);
-    Object.assign(config.otherKeys, other);
-    config.validate();
-    return config;
+    try {
+      const config = new LoraConfig(options as LoraConfigOptions);
+      Object.assign(config.otherKeys, other);
+      config.validate();
+      return config;
+    } catch (e) {
+      // Name the file the bad value came from.
+      if (where && e instanceof Error) e.message += where;
+      throw e;
+    }
   }
 
   /** The same as fromDict (the parsed object or the text of adapter_config.json). */

@@ -207,15 +207,18 @@ export async function loadPeftWeights(dir: string, opts: { device?: Device } = {
   throw new Error(`Can't find weights for '${dir}': neither ${SAFETENSORS_WEIGHTS_NAME} nor ${WEIGHTS_NAME} is there`);
 }
 
-/** Writes the adapter tensors as PEFT does: safetensors with {"format": "pt"}, or a torch.save .bin. Atomic. */
+/**
+ * Writes the adapter tensors as PEFT does: safetensors with {"format": "pt"}, or a torch.save .bin. Atomic.
+ * Once the new file is in place, the other format's file is removed: loading prefers safetensors, so an
+ * old adapter_model.safetensors left beside a new adapter_model.bin would be read instead of it.
+ */
 export async function saveAdapterWeights(tensors: Map<string, Tensor>, dir: string, safeSerialization: boolean): Promise<string> {
-  if (safeSerialization) {
-    const file = path.join(dir, SAFETENSORS_WEIGHTS_NAME);
-    await saveSafetensors(tensors, file, { metadata: { format: 'pt' } });
-    return file;
-  }
-  const file = path.join(dir, WEIGHTS_NAME);
-  await saveTorchBin(tensors, file); // atomic: a temporary file renamed over the target
+  const file = path.join(dir, safeSerialization ? SAFETENSORS_WEIGHTS_NAME : WEIGHTS_NAME);
+  const stale = path.join(dir, safeSerialization ? WEIGHTS_NAME : SAFETENSORS_WEIGHTS_NAME);
+  // Both writers are atomic (a temporary file renamed over the target): if they throw, nothing is removed.
+  if (safeSerialization) await saveSafetensors(tensors, file, { metadata: { format: 'pt' } });
+  else await saveTorchBin(tensors, file);
+  await fs.promises.rm(stale, { force: true });
   return file;
 }
 

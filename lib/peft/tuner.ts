@@ -120,6 +120,7 @@ export class LoraModel extends Module {
   injectAdapter(model: Module, adapterName: string): void {
     const config = this.peftConfig.get(adapterName);
     if (config === undefined) throw new Error(`injectAdapter: no config for adapter '${adapterName}'`);
+    config.validate(); // fields may have been assigned after construction (e.g. modulesToSave = 'lm_head')
     this.checkNewAdapterConfig();
     this.prepareAdapterConfig(config, model);
     const named = [...model.namedModules()];
@@ -356,7 +357,7 @@ export class LoraModel extends Module {
   // ---- combining adapters ----
   /**
    * A new adapter from weighted existing ones: 'linear' mixes A and B (√|w·s| on each side), 'cat'
-   * stacks them (ranks add up), 'svd' takes the best rank-k factors of Σ w·s·ΔW (PEFT's arithmetic).
+   * stacks them (ranks add up), 'svd' takes the best rank-k factors of Σ w·ΔW, ΔW = s·B·A (PEFT's arithmetic).
    */
   addWeightedAdapter(adapters: string[], weights: number[], adapterName: string, opts: AddWeightedAdapterOptions = {}): void {
     if (this.peftConfig.has(adapterName)) return;
@@ -423,8 +424,9 @@ export class LoraModel extends Module {
           } else if (combination === 'svd') {
             const valid = adapters.map((a, i) => [a, weights[i]] as const).filter(([a]) => factors(a) !== undefined);
             if (valid.length === 0) throw new Error('No matching LoRAs found.');
+            // getDeltaWeight already holds the scaling: the weights multiply it as they are (PEFT).
             const deltas = valid.map(([a]) => layer.getDeltaWeight(a));
-            const w = tensor(valid.map(([a, wt]) => wt * layer.scaling.get(a)!), { device: deltas[0].device }).to(deltas[0].dtype);
+            const w = tensor(valid.map(([, wt]) => wt), { device: deltas[0].device }).to(deltas[0].dtype);
             const stacked = stack(deltas, 0);
             let delta = stacked.mul(w.view(-1, 1, 1)).sum(0);
             if ((layer instanceof LoraLinear && layer.fanInFanOut) || emb) delta = delta.t();
