@@ -47,9 +47,14 @@ void registerIo(Napi::Env env, Napi::Object e) {
         a.env(), "readTensorsAsync", [=] { *out = readTensors(path, specs, device); },
         [out](Napi::Env env) { return toJs(env, *out); });
   });
-  // (path, prefixBytes, tensors)
-  def(env, e, "writeFileAtomic", [](Args& a) { writeFileAtomic(a.str(0), bytesArg(a, 1), a.tensors(2)); });
+  // (path, prefixBytes, tensors): each tensor is copied out on its own, so they may sit on any devices
+  // (a meta one fails when its turn comes).
+  def(env, e, "writeFileAtomic", [](Args& a) {
+    a.allowMetaMix();
+    writeFileAtomic(a.str(0), bytesArg(a, 1), a.tensors(2));
+  });
   def(env, e, "writeFileAtomicAsync", [](Args& a) -> Napi::Value {
+    a.allowMetaMix();
     auto path = a.str(0);
     auto prefix = bytesArg(a, 1);
     auto tensors = a.tensors(2);

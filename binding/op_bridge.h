@@ -31,7 +31,10 @@ class Args {
   const at::Tensor& t(size_t i) const {
     at::Tensor* out;
     HandleState s = TensorHandle::Find(info_.Env(), info_[i], &out);
-    if (s == HandleState::kLive) return *out;
+    if (s == HandleState::kLive) {
+      noteDevice(*out, i, -1);
+      return *out;
+    }
     if (s == HandleState::kDisposed)
       throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
     throw ArgError("argument " + std::to_string(i) + " must be a Tensor");
@@ -45,7 +48,10 @@ class Args {
     Napi::Array arr = info_[i].As<Napi::Array>();
     std::vector<at::Tensor> out;
     out.reserve(arr.Length());
-    for (uint32_t k = 0; k < arr.Length(); ++k) out.push_back(unwrapValue(arr.Get(k), i));
+    for (uint32_t k = 0; k < arr.Length(); ++k) {
+      out.push_back(unwrapValue(arr.Get(k), i));
+      noteDevice(out.back(), i, k);
+    }
     return out;
   }
   int64_t i64(size_t i) const {
@@ -137,7 +143,44 @@ class Args {
     return o;
   }
 
+  // An op may mix a meta tensor (shapes only) with tensors that hold data only after calling this: ops
+  // that do no math across their tensors (copy_ into a meta tensor, setData, file writes, grad
+  // bookkeeping); see noteDevice.
+  void allowMetaMix() { metaMixOk_ = true; }
+
  private:
+  // A meta tensor next to one with data is refused before the op runs. libtorch lets several such mixes
+  // through without a word (matmul, mm, linear, addmm, embedding; cpu.add_(meta) on 2.x) and returns a
+  // meta tensor on 1.13 but, on 2.x, often a CPU/CUDA tensor of uninitialized memory or an unchanged
+  // in-place target: a silently wrong result, and one that differs between the two majors we build on.
+  void noteDevice(const at::Tensor& t, size_t arg, int64_t elem) const {
+    if (metaMixOk_ || !t.defined()) return;
+    const int8_t meta = t.is_meta() ? 1 : 0;
+    if (seenMeta_ < 0) {
+      seenMeta_ = meta;
+      firstDevice_ = t.device();
+      firstArg_ = arg;
+      firstElem_ = elem;
+      return;
+    }
+    if (seenMeta_ == meta) return;
+    auto where = [](size_t a, int64_t e, const at::Device& d) {
+      return "argument " + std::to_string(a) + (e >= 0 ? "[" + std::to_string(e) + "]" : std::string()) +
+             " is on " + d.str();
+    };
+    // (arguments are read in no fixed order: name the lower one first)
+    std::string one = where(firstArg_, firstElem_, firstDevice_), other = where(arg, elem, t.device());
+    if (std::make_pair(arg, elem) < std::make_pair(firstArg_, firstElem_)) std::swap(one, other);
+    throw std::runtime_error("expected all tensors on the same device, but " + one + " and " + other +
+                             ": a meta tensor has shapes but no data, so it cannot be combined with tensors "
+                             "that have data (move them to one device first)");
+  }
+  mutable int8_t seenMeta_ = -1;  // -1: no tensor yet; else whether the first one was on meta
+  mutable at::Device firstDevice_{at::kCPU};
+  mutable size_t firstArg_ = 0;
+  mutable int64_t firstElem_ = -1;
+  bool metaMixOk_ = false;
+
   const at::Tensor& unwrapValue(Napi::Value v, size_t i) const {
     at::Tensor* out;
     HandleState s = TensorHandle::Find(info_.Env(), v, &out);
@@ -197,6 +240,13 @@ Napi::Value toJs(Napi::Env env, const std::tuple<A, B, C>& r) {
   return arr;
 }
 
+// "name: message", once: the core's own checks (src/) already start with the op's name, so that they read
+// well when called from C++ too.
+inline std::string withOpName(const char* name, const std::string& msg) {
+  const std::string prefix = std::string(name) + ": ";
+  return msg.compare(0, prefix.size(), prefix) == 0 ? msg : prefix + msg;
+}
+
 // Runs f and turns every C++ exception into a JS Error (libtorch's text, no C++ backtrace).
 template <class F>
 Napi::Value guarded(Napi::Env env, const char* name, F&& f) {
@@ -205,11 +255,11 @@ Napi::Value guarded(Napi::Env env, const char* name, F&& f) {
   } catch (const Napi::Error&) {
     throw;
   } catch (const c10::Error& e) {
-    throw Napi::Error::New(env, std::string(name) + ": " + e.what_without_backtrace());
+    throw Napi::Error::New(env, withOpName(name, e.what_without_backtrace()));
   } catch (const ArgError& e) {
-    throw Napi::TypeError::New(env, std::string(name) + ": " + e.what());
+    throw Napi::TypeError::New(env, withOpName(name, e.what()));
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string(name) + ": " + e.what());
+    throw Napi::Error::New(env, withOpName(name, e.what()));
   }
 }
 

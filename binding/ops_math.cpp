@@ -190,7 +190,11 @@ void registerMathOps(Napi::Env env, Napi::Object e) {
   def(env, e, "lerp_", [](Args& a) {
     if (isTensorArg(a, 2)) a.t(0).lerp_(a.t(1), a.t(2)); else a.t(0).lerp_(a.t(1), a.scalar(2));
   });
-  def(env, e, "copy_", [](Args& a) { a.t(0).copy_(a.t(1)); });
+  // (meta.copy_(cpu) is allowed, as in PyTorch: the meta tensor stays without data)
+  def(env, e, "copy_", [](Args& a) {
+    a.allowMetaMix();
+    a.t(0).copy_(a.t(1));
+  });
   def(env, e, "fill_", [](Args& a) { a.t(0).fill_(a.scalar(1)); });
   def(env, e, "clamp_", [](Args& a) { a.t(0).clamp_(a.optScalar(1), a.optScalar(2)); });
   def(env, e, "maskedFill_", [](Args& a) { a.t(0).masked_fill_(a.t(1), a.scalar(2)); });

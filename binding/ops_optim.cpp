@@ -18,6 +18,7 @@ static std::vector<at::Tensor> gradsOf(const std::vector<at::Tensor>& params) {
 void registerOptimOps(Napi::Env env, Napi::Object e) {
   // (params) -> boolean[]: which parameters have a gradient (p.grad is not None).
   def(env, e, "gradsDefined", [](Args& a) -> Napi::Value {
+    a.allowMetaMix();  // bookkeeping, no math: parameters may sit on any devices
     auto params = a.tensors(0);
     Napi::Array out = Napi::Array::New(a.env(), params.size());
     for (uint32_t i = 0; i < params.size(); ++i) out.Set(i, Napi::Boolean::New(a.env(), params[i].grad().defined()));
@@ -25,6 +26,7 @@ void registerOptimOps(Napi::Env env, Napi::Object e) {
   });
   // (params, setToNone): optimizer.zero_grad(set_to_none)
   def(env, e, "zeroGrads", [](Args& a) {
+    a.allowMetaMix();
     auto params = a.tensors(0);
     const bool setToNone = a.b(1, true);
     c10::NoGradGuard noGrad;

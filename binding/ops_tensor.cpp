@@ -30,10 +30,14 @@ void registerTensorOps(Napi::Env env, Napi::Object e) {
   def(env, e, "clone", [](Args& a) { return a.t(0).clone(); });
   def(env, e, "detach", [](Args& a) { return a.t(0).detach(); });
   def(env, e, "setData", [](Args& a) {
+    a.allowMetaMix();  // loading real data into a parameter made on meta
     at::Tensor t = a.t(0);
     t.set_data(a.t(1));
   });
-  def(env, e, "sameStorage", [](Args& a) { return a.t(0).is_same(a.t(1)); });
+  def(env, e, "sameStorage", [](Args& a) {
+    a.allowMetaMix();
+    return a.t(0).is_same(a.t(1));
+  });
 
   // Autograd.
   def(env, e, "requiresGrad", [](Args& a) { return a.t(0).requires_grad(); });

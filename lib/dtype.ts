@@ -41,6 +41,13 @@ export const ITEMSIZE: Record<DType, number> = {
   bfloat16: 2,
 };
 
+/** Whether `s` names a dtype this package supports. */
+export function isDType(s: string): s is DType {
+  return Object.hasOwn(CODES, s);
+}
+/** The supported dtype names, for error messages. */
+export const DTYPE_NAMES: readonly DType[] = Object.keys(CODES) as DType[];
+
 export function dtypeCode(d: DType): number {
   const c = CODES[d];
   if (c === undefined) throw new TypeError(`unknown dtype '${String(d)}'; expected one of ${Object.keys(CODES).join(', ')}`);

@@ -1,6 +1,6 @@
 // The Tensor: a JavaScript owner of one libtorch tensor. Each method is one call into the addon
 // (lib/native.ts -> binding/op_bridge.h -> ATen), with PyTorch's names and semantics in camelCase.
-import { DType, dtypeCode, dtypeName, typedArrayFromBytes, TypedArray } from './dtype';
+import { DType, DTYPE_NAMES, dtypeCode, dtypeName, isDType, typedArrayFromBytes, TypedArray } from './dtype';
 import { track, watch } from './memory';
 import { native, NativeHandle } from './native';
 
@@ -147,7 +147,11 @@ export class Tensor implements Disposable {
     let copy = false;
     if (typeof target === 'string') {
       if (/^(cpu|cuda|meta)(:\d+)?$/.test(target)) device = target;
-      else dtype = target as DType;
+      else if (isDType(target)) dtype = target;
+      else
+        throw new TypeError(
+          `to('${target}'): expected a device ('cpu', 'cuda', 'cuda:N', 'meta') or a dtype (${DTYPE_NAMES.join(', ')})`,
+        );
     } else {
       ({ device, dtype } = target);
       copy = target.copy ?? false;

@@ -41,6 +41,59 @@ describe('SimpleMLP from mlp-base.safetensors', () => {
   });
 });
 
+describe('children and namedChildren (values from make_nn_reference.py)', () => {
+  /** The generator's Nested: a module held under a second name (act2) is a child once, under its first. */
+  class Nested extends nn.Module {
+    body = new SimpleMLP();
+    act = new nn.GELU();
+    head = new nn.Linear(2, 3);
+    act2 = this.act;
+  }
+
+  test('SimpleMLP: its direct children in registration order, the same objects', () => {
+    const m = new SimpleMLP();
+    expect([...m.namedChildren()].map(([k]) => k)).toEqual(NN_INFO['SimpleMLP.namedChildren']);
+    expect([...m.namedChildren()].map(([, c]) => c)).toEqual([m.fc1, m.relu, m.fc2]);
+    const kids = [...m.children()];
+    expect(kids.length).toBe(3);
+    [m.fc1, m.relu, m.fc2].forEach((c, i) => expect(kids[i]).toBe(c));
+    // leaves have none
+    expect([...m.fc1.children()]).toEqual([]);
+    m.dispose();
+  });
+
+  test('no grandchildren, a shared module once, a reassigned field keeps its place', () => {
+    const m = new Nested();
+    const named = [...m.namedChildren()];
+    expect(named.map(([k]) => k)).toEqual(NN_INFO['Nested.namedChildren']);
+    expect(named.map(([, c]) => c)).toEqual([m.body, m.act, m.head]);
+    expect([...m.children()].length).toBe(NN_INFO['Nested.namedChildren'].length);
+    expect([...m.children()].includes(m.body.fc1)).toBe(false);
+    // named_modules goes down the tree (each module once); repr lists the shared one under both names
+    expect([...m.namedModules()].map(([k]) => k)).toEqual(NN_INFO['Nested.namedModules']);
+    expect(m.toString()).toBe(NN_INFO['Nested.repr']);
+    m.body.dispose();
+    (m as unknown as { body: nn.Module }).body = new nn.Linear(10, 2);
+    (m as unknown as { tail: nn.Module }).tail = new nn.ReLU();
+    expect([...m.namedChildren()].map(([k]) => k)).toEqual(NN_INFO['Nested.namedChildren.reassigned']);
+    m.dispose();
+  });
+
+  test('a container holding one module twice: len, iteration and repr count it twice, children once', () => {
+    const relu = new nn.ReLU();
+    const s = new nn.Sequential(relu, new nn.Linear(2, 2), relu);
+    expect(s.length).toBe(NN_INFO['SequentialShared.len']);
+    expect([...s.namedChildren()].map(([k]) => k)).toEqual(NN_INFO['SequentialShared.namedChildren']);
+    expect([...s].map((c) => c.reprName())).toEqual(NN_INFO['SequentialShared.iter']);
+    expect(s.toString()).toBe(NN_INFO['SequentialShared.repr']);
+    expect(s.at(2)).toBe(relu);
+    const x = tensor([[-1, 2]]);
+    expect(s.forward(x).shape).toEqual([1, 2]);
+    x.dispose();
+    s.dispose();
+  });
+});
+
 describe('stateDict / loadStateDict', () => {
   test('strict load lists missing, unexpected and shape-mismatched keys in one error', () => {
     const m = new SimpleMLP();

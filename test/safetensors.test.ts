@@ -332,3 +332,56 @@ describe('saves are atomic', () => {
     t.dispose();
   });
 });
+
+describe('async IO runs off the JS thread', () => {
+  /**
+   * Counts turns of the event loop: a setImmediate callback runs only when the loop turns, so a read or
+   * write done synchronously inside the awaited call would let none run before the call settles.
+   */
+  function loopTicks() {
+    let ticks = 0;
+    let on = true;
+    const tick = () => {
+      if (!on) return;
+      ticks++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    return {
+      stop: () => {
+        on = false;
+        return ticks;
+      },
+    };
+  }
+
+  test('the event loop turns during await saveSafetensors and during the tensor read of await loadSafetensors', async () => {
+    const file = path.join(dir, 'async-ticks.safetensors');
+    const tensors = { w: randn([1024, 1024]), b: randn([256, 1024], { dtype: 'float64' }) }; // 4 MiB + 2 MiB
+    const saving = loopTicks();
+    await saveSafetensors(tensors, file);
+    expect(saving.stop()).toBeGreaterThan(0);
+    expect(fs.statSync(file).size).toBeGreaterThan(6 * 2 ** 20);
+
+    // loadSafetensors reads the header with fs.promises (which turns the loop by itself): count only
+    // while the native read of the tensors' bytes is pending, through a wrapper that calls it unchanged.
+    const read = native.readTensorsAsync;
+    let duringRead = -1;
+    native.readTensorsAsync = (...args: unknown[]) => {
+      const reading = loopTicks();
+      return (read(...args) as Promise<unknown>).finally(() => (duringRead = reading.stop()));
+    };
+    let loaded: Record<string, Tensor>;
+    const loading = loopTicks();
+    try {
+      loaded = await loadSafetensors(file);
+    } finally {
+      native.readTensorsAsync = read;
+    }
+    expect(loading.stop()).toBeGreaterThan(0);
+    expect(duringRead).toBeGreaterThan(0);
+    for (const k of ['w', 'b']) expect(bytesOf(loaded[k]).equals(bytesOf(tensors[k as 'w' | 'b']))).toBe(true);
+    disposeAll(loaded);
+    disposeAll(tensors);
+  });
+});

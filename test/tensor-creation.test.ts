@@ -276,6 +276,23 @@ describe('random ops follow manualSeed and equal PyTorch for the same seed', () 
       torch.manualSeed(9);
       expectClose(torch.randperm(10), ref('seed9.randperm_10'));
     }));
+  parity('randnLike and randLike (shape and dtype of their argument)', () =>
+    scope(() => {
+      torch.manualSeed(21);
+      expectClose(torch.randnLike(torch.empty([3, 4], { dtype: 'float64' })), ref('seed21.randn_like_3x4_f64'));
+      torch.manualSeed(22);
+      expectClose(torch.randLike(torch.empty(17)), ref('seed22.rand_like_17'));
+    }));
+  parity('multinomial with and without replacement, over rows and one row', () =>
+    scope(() => {
+      const probs = ref('in.multinomial.probs');
+      torch.manualSeed(31);
+      expectClose(torch.multinomial(probs, 8, true), ref('seed31.multinomial_2x6_8_replacement'));
+      torch.manualSeed(32);
+      expectClose(torch.multinomial(probs, 4), ref('seed32.multinomial_2x6_4'));
+      torch.manualSeed(33);
+      expectClose(torch.multinomial(probs.select(0, 0), 1), ref('seed33.multinomial_6_1'));
+    }));
   test('the same seed twice gives the same tensor; a different seed does not', () =>
     scope(() => {
       torch.manualSeed(42);

@@ -40,7 +40,7 @@ abstract class OrderedModules<T extends Module> extends Module {
     return v instanceof Module ? (v as T) : undefined;
   }
 
-  override *namedChildren(): Generator<[string, Module]> {
+  override *moduleFields(): Generator<[string, Module]> {
     const seen = new Set<string>();
     for (const k of this.#order) {
       const v = this.childAt(k);
@@ -49,7 +49,11 @@ abstract class OrderedModules<T extends Module> extends Module {
         yield [k, v];
       }
     }
-    for (const [k, v] of super.namedChildren()) if (!seen.has(k)) yield [k, v];
+    for (const [k, v] of super.moduleFields()) if (!seen.has(k)) yield [k, v];
+  }
+  /** The entries, a module held twice counted twice (len() and iteration of PyTorch's containers). */
+  protected entryModules(): T[] {
+    return [...this.moduleFields()].map(([, m]) => m as T);
   }
 }
 
@@ -71,11 +75,11 @@ export class Sequential extends OrderedModules<Module> {
     }
   }
   get length(): number {
-    return [...this.namedChildren()].length;
+    return [...this.moduleFields()].length;
   }
   /** The i-th module (negative counts from the end). */
   at(i: number): Module {
-    const all = [...this.children()];
+    const all = this.entryModules();
     const j = i < 0 ? i + all.length : i;
     if (!Number.isInteger(j) || j < 0 || j >= all.length)
       throw new RangeError(`Sequential: index ${i} is out of range for ${all.length} modules`);
@@ -86,14 +90,14 @@ export class Sequential extends OrderedModules<Module> {
     return this;
   }
   [Symbol.iterator](): Iterator<Module> {
-    return this.children();
+    return this.entryModules()[Symbol.iterator]();
   }
   /* eslint-disable @typescript-eslint/no-explicit-any */
   forward(input: any): any {
     // Intermediate outputs are freed; the last one is the caller's.
     return scope(() => {
       let x = input;
-      for (const m of this.children()) x = m.forward(x);
+      for (const m of this.entryModules()) x = m.forward(x);
       return x;
     });
   }
@@ -107,7 +111,7 @@ export class ModuleList<T extends Module = Module> extends OrderedModules<T> {
     if (modules !== undefined) this.extend(modules);
   }
   get length(): number {
-    return [...this.namedChildren()].length;
+    return [...this.moduleFields()].length;
   }
   /** The i-th module (negative counts from the end). */
   at(i: number): T {
@@ -136,7 +140,7 @@ export class ModuleList<T extends Module = Module> extends OrderedModules<T> {
     return this;
   }
   [Symbol.iterator](): Iterator<T> {
-    return this.children() as Iterator<T>;
+    return this.entryModules()[Symbol.iterator]();
   }
 
   /**
@@ -144,7 +148,7 @@ export class ModuleList<T extends Module = Module> extends OrderedModules<T> {
    * line, `(0-2): 3 x LlamaDecoderLayer(...)`.
    */
   override toString(): string {
-    const reprs = [...this.children()].map((m) => m.toString());
+    const reprs = this.entryModules().map((m) => m.toString());
     if (reprs.length === 0) return `${this.reprName()}()`;
     const lines: string[] = [];
     let start = 0;
@@ -180,13 +184,13 @@ export class ModuleDict<T extends Module = Module> extends OrderedModules<T> {
     return this.has(key) ? this.deleteChild(key) : false;
   }
   keys(): string[] {
-    return [...this.namedChildren()].map(([k]) => k);
+    return [...this.moduleFields()].map(([k]) => k);
   }
   values(): T[] {
-    return [...this.namedChildren()].map(([, m]) => m as T);
+    return this.entryModules();
   }
   entries(): [string, T][] {
-    return [...this.namedChildren()] as [string, T][];
+    return [...this.moduleFields()] as [string, T][];
   }
   update(modules: Record<string, T> | Map<string, T> | Iterable<[string, T]>): this {
     const pairs = modules instanceof Map || Symbol.iterator in Object(modules) ? (modules as Iterable<[string, T]>) : Object.entries(modules);

@@ -38,11 +38,23 @@ export abstract class Module {
   /* eslint-enable @typescript-eslint/no-explicit-any */
 
   // ---- structure ----
-  /** Direct children in field order, as named_children(). */
-  *namedChildren(): Generator<[string, Module]> {
+  /**
+   * Every field holding a Module, in registration order, a module held under two names listed under
+   * each (PyTorch's `_modules.items()`: what repr, named_modules and the containers' len/iteration use).
+   */
+  *moduleFields(): Generator<[string, Module]> {
     for (const key of Object.keys(this)) {
       const v = (this as Record<string, unknown>)[key];
       if (v instanceof Module) yield [key, v];
+    }
+  }
+  /** Direct children in registration order, each once (under its first name), as named_children(). */
+  *namedChildren(): Generator<[string, Module]> {
+    const seen = new Set<Module>();
+    for (const [key, m] of this.moduleFields()) {
+      if (seen.has(m)) continue;
+      seen.add(m);
+      yield [key, m];
     }
   }
   *children(): Generator<Module> {
@@ -53,7 +65,7 @@ export abstract class Module {
     if (memo.has(this)) return;
     memo.add(this);
     yield [prefix, this];
-    for (const [name, child] of this.namedChildren())
+    for (const [name, child] of this.moduleFields())
       yield* child.namedModules(prefix ? `${prefix}.${name}` : name, memo);
   }
   *modules(): Generator<Module> {
@@ -259,7 +271,7 @@ export abstract class Module {
   toString(): string {
     const extra = this.extraRepr();
     const extraLines = extra ? extra.split('\n') : [];
-    const childLines = [...this.namedChildren()].map(([k, m]) => `(${k}): ${addIndent(m.toString(), 2)}`);
+    const childLines = [...this.moduleFields()].map(([k, m]) => `(${k}): ${addIndent(m.toString(), 2)}`);
     const lines = [...extraLines, ...childLines];
     let s = `${this.reprName()}(`;
     if (lines.length) {

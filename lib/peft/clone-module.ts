@@ -55,7 +55,7 @@ export function cloneModule<T extends Module>(m: T, memo: Memo = new Map()): T {
     if (m instanceof ModuleDict) copy = new ModuleDict(m.entries().map(([k, c]) => [k, cloneModule(c, memo)] as [string, Module]));
     else if (m instanceof ModuleList) copy = new ModuleList([...m].map((c) => cloneModule(c, memo)));
     else if (m instanceof Sequential)
-      copy = new Sequential(Object.fromEntries([...m.namedChildren()].map(([k, c]) => [k, cloneModule(c, memo)])));
+      copy = new Sequential(Object.fromEntries([...m.moduleFields()].map(([k, c]) => [k, cloneModule(c, memo)])));
     else copy = new ParameterDict((m as ParameterDict).entries().map(([k, p]) => [k, copyValue(p, memo) as Parameter] as [string, Tensor]));
     copy.training = m.training;
     memo.set(m, copy);

@@ -18,6 +18,15 @@ export interface NnReferenceInfo {
   'Tree.namedModules': string[];
   'Tree.namedBuffers': string[];
   'Tree.numParameters': number;
+  'SimpleMLP.namedChildren': string[];
+  'Nested.namedChildren': string[];
+  'Nested.namedModules': string[];
+  'Nested.repr': string;
+  'Nested.namedChildren.reassigned': string[];
+  'SequentialShared.len': number;
+  'SequentialShared.namedChildren': string[];
+  'SequentialShared.iter': string[];
+  'SequentialShared.repr': string;
 }
 
 export const NN_INFO = JSON.parse(fs.readFileSync(path.join(FIX, 'nn-reference.json'), 'utf8')) as NnReferenceInfo;
