@@ -85,6 +85,62 @@ test('generate: greedy continuations, the adapter changes them', async () => {
   expect(s1.out).toBe(s2.out);
 });
 
+/** A copy of the model folder with config.json / generation_config.json edited. */
+function variant(name: string, edit: { config?: Record<string, unknown>; generation?: Record<string, unknown> }): string {
+  const v = path.join(dir, name);
+  fs.mkdirSync(v, { recursive: true });
+  for (const f of fs.readdirSync(model)) fs.copyFileSync(path.join(model, f), path.join(v, f));
+  for (const [file, extra] of [['config.json', edit.config], ['generation_config.json', edit.generation]] as const) {
+    if (extra === undefined) continue;
+    const j = JSON.parse(fs.readFileSync(path.join(v, file), 'utf8'));
+    fs.writeFileSync(path.join(v, file), JSON.stringify({ ...j, ...extra }));
+  }
+  return v;
+}
+
+test("generate: what the command line leaves out comes from generation_config.json (eos list, sampling)", async () => {
+  const args = ['--prompt', 'shift cat ->', '--only-new', '--max-new-tokens', '6'];
+  const greedy = await cli('generate', '--model', model, ...args);
+  // The second greedy token as an extra end token in generation_config.json: the text stops before it.
+  const lib = await import('../lib');
+  const tok = await lib.AutoTokenizer.fromPretrained(model);
+  const m = await lib.AutoModelForCausalLM.fromPretrained(model);
+  const prompt = tok.encode('shift cat ->');
+  const newIds = lib.scope(() => (m.generate(lib.tensor([prompt], { dtype: 'int64' }), { maxNewTokens: 6, eosTokenId: null }).tolist() as number[][])[0].slice(prompt.length));
+  m.dispose();
+  expect(tok.decode(newIds, { skipSpecialTokens: true })).toBe(greedy.out.replace(/\n$/, ''));
+  const stopAt = variant('gen-eos', { generation: { eos_token_id: [2, newIds[1]] } });
+  const stopped = await cli('generate', '--model', stopAt, ...args);
+  expect(stopped.code).toBe(0);
+  expect(stopped.out.length).toBeLessThan(greedy.out.length);
+  expect(greedy.out.startsWith(stopped.out.trim())).toBe(true);
+  // do_sample with top_k 1 from the file: sampling that can only take the greedy token; the flags still win.
+  const sampled = await cli('generate', '--model', variant('gen-sample', { generation: { do_sample: true, top_k: 1 } }), ...args, '--seed', '1');
+  expect(sampled.out).toBe(greedy.out);
+  const wide = await cli('generate', '--model', variant('gen-sample2', { generation: { do_sample: true, top_k: 1 } }), ...args, '--seed', '1', '--top-k', '0');
+  expect(wide.code).toBe(0);
+  expect(wide.out).not.toBe(greedy.out); // --top-k 0 overrides the file's top_k 1 (a random tiny model is nearly uniform)
+});
+
+test('generate: a float16 checkpoint on a CPU libtorch without float16 matmul loads as float32, with a note; --dtype float16 is a usage error', async () => {
+  const { cpuFloat16Unsupported } = await import('../lib/train/precision');
+  const half = variant('half', { config: { dtype: 'float16', torch_dtype: 'float16' } });
+  const args = ['--prompt', 'shift cat ->', '--only-new', '--max-new-tokens', '4'];
+  const r = await cli('generate', '--model', half, ...args);
+  expect(r.code).toBe(0);
+  const forced = await cli('generate', '--model', half, ...args, '--dtype', 'float16');
+  if (cpuFloat16Unsupported() !== undefined) {
+    expect(r.out).toMatch(/^note: the checkpoint is float16, which libtorch [\d.]+ cannot run on the CPU; loading it as float32$/m);
+    const f32 = await cli('generate', '--model', half, ...args, '--dtype', 'float32');
+    expect(r.out.split('\n').slice(1).join('\n')).toBe(f32.out);
+    expect(forced.code).toBe(2);
+    expect(forced.err).toMatch(/--dtype float16: libtorch [\d.]+ cannot multiply float16 matrices on the CPU .*use --dtype bfloat16 or float32, or --device cuda/);
+  } else {
+    expect(r.out).not.toContain('note:');
+    expect(forced.code).toBe(0);
+  }
+});
+
 test('merge: a plain Hugging Face folder computing what base + adapter compute', async () => {
   const merged = path.join(dir, 'merged');
   const r = await cli('merge', '--model', model, '--adapter', out, '--output', merged);

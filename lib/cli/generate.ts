@@ -4,7 +4,9 @@ import { manualSeed, setNumThreads } from '../autograd';
 import { tensor } from '../creation';
 import { DType } from '../dtype';
 import { scope } from '../memory';
-import { generate } from '../models';
+import { configDType, generate, readConfig } from '../models';
+import { native } from '../native';
+import { cpuFloat16Unsupported } from '../train/precision';
 import { CliIO, say } from './io';
 import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, loadTokenizer } from './load-model';
 import type { Command } from './main';
@@ -20,10 +22,10 @@ const spec: CommandSpec = {
     { name: 'prompt', short: 'p', type: 'string', placeholder: 'TEXT', multiple: true, required: true, description: 'the text to continue' },
     { name: 'chat', type: 'boolean', description: "wrap each prompt as a user message in the tokenizer's chat template" },
     { name: 'max-new-tokens', type: 'integer', placeholder: 'N', default: 64, description: 'tokens to generate at most' },
-    { name: 'do-sample', type: 'boolean', description: 'sample instead of taking the most likely token' },
-    { name: 'temperature', type: 'number', placeholder: 'X', default: 1, description: 'sampling temperature' },
-    { name: 'top-k', type: 'integer', placeholder: 'N', default: 50, description: 'sample among the N most likely tokens (0: all)' },
-    { name: 'top-p', type: 'number', placeholder: 'X', default: 1, description: 'sample among the most likely tokens of total probability X' },
+    { name: 'do-sample', type: 'boolean', description: "sample instead of taking the most likely token (default: the model's generation_config.json, else no)" },
+    { name: 'temperature', type: 'number', placeholder: 'X', description: "sampling temperature (default: generation_config.json's, else 1)" },
+    { name: 'top-k', type: 'integer', placeholder: 'N', description: "sample among the N most likely tokens, 0: all (default: generation_config.json's, else 50)" },
+    { name: 'top-p', type: 'number', placeholder: 'X', description: "sample among the most likely tokens of total probability X (default: generation_config.json's, else 1)" },
     { name: 'seed', type: 'integer', placeholder: 'N', description: 'random seed for sampling' },
     { name: 'only-new', type: 'boolean', description: 'print only the generated text, not the prompt' },
     { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', description: 'cpu, cuda or cuda:N' },
@@ -33,6 +35,24 @@ const spec: CommandSpec = {
   details: 'Example:\n  torch-lora generate --model ./my-llama --adapter ./out --prompt "Once upon a time" --max-new-tokens 40',
 };
 
+/**
+ * The dtype to load for generation. libtorch 1.x cannot multiply float16 matrices on the CPU (every
+ * Linear would fail): --dtype float16 there is a usage error, and 'auto' for a float16 checkpoint loads
+ * float32 instead, with a note. Where the CPU can (libtorch 2.x), nothing changes.
+ */
+function cpuDType(modelDir: string, device: string, dtype: DType | 'auto', io: CliIO): DType | 'auto' {
+  if (device !== 'cpu') return dtype;
+  const why = cpuFloat16Unsupported();
+  if (why === undefined) return dtype;
+  if (dtype === 'float16')
+    throw new UsageError(`--dtype float16: libtorch ${native.torchVersion()} cannot multiply float16 matrices on the CPU (${why}); use --dtype bfloat16 or float32, or --device cuda`);
+  if (dtype === 'auto' && configDType(readConfig(modelDir)) === 'float16') {
+    say(io, `note: the checkpoint is float16, which libtorch ${native.torchVersion()} cannot run on the CPU; loading it as float32`);
+    return 'float32';
+  }
+  return dtype;
+}
+
 async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const v = parsed.values;
   requireOptions(spec, v);
@@ -41,7 +61,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const prompts = v.prompt as string[];
   const device = checkDevice(v.device as string);
   const tokenizer = await loadTokenizer(v.model as string);
-  const base = await loadBaseModel(v.model as string, { device, dtype: v.dtype as DType | 'auto' });
+  const base = await loadBaseModel(v.model as string, { device, dtype: cpuDType(v.model as string, device, v.dtype as DType | 'auto', io) });
   // The adapter's layers go into `base` itself, so generating with `base` uses them.
   const peft = v.adapter !== undefined ? await loadAdapter(base, v.adapter as string) : undefined;
   base.eval();
@@ -55,11 +75,12 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
       const input = tensor([ids], { dtype: 'int64', device });
       const out = generate(base, input, {
         maxNewTokens: v.maxNewTokens as number,
-        doSample: (v.doSample as boolean | undefined) ?? false,
-        temperature: v.temperature as number,
-        topK: v.topK as number,
-        topP: v.topP as number,
-        eosTokenId: eos ?? undefined,
+        // Options not given fall to the model's generation_config.json (generate()'s defaults), as in transformers.
+        doSample: v.doSample ? true : undefined,
+        temperature: v.temperature as number | undefined,
+        topK: v.topK as number | undefined,
+        topP: v.topP as number | undefined,
+        eosTokenId: base.generationConfig?.eosTokenId !== undefined ? undefined : (eos ?? undefined),
         padTokenId: tokenizer.padTokenId ?? eos ?? undefined,
       });
       const fresh = out.narrow(1, ids.length, out.shape[1] - ids.length);
