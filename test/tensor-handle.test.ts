@@ -1,59 +1,40 @@
 // Tensor handles (binding/tensor_handle.h): BigInt keys into the addon's tensor table, and the
 // finalizer safety net (lib/memory.ts) that frees a tensor whose Tensor was dropped without dispose().
+import * as path from 'path';
 import * as torch from '../lib';
-import { memory, scope, Tensor } from '../lib';
-import { settleGarbage, settleGarbageUntil } from './helpers/gc';
+import { scope } from '../lib';
+import { tsProcess } from './helpers/ts-process';
 
-beforeAll(settleGarbage);
-
-/** Makes tensors and drops them without dispose(), outside any scope (in a frame that then ends). */
-function dropTensors(n: number): void {
-  for (let i = 0; i < n; i++) torch.ones([4]).mul(2);
+/** The safety-net checks, each in a process of its own (see helpers/safety-net-child.ts). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function child(...args: string[]): Record<string, any> {
+  const r = tsProcess(path.join(__dirname, 'helpers', 'safety-net-child.ts'), args, ['--expose-gc']);
+  if (r.code !== 0) throw new Error(`safety-net child ${args.join(' ')} failed: ${r.err}`);
+  return JSON.parse(r.out);
 }
 
-describe('the safety net', () => {
-  test('a dropped tensor is freed once the garbage collector has collected its Tensor', async () => {
-    const before = memory();
-    dropTensors(10);
-    expect(memory().tensors).toBe(before.tensors + 20);
-    await settleGarbageUntil(() => memory().tensors <= before.tensors);
-    // <= rather than ==: garbage that other files left may be collected in the same sweep.
-    const after = memory();
-    expect(after.tensors).toBeLessThanOrEqual(before.tensors);
-    expect(after.bytes).toBeLessThanOrEqual(before.bytes);
+describe('the safety net (in a fresh process: no garbage or finalizers of other test files)', () => {
+  test('dropped tensors are freed once the garbage collector has collected their Tensors; a reachable one is not', () => {
+    const r = child('drop', '10');
+    expect(r.dropped.tensors).toBe(r.before.tensors + 20);
+    expect(r.after.tensors).toBe(r.before.tensors);
+    expect(r.after.bytes).toBe(r.before.bytes);
+    expect(r.keptAlive).toBe(true);
+    expect(r.afterKept.tensors).toBe(r.before.tensors - 1);
   });
 
-  test('more tensors than wait for registration at once (the synchronous sweep) are freed too', async () => {
-    const before = memory();
-    dropTensors(5000);
-    expect(memory().tensors).toBe(before.tensors + 10000);
-    await settleGarbageUntil(() => memory().tensors <= before.tensors);
-    // <= rather than ==: garbage that other files left may be collected in the same sweep.
-    const after = memory();
-    expect(after.tensors).toBeLessThanOrEqual(before.tensors);
-    expect(after.bytes).toBeLessThanOrEqual(before.bytes);
+  test('more tensors than wait for registration at once (the synchronous sweep) are freed too', () => {
+    const r = child('drop', '5000');
+    expect(r.dropped.tensors).toBe(r.before.tensors + 10000);
+    expect(r.after.tensors).toBe(r.before.tensors);
+    expect(r.after.bytes).toBe(r.before.bytes);
   });
 
-  test('a tensor that stays reachable is not freed', async () => {
-    const kept = torch.full([3], 7);
-    await settleGarbage();
-    expect(kept.isDisposed).toBe(false);
-    expect(kept.tolist()).toEqual([7, 7, 7]);
-    kept.dispose();
-  });
-
-  test('a late cleanup of a disposed tensor never frees the tensor that reused its slot', async () => {
-    const before = memory();
-    let old: Tensor | undefined = torch.ones([2]);
-    await null; // the sweep registers `old` with the registry
-    old.dispose();
-    const reused = torch.zeros([5]); // takes the slot `old` had, with a new generation
-    old = undefined;
-    await settleGarbage(); // runs `old`'s cleanup: its key is stale, so nothing is freed
-    expect(reused.isDisposed).toBe(false);
-    expect(scope(() => reused.sum().item())).toBe(0);
-    expect(memory().tensors).toBe(before.tensors + 1);
-    reused.dispose();
+  test('a late cleanup of a disposed tensor never frees the tensor that reused its slot', () => {
+    const r = child('stale');
+    expect(r.reusedAlive).toBe(true);
+    expect(r.reusedSum).toBe(0);
+    expect(r.after.tensors).toBe(r.before.tensors + 1);
   });
 });
 

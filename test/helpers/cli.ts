@@ -1,16 +1,15 @@
 // Shared by the test/cli-*.test.ts files: the CLI run in-process (main() with collected output) or as a
 // real process (TypeScript transpiled on require, so no build of dist/ is needed), and a small model
 // folder: the tiny-llama fixture with the demo's one-character-per-token tokenizer.
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { main } from '../../lib/cli/main';
 import { demoTokenizerConfig, demoTokenizerJson, jsonFileText } from '../../lib/demo/demo-tokenizer';
 import { finetuneSamples, toJsonl } from '../../lib/demo/synthetic-language';
-import { tmpDir } from './tmp-dir';
+import { ROOT, tsProcess } from './ts-process';
 import { FIXTURES } from './train';
 
-export const ROOT = path.join(__dirname, '..', '..');
+export { ROOT };
 
 export interface CliResult {
   code: number;
@@ -28,25 +27,7 @@ export async function cli(...argv: string[]): Promise<CliResult> {
 
 /** `node <lib/cli/main.ts> argv` as a child process, the TypeScript transpiled as it is required. */
 export function cliProcess(...argv: string[]): CliResult {
-  const register =
-    `const ts=require(${JSON.stringify(require.resolve('typescript'))}),fs=require('fs');` +
-    "require.extensions['.ts']=(m,f)=>m._compile(ts.transpileModule(fs.readFileSync(f,'utf8'),{fileName:f,compilerOptions:{module:ts.ModuleKind.CommonJS,target:ts.ScriptTarget.ES2022,esModuleInterop:true}}).outputText,f);";
-  const r = spawnSync(process.execPath, ['-r', writeRegister(register), path.join(ROOT, 'lib', 'cli', 'main.ts'), ...argv], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 60000,
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
-
-// Written once per test file, in a tmpDir (removed after the file's tests).
-let registerFile: string | undefined;
-function writeRegister(code: string): string {
-  if (registerFile === undefined) {
-    registerFile = path.join(tmpDir('cli'), 'register.js');
-    fs.writeFileSync(registerFile, code);
-  }
-  return registerFile;
+  return tsProcess(path.join(ROOT, 'lib', 'cli', 'main.ts'), argv);
 }
 
 /** A model folder in `dir`: tiny-llama's config and weights with the demo tokenizer (its ids fit tiny-llama's 128). */

@@ -17,26 +17,13 @@ const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * It rounds until the live-tensor count stops moving over two rounds. (No parameters: jest passes
  * a `done` callback to a hook function that declares one.)
  */
-export function settleGarbage(): Promise<void> {
-  return collectUntil();
-}
-
-/** As settleGarbage, but rounds until `done()` holds (at most ~2 s; then the test's expect fails). */
-export function settleGarbageUntil(done: () => boolean): Promise<void> {
-  return collectUntil(done);
-}
-
-async function collectUntil(until?: () => boolean): Promise<void> {
+export async function settleGarbage(): Promise<void> {
   let last = -1;
   let still = 0;
   for (let round = 0; round < 100; round++) {
     await tick(0); // lets pending microtasks (the registration sweep) and finalizer tasks run
     gc();
     await tick(round < 5 ? 1 : 20);
-    if (until) {
-      if (until()) return;
-      continue;
-    }
     const now = memory().tensors;
     still = now === last ? still + 1 : 0;
     if (still >= 2) return;

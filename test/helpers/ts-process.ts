@@ -1,0 +1,35 @@
+// A TypeScript file run as its own Node process (transpiled as it is required, so no build of dist/ is
+// needed): for what must not share a process with other test files (the CLI's exit codes, the garbage
+// collector's finalizers).
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { tmpDir } from './tmp-dir';
+
+export const ROOT = path.join(__dirname, '..', '..');
+
+export interface ProcessResult {
+  code: number;
+  out: string;
+  err: string;
+}
+
+// Written once per test file, in a tmpDir (removed after the file's tests).
+let registerFile: string | undefined;
+function register(): string {
+  if (registerFile === undefined) {
+    registerFile = path.join(tmpDir('ts-process'), 'register.js');
+    fs.writeFileSync(
+      registerFile,
+      `const ts=require(${JSON.stringify(require.resolve('typescript'))}),fs=require('fs');` +
+        "require.extensions['.ts']=(m,f)=>m._compile(ts.transpileModule(fs.readFileSync(f,'utf8'),{fileName:f,compilerOptions:{module:ts.ModuleKind.CommonJS,target:ts.ScriptTarget.ES2022,esModuleInterop:true}}).outputText,f);",
+    );
+  }
+  return registerFile;
+}
+
+/** `node [nodeArgs] <script.ts> argv` in the repository root. */
+export function tsProcess(script: string, argv: string[] = [], nodeArgs: string[] = []): ProcessResult {
+  const r = spawnSync(process.execPath, [...nodeArgs, '-r', register(), script, ...argv], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
