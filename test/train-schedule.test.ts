@@ -86,3 +86,22 @@ test('warmup: ceil(ratio × steps), as warmupRatio or as a fraction warmupSteps;
     'TrainingArguments: warmupSteps must be a non-negative integer, or a fraction in (0, 1) of the steps, got 2.5',
   );
 });
+
+test("'constant' ignores warmup and 'constant_with_warmup' uses it, as transformers' get_scheduler", async () => {
+  const data = randomExamples(8, 8);
+  const lr = 0.01;
+  const rates: Record<string, number[]> = {};
+  for (const type of ['constant', 'constant_with_warmup'] as const) {
+    const model = await tinyLoraModel(0);
+    const trainer = new Trainer({
+      model,
+      trainDataset: data,
+      args: { outputDir: tmpDir('constant'), maxSteps: 4, perDeviceTrainBatchSize: 2, learningRate: lr, lrSchedulerType: type, warmupSteps: 2, loggingSteps: 1, report: 'none' },
+    });
+    const r = await trainer.train();
+    rates[type] = r.logHistory.filter((e) => e.loss !== undefined).map((e) => e.learning_rate!);
+    model.dispose();
+  }
+  expect(rates.constant).toEqual([lr, lr, lr, lr]);
+  expect(rates.constant_with_warmup).toEqual([0, lr / 2, lr, lr]);
+});

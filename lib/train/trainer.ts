@@ -17,7 +17,7 @@ import { Batch, DataLoader, Dataset, Example, IGNORE_INDEX, MaybeMasked, Tokeniz
 import { scope, keep } from '../memory';
 import { CausalLMInput, CausalLMOutput } from '../models';
 import { LayerNorm, Module, Parameter, RMSNorm } from '../nn';
-import { AdamW, clipGradNorm, getScheduler, LambdaLR, SchedulerType } from '../optim';
+import { AdamW, clipGradNorm, getScheduler, LambdaLR } from '../optim';
 import { stack } from '../ops';
 import { PeftModel } from '../peft';
 import { Device, Tensor } from '../tensor';
@@ -211,9 +211,8 @@ export class Trainer {
       eps: a.adamEpsilon,
       weightDecay: a.weightDecay,
     });
-    // transformers' 'constant' ignores warmup; asking for warmup with it means constant_with_warmup.
-    const type: SchedulerType = a.lrSchedulerType === 'constant' && this.warmupSteps > 0 ? 'constant_with_warmup' : a.lrSchedulerType;
-    this.scheduler = getScheduler(type, this.optimizer, { numWarmupSteps: this.warmupSteps, numTrainingSteps: this.maxSteps });
+    // As transformers' get_scheduler: 'constant' ignores warmup (warmup needs 'constant_with_warmup').
+    this.scheduler = getScheduler(a.lrSchedulerType, this.optimizer, { numWarmupSteps: this.warmupSteps, numTrainingSteps: this.maxSteps });
   }
 
   /**
