@@ -1,6 +1,7 @@
 // The CLI's help and its errors: --help everywhere (exit 0), wrong flags and bad values are usage errors
 // naming the flag (exit 2), missing files are errors naming the path (exit 1). One run as a real
 // process, for the exit code and the streams a shell sees.
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { cuda } from '../lib';
@@ -131,4 +132,15 @@ test('as a process: exit codes and streams', () => {
   expect(pkg.bin).toEqual({ 'torch-lora': 'dist/lib/cli/main.js' });
   // `npm run demo` is the CLI's demo (the product's main job), through the same entry point as the bin.
   expect(pkg.scripts.demo).toBe(`node ${pkg.bin['torch-lora']} demo`);
+});
+
+test("the README's `npx torch-lora` runs the built bin: it exists after the build and is executable", () => {
+  const root = path.join(__dirname, '..');
+  const bin = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+  if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: build first (npm install runs tsc, or npm run build:ts)`);
+  expect(fs.statSync(bin).mode & 0o111).toBe(0o111);
+  const r = spawnSync('npx', ['--no-install', 'torch-lora', '--help'], { cwd: root, encoding: 'utf8', timeout: 60000 });
+  expect(r.stderr).not.toMatch(/Permission denied/);
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^Usage: torch-lora <command>/m);
 });
