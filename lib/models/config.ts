@@ -27,24 +27,16 @@ export interface RopeParameters {
   extra?: Record<string, unknown>;
 }
 
-export interface LlamaConfig {
-  modelType: 'llama';
+/** What every architecture's parsed config has (GPT-2's own key names in its config.json are noted there). */
+interface BaseCausalLMConfig {
   architectures: string[];
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
   numHiddenLayers: number;
   numAttentionHeads: number;
-  numKeyValueHeads: number;
-  headDim: number;
-  hiddenAct: string;
   maxPositionEmbeddings: number;
   initializerRange: number;
-  rmsNormEps: number;
-  rope: RopeParameters;
-  attentionBias: boolean;
-  attentionDropout: number;
-  mlpBias: boolean;
   tieWordEmbeddings: boolean;
   padTokenId?: number;
   bosTokenId?: number | number[];
@@ -52,44 +44,40 @@ export interface LlamaConfig {
   /** The dtype the checkpoint was saved in (torch_dtype / dtype), if the config says. */
   dtype?: DType;
   /**
-   * The config.json keys the fields above do not hold (use_cache, transformers_version, ...), as they
-   * were; configToJSON writes them back. transformers 4 spellings of modeled values (torch_dtype,
-   * rope_theta, rope_scaling, a top-level partial_rotary_factor) are kept here too and rewritten with the
-   * current values, so that a reader of that spelling sees the same model.
+   * The config.json keys the fields do not hold (use_cache, transformers_version, ...), as they were;
+   * configToJSON writes them back. transformers 4 spellings of modeled values (torch_dtype, rope_theta,
+   * rope_scaling, a top-level partial_rotary_factor) are kept here too and rewritten with the current
+   * values, so that a reader of that spelling sees the same model.
    */
   extra?: HFConfig;
 }
 
-export interface GPT2Config {
+export interface LlamaConfig extends BaseCausalLMConfig {
+  modelType: 'llama';
+  numKeyValueHeads: number;
+  headDim: number;
+  hiddenAct: string;
+  rmsNormEps: number;
+  rope: RopeParameters;
+  attentionBias: boolean;
+  attentionDropout: number;
+  mlpBias: boolean;
+}
+
+/**
+ * GPT-2's config.json names: n_positions (maxPositionEmbeddings), n_embd (hiddenSize), n_layer
+ * (numHiddenLayers), n_head (numAttentionHeads), n_inner (intermediateSize; 4 × n_embd when null).
+ */
+export interface GPT2Config extends BaseCausalLMConfig {
   modelType: 'gpt2';
-  architectures: string[];
-  vocabSize: number;
-  /** n_positions */
-  maxPositionEmbeddings: number;
-  /** n_embd */
-  hiddenSize: number;
-  /** n_layer */
-  numHiddenLayers: number;
-  /** n_head */
-  numAttentionHeads: number;
-  /** n_inner (4 × n_embd when null) */
-  intermediateSize: number;
   activationFunction: string;
   residPdrop: number;
   embdPdrop: number;
   attnPdrop: number;
   layerNormEpsilon: number;
-  initializerRange: number;
   scaleAttnWeights: boolean;
   scaleAttnByInverseLayerIdx: boolean;
   reorderAndUpcastAttn: boolean;
-  tieWordEmbeddings: boolean;
-  padTokenId?: number;
-  bosTokenId?: number | number[];
-  eosTokenId?: number | number[];
-  dtype?: DType;
-  /** As LlamaConfig.extra (a transformers 4 torch_dtype is kept and rewritten). */
-  extra?: HFConfig;
 }
 
 export type CausalLMConfig = LlamaConfig | GPT2Config;
