@@ -79,4 +79,6 @@ grep -E "torch-lora:|error:|FATAL" build.log | sort -u || true
 [[ $rc == 0 ]] || { echo "check-libtorch2: the build failed; see $WORK/build.log" >&2; exit 1; }
 version="$(node -e "console.log(require('node-gyp-build')('.').torchVersion())")"
 echo "check-libtorch2: the addon in $WORK reports libtorch $version"
+# dist/ (the CLI bin that a test runs through npx) is built output, not in the copy: build it.
+npx tsc -p tsconfig.json && node scripts/make-bins-executable.js
 npx jest "$@"
