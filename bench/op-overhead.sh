@@ -8,14 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-/usr/bin/python3}"
 JS=dist/bench/op-overhead.js
-if [ ! -f "$JS" ]; then
-  echo "op-overhead: $JS is missing; compile first: npx tsc -p tsconfig.json (npm run build:ts)" >&2
-  exit 1
-fi
-if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
-  echo "op-overhead: $PYTHON cannot import torch (Debian 12: apt-get install python3-torch; or set PYTHON=)" >&2
-  exit 1
-fi
+. bench/preflight.sh
+bench_preflight op-overhead torch "$JS"
 # The same thread settings on both sides: one intra-op thread (each side also calls set_num_threads(1)).
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec node "$JS" --python "$PYTHON" "$@"

@@ -13,14 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-/usr/bin/python3}"
 JS=dist/bench/train-cpu.js
-if [ ! -f "$JS" ]; then
-  echo "train-cpu: $JS is missing; compile first with: npx tsc -p tsconfig.json" >&2
-  exit 1
-fi
-if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
-  echo "train-cpu: $PYTHON cannot import torch (Debian: apt-get install python3-torch; or set PYTHON=)" >&2
-  exit 1
-fi
+. bench/preflight.sh
+bench_preflight train-cpu torch "$JS"
 out="bench/results/train-cpu-$(date -u +%F).md"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

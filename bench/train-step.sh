@@ -42,13 +42,8 @@ done
 PYTHON="${PYTHON:-python3}"
 JS=dist/bench/train-step.js
 REPORT=dist/bench/train-step-report.js
-for f in "$JS" "$REPORT"; do
-  [ -f "$f" ] || { echo "train-step.sh: $f is missing; compile first: npx tsc -p tsconfig.json" >&2; exit 1; }
-done
-if ! "$PYTHON" -c 'import torch, transformers, peft, safetensors' 2>/dev/null; then
-  echo "train-step.sh: $PYTHON cannot import torch, transformers, peft and safetensors (set PYTHON=)" >&2
-  exit 1
-fi
+. bench/preflight.sh
+bench_preflight train-step.sh "torch, transformers, peft, safetensors" "$JS" "$REPORT"
 
 T0=$(date +%s)
 # Seconds for all runs together (runs that would start later are skipped): under a device call's 10 minutes.
