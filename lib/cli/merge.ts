@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { setNumThreads } from '../autograd';
+import { writeFileAtomic } from '../io/fs-atomic';
 import { DType } from '../dtype';
 import { CausalLM } from '../models/causal-lm';
 import { DEFAULT_MAX_SHARD_SIZE, parseShardSize, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SavedCheckpoint } from '../models/save-pretrained';
@@ -14,7 +15,8 @@ import type { Command } from './main';
 import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
 
 /** Files of a model folder that describe it besides the weights; copied as they are. */
-const COPIED = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'chat_template.jinja'];
+// (generation_config.json is written by savePretrained, from the base model's own.)
+const COPIED = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'chat_template.jinja'];
 
 const spec: CommandSpec = {
   name: 'merge',
@@ -78,7 +80,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   for (const f of COPIED) {
     const src = path.join(modelDir, f);
     if (fs.existsSync(src)) {
-      fs.copyFileSync(src, path.join(out, f));
+      await writeFileAtomic(path.join(out, f), await fs.promises.readFile(src));
       copied.push(f);
     }
   }

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as nodePath from 'path';
 import * as zlib from 'zlib';
 import { DType, ITEMSIZE } from '../dtype';
+import { writeAtomic, writeAtomicSync } from './fs-atomic';
 import { native, NativeHandle } from '../native';
 import { Device, Tensor } from '../tensor';
 
@@ -400,60 +401,40 @@ function prepare(tensors: TensorDict, path: string): { records: ZipRecord[]; rel
   }
 }
 
-function tempPath(path: string): string {
-  return `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-}
-
 /**
  * Writes tensors as torch.save(OrderedDict(tensors), path) would (each tensor as its own contiguous
- * storage), atomically: a temporary file beside `path`, flushed, then renamed over it. A failure leaves
- * the previous file as it was and no temporary file.
+ * storage), atomically (lib/io/fs-atomic.ts): a failure leaves the previous file as it was and no
+ * temporary file.
  */
 export async function saveTorchBin(tensors: TensorDict, path: string): Promise<void> {
   const { records, release } = prepare(tensors, path);
-  const tmp = tempPath(path);
   try {
-    const f = await fs.promises.open(tmp, 'wx', 0o644);
-    try {
+    await writeAtomic(path, async (f) => {
       for (const chunk of zipChunks(records, path)) {
         for (let off = 0; off < chunk.length; ) off += (await f.write(chunk, off, chunk.length - off)).bytesWritten;
       }
-      await f.sync();
-    } finally {
-      await f.close();
-    }
-    await fs.promises.rename(tmp, path);
+    });
   } catch (e) {
-    await fs.promises.rm(tmp, { force: true });
     throw writeError(path, e);
   } finally {
     release();
   }
-  syncDir(path);
 }
 
 /** The same, blocking. */
 export function saveTorchBinSync(tensors: TensorDict, path: string): void {
   const { records, release } = prepare(tensors, path);
-  const tmp = tempPath(path);
   try {
-    const fd = fs.openSync(tmp, 'wx', 0o644);
-    try {
+    writeAtomicSync(path, (fd) => {
       for (const chunk of zipChunks(records, path)) {
         for (let off = 0; off < chunk.length; ) off += fs.writeSync(fd, chunk, off, chunk.length - off);
       }
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, path);
+    });
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
     throw writeError(path, e);
   } finally {
     release();
   }
-  syncDir(path);
 }
 
 /** File-system errors name the temporary file; say which file the save was for. */
@@ -461,18 +442,4 @@ function writeError(path: string, e: unknown): Error {
   const err = e as Error & { code?: string };
   if (typeof err?.code === 'string') return new Error(`saveTorchBin: cannot write '${path}': ${err.message}`);
   return err;
-}
-
-/** Makes the rename durable (best effort: not every file system lets a directory be flushed). */
-function syncDir(path: string): void {
-  try {
-    const fd = fs.openSync(nodePath.dirname(path), 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // ignored
-  }
 }

@@ -4,13 +4,12 @@
 // the input embedding's name), every file carries {"format": "pt"} and every file is written atomically.
 // The native writer copies each tensor that is on a GPU or not contiguous to the CPU as it is written,
 // one at a time, so a save never holds a second copy of the model.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DType, isFloatingPoint, ITEMSIZE } from '../dtype';
 import { saveSafetensors } from '../io/safetensors';
 import { Module } from '../nn';
-import { writeFileAtomic } from '../io/fs-atomic';
+import { syncDir, tempPathFor, writeFileAtomic } from '../io/fs-atomic';
 import { Tensor } from '../tensor';
 import { CausalLMConfig, configJSONString, configToJSON } from './config';
 import { GENERATION_CONFIG_NAME, GenerationConfig, generationConfigJSONString } from './generation-config';
@@ -176,8 +175,6 @@ function modelDType(model: Module): DType | undefined {
   return undefined;
 }
 
-const tempName = (file: string) => `${file}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
-
 async function removeIfPresent(file: string): Promise<void> {
   await fs.promises.rm(file, { force: true });
 }
@@ -213,29 +210,41 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
   if (!sharded) {
     await saveSafetensors(part(shards[0]), path.join(dir, SAFE_WEIGHTS_NAME), { metadata: METADATA });
   } else {
-    // Every shard is written under a temporary name first: a save that fails while writing leaves the
-    // earlier checkpoint whole, even where the new shards have the old ones' names. Then all are renamed.
+    // Every shard is written under a temporary name first, so a save that fails while writing leaves the
+    // earlier checkpoint whole. Putting them in place moves aside what they replace, the earlier index
+    // first: a failure puts everything back, and a crash in between leaves no index (a clear "no
+    // weights" error, the old files still beside it) rather than an old index over a mix of shards.
     const temps: string[] = [];
-    const added: string[] = []; // shards put in place that no earlier file had the name of
+    const placed: string[] = [];
+    const aside: [string, string][] = []; // [name, where the earlier file now is]
+    const moveAside = async (target: string) => {
+      if (!fs.existsSync(target)) return;
+      const to = tempPathFor(target);
+      await fs.promises.rename(target, to);
+      aside.push([target, to]);
+    };
     try {
       for (let i = 0; i < shards.length; i++) {
-        temps.push(tempName(path.join(dir, files[i])));
+        temps.push(tempPathFor(path.join(dir, files[i])));
         await saveSafetensors(part(shards[i]), temps[i], { metadata: METADATA });
       }
+      await moveAside(path.join(dir, SAFE_WEIGHTS_INDEX_NAME));
       for (let i = 0; i < shards.length; i++) {
         const target = path.join(dir, files[i]);
-        const existed = fs.existsSync(target);
+        await moveAside(target);
         await fs.promises.rename(temps[i], target);
-        if (!existed) added.push(target);
+        placed.push(target);
       }
     } catch (e) {
-      await Promise.all([...temps, ...added].map(removeIfPresent));
+      await Promise.all([...temps, ...placed].map(removeIfPresent));
+      for (const [name, at] of aside.reverse()) await fs.promises.rename(at, name).catch(() => undefined);
       throw e;
     }
     const weightMap: Record<string, string> = {};
     shards.forEach((s, i) => s.forEach((n) => (weightMap[n] = files[i])));
     const index = { metadata: { total_parameters: totalParameters, total_size: totalSize }, weight_map: weightMap };
     await writeFileAtomic(path.join(dir, SAFE_WEIGHTS_INDEX_NAME), configJSONString(index));
+    await Promise.all(aside.map(([, at]) => removeIfPresent(at)));
   }
   await writeFileAtomic(path.join(dir, CONFIG_NAME), config);
   // As transformers: a model that generates writes its generation defaults beside its config.
@@ -249,6 +258,7 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
     const stale = (SHARD_FILE.test(f) && !written.has(f)) || (sharded && f === SAFE_WEIGHTS_NAME) || (!sharded && f === SAFE_WEIGHTS_INDEX_NAME);
     if (stale) await removeIfPresent(path.join(dir, f));
   }
+  await syncDir(dir); // the shard renames and removals, durable
   const generation = model.generationConfig !== undefined ? [GENERATION_CONFIG_NAME] : [];
   return { files: [CONFIG_NAME, ...generation, ...files, ...(sharded ? [SAFE_WEIGHTS_INDEX_NAME] : [])], totalSize, totalParameters, dtype };
 }

@@ -12,6 +12,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { cuda } from '../cuda';
+import { syncDir, writeFileAtomic } from '../io/fs-atomic';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { Module } from '../nn';
 import { flattenOptimizerState, LambdaLR, LRSchedulerState, Optimizer, OptimizerStateMeta, unflattenOptimizerState } from '../optim';
@@ -114,8 +115,8 @@ function onCpu(tensors: Record<string, Tensor>): { tensors: Record<string, Tenso
   return { tensors: out, copies };
 }
 
-async function writeJson(file: string, value: unknown): Promise<void> {
-  await fs.promises.writeFile(file, JSON.stringify(value, null, 2) + '\n');
+function writeJson(file: string, value: unknown): Promise<void> {
+  return writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
 function readJson<T>(file: string): T {
@@ -225,19 +226,6 @@ export async function saveCheckpoint(outputDir: string, parts: CheckpointParts, 
     throw e;
   }
   return final;
-}
-
-/** fsync of a folder's entries (where the platform allows it), so that a rename survives a crash. */
-async function syncDir(dir: string): Promise<void> {
-  let fh: fs.promises.FileHandle | undefined;
-  try {
-    fh = await fs.promises.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Some platforms cannot open or sync a folder; the rename is still atomic there.
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
 }
 
 /** Reads a checkpoint's trainer_state.json. */

@@ -1,6 +1,7 @@
 // The training log: one entry per logging step, evaluation and the end, with transformers' key names
 // (they are what trainer_state.json's log_history holds), kept as a JSON-lines file in the output folder.
 import * as fs from 'fs';
+import { writeFileAtomicSync } from '../io/fs-atomic';
 
 export interface LogEntry {
   step: number;
@@ -32,9 +33,9 @@ function entryJSON(e: LogEntry): string {
 export class JsonlLog {
   constructor(readonly file: string) {}
 
-  /** Replaces the file with `entries` (a resumed run's history up to its checkpoint). */
+  /** Replaces the file with `entries` (a resumed run's history up to its checkpoint), atomically. */
   reset(entries: LogEntry[] = []): void {
-    fs.writeFileSync(this.file, entries.map((e) => entryJSON(e) + '\n').join(''));
+    writeFileAtomicSync(this.file, entries.map((e) => entryJSON(e) + '\n').join(''));
   }
 
   append(entry: LogEntry): void {

@@ -1,7 +1,7 @@
 // The loss curve as an SVG picture, written by hand (no plotting dependency): training loss per logging
 // step as a line, evaluation loss as dots, with axes, round-number ticks and a legend. Any browser or
 // image viewer opens it.
-import * as fs from 'fs';
+import { writeFileAtomicSync } from '../io/fs-atomic';
 import { LogEntry } from './log-entry';
 
 export interface LossPlotOptions {
@@ -102,5 +102,5 @@ export function lossCurveSvg(history: LogEntry[], opts: LossPlotOptions = {}): s
 
 /** Writes lossCurveSvg(history) to `file`. */
 export function writeLossPlot(file: string, history: LogEntry[], opts: LossPlotOptions = {}): void {
-  fs.writeFileSync(file, lossCurveSvg(history, opts));
+  writeFileAtomicSync(file, lossCurveSvg(history, opts));
 }

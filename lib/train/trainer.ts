@@ -13,6 +13,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { manualSeed, noGrad } from '../autograd';
+import { writeFileAtomic } from '../io/fs-atomic';
 import { Batch, DataLoader, Dataset, Example, IGNORE_INDEX, MaybeMasked, Tokenizer } from '../data';
 import { scope, keep } from '../memory';
 import { CausalLMInput, CausalLMOutput } from '../models';
@@ -370,7 +371,7 @@ export class Trainer {
     const a = this.args;
     const out = a.outputDir;
     await fs.promises.mkdir(out, { recursive: true });
-    fs.writeFileSync(path.join(out, TRAINING_ARGS_NAME), JSON.stringify(trainingArgumentsJSON(a), null, 2) + '\n');
+    await writeFileAtomic(path.join(out, TRAINING_ARGS_NAME), JSON.stringify(trainingArgumentsJSON(a), null, 2) + '\n');
     const log = new JsonlLog(path.join(out, LOG_FILE_NAME));
     const reporter = new ProgressReporter({ mode: a.report, totalSteps: this.maxSteps, stream: this.stream });
     const parts = { model: this.model, optimizer: this.optimizer, scheduler: this.scheduler, scaler: this.scaler };
@@ -539,7 +540,7 @@ export class Trainer {
 
     await saveTrainedWeights(this.model, out);
     state.pending_losses = [];
-    fs.writeFileSync(path.join(out, TRAINER_STATE_NAME), JSON.stringify(state, null, 2) + '\n');
+    await writeFileAtomic(path.join(out, TRAINER_STATE_NAME), JSON.stringify(state, null, 2) + '\n');
     let lossPlot: string | undefined;
     if (a.plotLoss) {
       lossPlot = path.join(out, LOSS_PLOT_NAME);
