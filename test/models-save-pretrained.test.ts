@@ -5,7 +5,7 @@
 // itself loads these folders.)
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadSafetensorsSync, manualSeed, memory, noGrad, PeftModel, readSafetensorsHeader, scope, Tensor } from '../lib';
+import { loadSafetensorsSync, manualSeed, memory, noGrad, PeftModel, readSafetensorsHeader, Tensor } from '../lib';
 import {
   AutoModelForCausalLM,
   CausalLM,
@@ -25,6 +25,7 @@ import { Parameter } from '../lib/nn';
 import { leftovers } from './helpers/atomic-save';
 import { settleGarbage } from './helpers/gc';
 import { expected, FIXTURES, GPT2_DIR, LLAMA_DIR } from './helpers/models';
+import { maxAbsDiff } from './helpers/tensors';
 import { tmpDir } from './helpers/tmp-dir';
 
 let tmp: string;
@@ -42,10 +43,6 @@ function logitsOf(model: CausalLM, ids: Tensor): Tensor {
 }
 
 /** Largest |a - b| (0 for equal tensors); shapes must agree. */
-function diff(a: Tensor, b: Tensor): number {
-  expect(b.shape).toEqual(a.shape);
-  return scope(() => a.to({ dtype: 'float64' }).sub(b.to({ dtype: 'float64' })).abs().max().item() as number);
-}
 
 /** Both models have the same state-dict names, dtypes and values, and compute the same logits on the fixture's input. */
 function expectSameModel(a: CausalLM, b: CausalLM, fixture: string): void {
@@ -54,12 +51,12 @@ function expectSameModel(a: CausalLM, b: CausalLM, fixture: string): void {
   expect(Object.keys(sb).sort()).toEqual(Object.keys(sa).sort());
   for (const [k, t] of Object.entries(sa)) {
     expect([k, sb[k].dtype]).toEqual([k, t.dtype]);
-    expect([k, diff(t, sb[k])]).toEqual([k, 0]);
+    expect([k, maxAbsDiff(t, sb[k])]).toEqual([k, 0]);
   }
   const ex = expected(fixture);
   const la = logitsOf(a, ex.inputIds);
   const lb = logitsOf(b, ex.inputIds);
-  expect(diff(la, lb)).toBe(0);
+  expect(maxAbsDiff(la, lb)).toBe(0);
   [la, lb, ex.inputIds, ex.logits].forEach((t) => t.dispose());
 }
 
@@ -327,17 +324,34 @@ test('a save that fails leaves the earlier checkpoint loadable and no temporary 
   await model.savePretrained(dir, { maxShardSize: 100000 });
   const before = fs.readdirSync(dir).sort();
   const index = fs.readFileSync(path.join(dir, 'model.safetensors.index.json'));
-  // The new save makes 7 shards; a folder where its last shard should go makes it fail when the shards are put in place.
-  const blocker = path.join(dir, 'model-00007-of-00007.safetensors');
-  fs.mkdirSync(path.join(blocker, 'x'), { recursive: true });
-  await expect(model.savePretrained(dir, { maxShardSize: 60000 })).rejects.toThrow();
-  fs.rmSync(blocker, { recursive: true });
+  // The same shard names with other weights (all doubled), failing while the shards are put in place:
+  // after three of them have replaced the earlier ones, the fourth rename fails.
+  const changed = await AutoModelForCausalLM.fromPretrained(GPT2_DIR);
+  noGrad(() => [...changed.parameters()].forEach((p) => p.mul_(2)));
+  const rename = fs.promises.rename;
+  let shardRenames = 0;
+  let failed = false;
+  const spy = jest.spyOn(fs.promises, 'rename').mockImplementation(async (from, to) => {
+    // (after the failure, the renames that put the earlier files back go through)
+    if (!failed && /model-\d{5}-of-\d{5}\.safetensors$/.test(String(to)) && ++shardRenames === 4) {
+      failed = true;
+      throw new Error('injected: disk full');
+    }
+    return rename(from, to);
+  });
+  try {
+    await expect(changed.savePretrained(dir, { maxShardSize: 100000 })).rejects.toThrow('injected: disk full');
+  } finally {
+    spy.mockRestore();
+  }
+  expect(shardRenames).toBe(4);
   expect(fs.readdirSync(dir).sort()).toEqual(before); // nor the new shards put in place before the failure
   expect(leftovers(dir)).toEqual([]);
   expect(fs.readFileSync(path.join(dir, 'model.safetensors.index.json')).equals(index)).toBe(true);
+  // The earlier weights, every shard of them (the three replaced ones were put back): not a mix.
   const back = await AutoModelForCausalLM.fromPretrained(dir);
   expectSameModel(model, back, GPT2_DIR);
-  [model, back].forEach((m) => m.dispose());
+  [model, back, changed].forEach((m) => m.dispose());
 });
 
 test('a merged PEFT model saves as a plain checkpoint computing what PEFT computed after merge_and_unload (1e-5)', async () => {
@@ -351,7 +365,7 @@ test('a merged PEFT model saves as a plain checkpoint computing what PEFT comput
   const plain = await AutoModelForCausalLM.fromPretrained(dir);
   const exp = loadSafetensorsSync(path.join(FIXTURES, 'llama-qv', 'expect.safetensors'));
   const logits = logitsOf(plain, exp.input_ids);
-  expect(diff(logits, exp.merged_logits)).toBeLessThan(1e-5);
+  expect(maxAbsDiff(logits, exp.merged_logits)).toBeLessThan(1e-5);
   [logits, ...Object.values(exp), plain, merged].forEach((t) => t.dispose());
 });
 
