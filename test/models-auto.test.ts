@@ -6,7 +6,8 @@ import { loadSafetensorsSync, memory, noGrad, ones, saveSafetensorsSync, scope, 
 import { AutoModelForCausalLM, GPT2LMHeadModel, LlamaForCausalLM, numParameters, parseLlamaConfig, readConfig } from '../lib/models';
 import { settleGarbage } from './helpers/gc';
 import { LLAMA2_7B_CONFIG } from './helpers/llama2-7b';
-import { expected, FIXTURES, GPT2_DIR, LLAMA_DIR, maxAbsDiff } from './helpers/models';
+import { expected, FIXTURES, GPT2_DIR, LLAMA_DIR } from './helpers/models';
+import { maxAbsDiff } from './helpers/tensors';
 import { tmpDir } from './helpers/tmp-dir';
 
 let tmp: string;

@@ -3,7 +3,8 @@
 import { manualSeed, memory, multinomial, noGrad, scope, tensor, Tensor } from '../lib';
 import { AutoModelForCausalLM, CausalLM, generate, KVCache, samplingDistribution } from '../lib/models';
 import { settleGarbage } from './helpers/gc';
-import { expected, GPT2_DIR, LLAMA_DIR, maxAbsDiff } from './helpers/models';
+import { expected, GPT2_DIR, LLAMA_DIR } from './helpers/models';
+import { maxAbsDiff } from './helpers/tensors';
 
 const models: Record<string, CausalLM> = {};
 let prompt: Tensor;
@@ -137,7 +138,10 @@ describe('samplingDistribution: transformers\' warpers (temperature, then top-k,
   const p = [0.15, 0.5, 0.05, 0.3];
   const dist = (opts: object) =>
     scope(() => (samplingDistribution(tensor([p.map(Math.log)], { dtype: 'float64' }), opts).tolist() as number[][])[0]);
-  const close = (got: number[], want: number[]) => got.forEach((g, i) => expect(g).toBeCloseTo(want[i], 12));
+  const close = (got: number[], want: number[]) => {
+    expect(got).toHaveLength(want.length);
+    got.forEach((g, i) => expect(g).toBeCloseTo(want[i], 12));
+  };
 
   test('no warper: the softmax of the logits', () => close(dist({}), p));
   test('top-k keeps the k most likely (ties with the k-th kept), renormalized', () => {

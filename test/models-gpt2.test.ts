@@ -5,7 +5,8 @@ import { arange, loadSafetensorsSync, manualSeed, memory, noGrad, scope, tensor,
 import { AutoModelForCausalLM, GPT2LMHeadModel, numParameters, readConfig } from '../lib/models';
 import { generationPositionIds } from '../lib/models/attention-mask';
 import { settleGarbage } from './helpers/gc';
-import { expected, GPT2_DIR, maxAbsDiff, referenceLoss } from './helpers/models';
+import { expected, GPT2_DIR, referenceLoss } from './helpers/models';
+import { maxAbsDiff } from './helpers/tensors';
 
 let model: GPT2LMHeadModel;
 let ex: { inputIds: Tensor; logits: Tensor };

@@ -13,7 +13,8 @@ import {
   ropeInverseFrequencies,
 } from '../lib/models';
 import { settleGarbage } from './helpers/gc';
-import { expected, FIXTURES, LLAMA_DIR, maxAbsDiff, referenceLoss } from './helpers/models';
+import { expected, FIXTURES, LLAMA_DIR, referenceLoss } from './helpers/models';
+import { maxAbsDiff } from './helpers/tensors';
 
 let model: CausalLM;
 let ex: { inputIds: Tensor; logits: Tensor };

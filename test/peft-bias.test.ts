@@ -5,9 +5,10 @@
 // adapter folds s·lora_B.bias into the base bias as PEFT's merge_and_unload does.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AutoModelForCausalLM, getPeftModel, LoraConfig, loadSafetensorsSync, noGrad, PeftModel, peft as P, readSafetensorsHeader, scope, Tensor } from '../lib';
+import { AutoModelForCausalLM, getPeftModel, LoraConfig, loadSafetensorsSync, noGrad, PeftModel, peft as P, readSafetensorsHeader, Tensor } from '../lib';
 import type { CausalLM } from '../lib';
 import { tmpDir } from './helpers/tmp-dir';
+import { maxAbsDiff } from './helpers/tensors';
 
 const FIX = path.join(__dirname, 'fixtures');
 const CASES = ['lora-bias', 'bias-all', 'bias-lora-only'] as const;
@@ -17,9 +18,6 @@ async function gpt2(): Promise<CausalLM> {
   const m = await AutoModelForCausalLM.fromPretrained(path.join(FIX, 'tiny-gpt2'));
   m.nameOrPath = undefined; // PEFT's files say base_model_name_or_path null
   return m;
-}
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  return scope(() => a.sub(b).abs().max().item() as number);
 }
 const logitsOf = (m: { forward(i: { inputIds: Tensor }): unknown }, ids: Tensor) => noGrad(() => (m.forward({ inputIds: ids }) as { logits: Tensor }).logits);
 const fileKeys = (file: string) => [...readSafetensorsHeader(file).tensors.keys()].sort();

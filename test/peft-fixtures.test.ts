@@ -3,16 +3,13 @@
 // equal PEFT's get_nb_trainable_parameters().
 import * as fs from 'fs';
 import * as path from 'path';
-import { AutoModelForCausalLM, loadSafetensorsSync, memory, noGrad, PeftModel, scope, Tensor } from '../lib';
+import { AutoModelForCausalLM, loadSafetensorsSync, memory, noGrad, PeftModel, Tensor } from '../lib';
 import type { CausalLM } from '../lib';
 import { PEFT_FIXTURES } from './helpers/peft-fixtures';
+import { maxAbsDiff } from './helpers/tensors';
 
 const FIX = path.join(__dirname, 'fixtures');
 const meta = JSON.parse(fs.readFileSync(path.join(FIX, 'meta.json'), 'utf8'));
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  return scope(() => a.sub(b).abs().max().item() as number);
-}
 
 function logitsOf(model: { forward(i: { inputIds: Tensor }): { logits: Tensor } }, ids: Tensor): Tensor {
   return noGrad(() => model.forward({ inputIds: ids }).logits);

@@ -3,6 +3,7 @@
 import * as path from 'path';
 import { AutoModelForCausalLM, getPeftModel, LoraConfig, manualSeed, nn, noGrad, PeftModel, peft as P, scope, Tensor, randint } from '../lib';
 import type { CausalLM } from '../lib';
+import { maxAbsDiff } from './helpers/tensors';
 
 const FIX = path.join(__dirname, 'fixtures');
 const llama = () => AutoModelForCausalLM.fromPretrained(path.join(FIX, 'tiny-llama'));
@@ -27,9 +28,6 @@ class Block extends nn.Module {
 
 const targeted = (p: PeftModel) => p.targetedModuleNames;
 const trainable = (p: PeftModel) => [...p.namedParameters()].filter(([, t]) => t.requiresGrad).map(([n]) => n);
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  return scope(() => a.sub(b).abs().max().item() as number);
-}
 
 beforeEach(() => manualSeed(0));
 afterEach(() => jest.restoreAllMocks());

@@ -7,13 +7,8 @@ import { svd } from '../lib/linalg';
 import { loadedSimpleMLP } from './helpers/simple-mlp';
 import { tmpDir } from './helpers/tmp-dir';
 import type { AdapterSpec } from '../lib/peft';
+import { maxAbsDiff, maxAbs } from './helpers/tensors';
 
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  return scope(() => a.sub(b).abs().max().item() as number);
-}
-function maxAbs(a: Tensor): number {
-  return scope(() => a.abs().max().item() as number);
-}
 function spec(opts: ConstructorParameters<typeof LoraConfig>[0] = {}): AdapterSpec {
   const config = new LoraConfig({ r: 2, loraAlpha: 3, initLoraWeights: false, ...opts });
   return { r: config.r, loraAlpha: config.loraAlpha, config };
@@ -153,7 +148,7 @@ describe('LoRA Linear', () => {
     peft.dispose();
   });
 
-  test('gradients of A, B and x equal finite differences; the base weight gets none', () => {
+  test('gradients of A, B and x equal finite differences; a frozen base weight gets none', () => {
     const base = linear64(4, 3);
     const layer = new P.LoraLinear(base, 'default', spec());
     const x = randn([2, 4], { dtype: 'float64' }).requiresGrad_(true);
@@ -166,6 +161,15 @@ describe('LoRA Linear', () => {
       for (let i = 0; i < p.numel(); i++) expect(Math.abs(gv[i] as number - numericGrad(f, p, i))).toBeLessThan(1e-7);
     }
     expect(base.weight.requiresGrad).toBe(true); // frozen by the injector, not by the layer
+    // Frozen (as the injector does), the base weight gets no gradient; A and B get the same ones.
+    base.weight.requiresGrad_(false);
+    base.weight.grad = undefined;
+    const [gA2, gB2] = analyticGrads(f, [A, B]);
+    expect(base.weight.grad).toBeUndefined();
+    expect(gA2).toBeDefined();
+    expect(gB2).toBeDefined();
+    expect(maxAbsDiff(gA2, gA)).toBeLessThan(1e-15);
+    expect(maxAbsDiff(gB2, gB)).toBeLessThan(1e-15);
     layer.dispose();
   });
 

@@ -2,16 +2,13 @@
 // tree, the parameter counts, the outputs of the saved adapter, and the files we write.
 import * as fs from 'fs';
 import * as path from 'path';
-import { getPeftModel, LoraConfig, loadSafetensorsSync, nn, PeftModel, scope, Tensor, noGrad, memory } from '../lib';
+import { getPeftModel, LoraConfig, loadSafetensorsSync, nn, PeftModel, Tensor, noGrad, memory } from '../lib';
 import { loadedSimpleMLP, SimpleMLP } from './helpers/simple-mlp';
 import { tmpDir } from './helpers/tmp-dir';
+import { maxAbsDiff } from './helpers/tensors';
 
 const FIX = path.join(__dirname, 'fixtures');
 const meta = JSON.parse(fs.readFileSync(path.join(FIX, 'meta.json'), 'utf8'));
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  return scope(() => a.sub(b).abs().max().item() as number);
-}
 
 const seedConfig = () => new LoraConfig({ r: 4, loraAlpha: 16, loraDropout: 0.1, targetModules: ['fc1'] });
 
@@ -36,7 +33,12 @@ test("counts trainable parameters as PEFT and prints PEFT's line", () => {
   expect(names).toEqual(['base_model.model.fc1.lora_A.default.weight', 'base_model.model.fc1.lora_B.default.weight']);
   const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
   peft.printTrainableParameters();
-  expect(log).toHaveBeenCalledWith('trainable params: 120 || all params: 382 || trainable%: 31.4136');
+  // PEFT's format: f"trainable params: {trainable:,d} || all params: {all:,d} || trainable%: {100 * trainable / all:.4f}",
+  // with the counts PEFT reported for this model (meta.json).
+  const { trainable, all } = meta['mlp-fc1'] as { trainable: number; all: number };
+  expect(trainable).toBeGreaterThan(0);
+  const line = `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${all.toLocaleString('en-US')} || trainable%: ${((100 * trainable) / all).toFixed(4)}`;
+  expect(log).toHaveBeenCalledWith(line);
   log.mockRestore();
   peft.dispose();
 });

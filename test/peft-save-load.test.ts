@@ -7,6 +7,7 @@ import * as path from 'path';
 import { AutoModelForCausalLM, loadSafetensorsSync, LoraConfig, getPeftModel, noGrad, PeftModel, Tensor } from '../lib';
 import { PEFT_FIXTURES } from './helpers/peft-fixtures';
 import { loadedSimpleMLP } from './helpers/simple-mlp';
+import { pythonWithTorch, skipNote } from './helpers/python';
 import { tmpDir } from './helpers/tmp-dir';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -108,43 +109,38 @@ test('switching format removes the other format\'s weights once the new file is 
   peft.dispose();
 });
 
-function python(): string | undefined {
-  const py = '/usr/bin/python3';
-  if (!fs.existsSync(py)) return undefined;
-  const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
-  return r.status === 0 ? py : undefined;
-}
-
-test('a .bin we write loads in Python with torch.load(weights_only=True) to the same tensors', async () => {
-  const py = python();
-  if (py === undefined) {
-    console.warn('skipped: /usr/bin/python3 with torch is not available here');
+describe('PyTorch loads the adapter .bin we write', () => {
+  const py = pythonWithTorch();
+  if (py === null) {
+    test.skip(skipNote('loading our adapter .bin in PyTorch'), () => undefined);
     return;
   }
-  const peft = await PeftModel.fromPretrained(await base('tiny-llama'), path.join(FIX, 'llama-dora'));
-  const dir = tmp();
-  await peft.savePretrained(dir, { safeSerialization: false });
-  const script = [
-    'import sys, torch',
-    'sd = torch.load(sys.argv[1], weights_only=True)',
-    'print(type(sd).__name__)',
-    'for k, v in sd.items(): print(k, list(v.shape), repr(float(v.double().sum())))',
-  ].join('\n');
-  const r = spawnSync(py, ['-c', script, path.join(dir, 'adapter_model.bin')], { encoding: 'utf8' });
-  expect(r.stderr).toBe('');
-  const lines = r.stdout.trim().split('\n');
-  expect(lines[0]).toBe('OrderedDict');
-  const ours = loadSafetensorsSync(path.join(FIX, 'llama-dora', 'adapter_model.safetensors'));
-  expect(lines.length - 1).toBe(Object.keys(ours).length);
-  for (const line of lines.slice(1)) {
-    const [k, shape, sum] = line.split(/ (?=\[)|\] /).map((s) => s.trim());
-    const t = ours[k];
-    expect(t).toBeDefined();
-    expect(`${shape}]`.replace(/\]\]$/, ']')).toBe(JSON.stringify(t.shape).replace(/,/g, ', '));
-    expect(Number(sum)).toBeCloseTo(t.double().sum().item() as number, 10);
-  }
-  Object.values(ours).forEach((t: Tensor) => t.dispose());
-  peft.dispose();
+  test('a .bin we write loads in Python with torch.load(weights_only=True) to the same tensors', async () => {
+    const peft = await PeftModel.fromPretrained(await base('tiny-llama'), path.join(FIX, 'llama-dora'));
+    const dir = tmp();
+    await peft.savePretrained(dir, { safeSerialization: false });
+    const script = [
+      'import sys, torch',
+      'sd = torch.load(sys.argv[1], weights_only=True)',
+      'print(type(sd).__name__)',
+      'for k, v in sd.items(): print(k, list(v.shape), repr(float(v.double().sum())))',
+    ].join('\n');
+    const r = spawnSync(py, ['-c', script, path.join(dir, 'adapter_model.bin')], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toBe('OrderedDict');
+    const ours = loadSafetensorsSync(path.join(FIX, 'llama-dora', 'adapter_model.safetensors'));
+    expect(lines.length - 1).toBe(Object.keys(ours).length);
+    for (const line of lines.slice(1)) {
+      const [k, shape, sum] = line.split(/ (?=\[)|\] /).map((s) => s.trim());
+      const t = ours[k];
+      expect(t).toBeDefined();
+      expect(`${shape}]`.replace(/\]\]$/, ']')).toBe(JSON.stringify(t.shape).replace(/,/g, ', '));
+      expect(Number(sum)).toBeCloseTo(t.double().sum().item() as number, 10);
+    }
+    Object.values(ours).forEach((t: Tensor) => t.dispose());
+    peft.dispose();
+  });
 });
 
 test('a model built with getPeftModel saves the config PEFT would (all-linear expanded, sorted keys)', async () => {

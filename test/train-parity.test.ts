@@ -74,6 +74,8 @@ test("Trainer (loss from the logits): PEFT's five losses and final adapter withi
 
 test('Trainer (default chunked loss): the same losses within 1e-5, the adapter within 2e-5', async () => {
   const { losses, adapterDiff } = await trainFixture(true);
+  expect(want).toHaveLength(5);
+  expect(losses).toHaveLength(want.length);
   losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThan(1e-5));
   expect(adapterDiff).toBeLessThan(2e-5);
 });

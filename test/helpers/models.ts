@@ -13,15 +13,6 @@ export function expected(dir: string): { inputIds: Tensor; logits: Tensor } {
   return { inputIds: t.input_ids, logits: t.logits };
 }
 
-export function maxAbsDiff(a: Tensor, b: Tensor): number {
-  const x = a.data();
-  const y = b.data();
-  if (x.length !== y.length) throw new Error(`sizes differ: ${x.length} vs ${y.length}`);
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(Number(x[i]) - Number(y[i])));
-  return m;
-}
-
 /**
  * transformers' causal-LM loss computed from logits by hand: position t is scored against label t+1,
  * -log softmax, mean over the labels that are not -100. In float64.
