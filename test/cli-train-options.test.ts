@@ -6,7 +6,7 @@
 // keys in --config) end up in adapter_config.json and the adapter's tensors.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AutoModelForCausalLM, loadDataset, packDataset, PeftModel, readSafetensorsHeader, Trainer } from '../lib';
+import { AutoModelForCausalLM, loadDataset, packDataset, PeftModel, readSafetensorsHeader, torchVersion, Trainer } from '../lib';
 import { AutoTokenizer } from '../lib/data';
 import { finetuneSamples, toJsonl } from '../lib/demo/synthetic-language';
 import { cpuFloat16Unsupported, JsonlLog } from '../lib/train';
@@ -56,6 +56,8 @@ test('chat data ({"messages"}): the loss on the assistant turns only, the same t
 test('--gradient-checkpointing trains to the same adapter', async () => {
   const { out } = await train('gc', '--data', data, '--gradient-checkpointing');
   expect(trainingArgs(out).gradient_checkpointing).toBe(true);
+  expect(losses(baseline).length).toBeGreaterThan(0);
+  expect(losses(out)).toHaveLength(losses(baseline).length);
   losses(out).forEach((l, i) => expect(Math.abs(l - losses(baseline)[i])).toBeLessThan(1e-5));
   expect(maxFileDiff(adapterFile(out), adapterFile(baseline))).toBeLessThan(1e-5);
 });
@@ -65,6 +67,8 @@ test('--dtype bfloat16: the base in bfloat16, the adapter in float32, losses at 
   expect(trainingArgs(out).dtype).toBe('bfloat16');
   expect(new Set([...readSafetensorsHeader(adapterFile(out)).tensors.values()].map((e) => e.dtype))).toEqual(new Set(['float32']));
   const [a, b] = [losses(out), losses(baseline)];
+  expect(b.length).toBeGreaterThan(0);
+  expect(a).toHaveLength(b.length);
   a.forEach((l, i) => expect(Math.abs(l - b[i])).toBeLessThan(0.05));
   expect(a).not.toEqual(b); // the base really ran in bfloat16
 });
@@ -176,15 +180,24 @@ test('LoRA flags: bad combinations and values are usage errors; they cannot be g
   expect(fs.existsSync(path.join(dir, 'never'))).toBe(false);
 });
 
-test('--dtype float16 on the CPU: a clear error before training where this libtorch has no CPU float16 matmul', async () => {
+test('--dtype float16 --device cpu: a usage error before the model is loaded where this libtorch has no CPU float16 matmul, else it trains', async () => {
   const why = cpuFloat16Unsupported();
   const out = path.join(dir, 'f16');
-  const r = await cli('train', '--model', model, '--output', out, ...COMMON, '--data', data, '--dtype', 'float16');
+  const args = ['--output', out, ...COMMON, '--data', data, '--dtype', 'float16', '--device', 'cpu'];
   if (why !== undefined) {
-    expect([r.code, r.err]).toEqual([1, expect.stringContaining("float16 weights cannot be trained on the CPU with libtorch")]);
-    expect(r.err).toContain("use dtype 'bfloat16' on the CPU, or float16 on a CUDA device");
-    expect(fs.existsSync(path.join(out, 'trainer_log.jsonl'))).toBe(false); // refused before training
+    // A model folder whose weights cannot be read: refused before loading, the error is the dtype's, not the file's.
+    const noWeights = path.join(dir, 'f16-model');
+    fs.mkdirSync(noWeights, { recursive: true });
+    for (const f of fs.readdirSync(model)) if (f !== 'model.safetensors') fs.copyFileSync(path.join(model, f), path.join(noWeights, f));
+    fs.writeFileSync(path.join(noWeights, 'model.safetensors'), 'not safetensors');
+    const r = await cli('train', '--model', noWeights, ...args);
+    expect([r.code, r.out]).toEqual([2, '']);
+    expect(r.err).toContain(`--dtype float16: float16 weights cannot be trained on the CPU with libtorch ${torchVersion} (${why}); use --dtype bfloat16 or float32, or --device cuda`);
+    expect(fs.existsSync(out)).toBe(false);
   } else {
+    const r = await cli('train', '--model', model, ...args);
     expect([r.code, r.err]).toEqual([0, '']);
+    expect(losses(out).length).toBeGreaterThan(0);
+    expect(losses(out).every(Number.isFinite)).toBe(true);
   }
 });

@@ -4,7 +4,7 @@
 import * as path from 'path';
 import { F, ones, readSafetensorsHeader, scope, tensor, torchVersion, Trainer } from '../lib';
 import { nn } from '../lib';
-import { castForTraining, GradScaler } from '../lib/train';
+import { castForTraining, CpuFloat16Error, GradScaler, resolveCpuDType } from '../lib/train';
 import { randomExamples, tinyLoraModel, tmpDir } from './helpers/train';
 
 async function run(extra: Record<string, unknown>) {
@@ -100,4 +100,40 @@ test('float16 on the CPU: refused when the Trainer is made if this libtorch cann
   const model = await tinyLoraModel(0);
   expect(() => new Trainer({ model, trainDataset: randomExamples(4, 6), args: { outputDir: tmpDir('bf16'), maxSteps: 1, dtype: 'bfloat16', report: 'none' } })).not.toThrow();
   model.dispose();
+});
+
+test('resolveCpuDType: what float16 on the CPU becomes, decided from the probe before anything is loaded', () => {
+  const why = cpuHalfLinearError();
+  let reads = 0;
+  const half = () => (reads++, 'float16' as const);
+  // Other devices and dtypes are kept as asked, without reading the checkpoint's dtype.
+  for (const [dtype, device] of [['float16', 'cuda'], ['auto', 'cuda:1'], ['bfloat16', 'cpu'], ['float32', 'cpu']] as const)
+    expect(resolveCpuDType(dtype, half, device)).toEqual({ dtype });
+  expect(reads).toBe(0);
+  expect(resolveCpuDType('auto', 'bfloat16', 'cpu')).toEqual({ dtype: 'auto' });
+  expect(resolveCpuDType('auto', undefined, 'cpu')).toEqual({ dtype: 'auto' });
+  if (why !== undefined) {
+    // 'auto' on a float16 checkpoint: float32, with a note; float16 asked for: the error, worded for who asked.
+    expect(resolveCpuDType('auto', half, 'cpu')).toEqual({
+      dtype: 'float32',
+      note: `the checkpoint is float16, which libtorch ${torchVersion} cannot run on the CPU; loading it as float32`,
+    });
+    expect(reads).toBe(1);
+    const err = (opts: Parameters<typeof resolveCpuDType>[3]) => {
+      try {
+        resolveCpuDType('float16', undefined, 'cpu', opts);
+      } catch (e) {
+        expect(e).toBeInstanceOf(CpuFloat16Error);
+        return (e as Error).message;
+      }
+      throw new Error('no error');
+    };
+    expect(err({})).toBe(`Trainer: float16 weights cannot be trained on the CPU with libtorch ${torchVersion} (${why}); use dtype 'bfloat16' on the CPU, or float16 on a CUDA device`);
+    expect(err({ purpose: 'training', via: 'flag' })).toBe(`--dtype float16: float16 weights cannot be trained on the CPU with libtorch ${torchVersion} (${why}); use --dtype bfloat16 or float32, or --device cuda`);
+    expect(err({ purpose: 'inference', via: 'flag' })).toBe(`--dtype float16: libtorch ${torchVersion} cannot multiply float16 matrices on the CPU (${why}); use --dtype bfloat16 or float32, or --device cuda`);
+  } else {
+    // A libtorch with CPU float16 matmul (2.x): nothing changes.
+    expect(resolveCpuDType('auto', half, 'cpu')).toEqual({ dtype: 'auto' });
+    expect(resolveCpuDType('float16', undefined, 'cpu', { via: 'flag' })).toEqual({ dtype: 'float16' });
+  }
 });

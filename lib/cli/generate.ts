@@ -5,8 +5,7 @@ import { tensor } from '../creation';
 import { DType } from '../dtype';
 import { scope } from '../memory';
 import { configDType, generate, readConfig } from '../models';
-import { native } from '../native';
-import { cpuFloat16Unsupported } from '../train/precision';
+import { CpuFloat16Error, resolveCpuDType } from '../train/precision';
 import { CliIO, say } from './io';
 import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, loadTokenizer } from './load-model';
 import type { Command } from './main';
@@ -36,21 +35,18 @@ const spec: CommandSpec = {
 };
 
 /**
- * The dtype to load for generation. libtorch 1.x cannot multiply float16 matrices on the CPU (every
- * Linear would fail): --dtype float16 there is a usage error, and 'auto' for a float16 checkpoint loads
- * float32 instead, with a note. Where the CPU can (libtorch 2.x), nothing changes.
+ * The dtype to load for generation: where libtorch cannot multiply float16 matrices on the CPU (1.x),
+ * --dtype float16 is a usage error and 'auto' on a float16 checkpoint loads float32, with a note.
  */
-function cpuDType(modelDir: string, device: string, dtype: DType | 'auto', io: CliIO): DType | 'auto' {
-  if (device !== 'cpu') return dtype;
-  const why = cpuFloat16Unsupported();
-  if (why === undefined) return dtype;
-  if (dtype === 'float16')
-    throw new UsageError(`--dtype float16: libtorch ${native.torchVersion()} cannot multiply float16 matrices on the CPU (${why}); use --dtype bfloat16 or float32, or --device cuda`);
-  if (dtype === 'auto' && configDType(readConfig(modelDir)) === 'float16') {
-    say(io, `note: the checkpoint is float16, which libtorch ${native.torchVersion()} cannot run on the CPU; loading it as float32`);
-    return 'float32';
+function generationDType(modelDir: string, device: string, dtype: DType | 'auto', io: CliIO): DType | 'auto' {
+  try {
+    const r = resolveCpuDType(dtype, () => configDType(readConfig(modelDir)), device, { purpose: 'inference', via: 'flag' });
+    if (r.note !== undefined) say(io, `note: ${r.note}`);
+    return r.dtype;
+  } catch (e) {
+    if (e instanceof CpuFloat16Error) throw new UsageError(e.message);
+    throw e;
   }
-  return dtype;
 }
 
 async function run(parsed: Parsed, io: CliIO): Promise<void> {
@@ -61,7 +57,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const prompts = v.prompt as string[];
   const device = checkDevice(v.device as string);
   const tokenizer = await loadTokenizer(v.model as string);
-  const base = await loadBaseModel(v.model as string, { device, dtype: cpuDType(v.model as string, device, v.dtype as DType | 'auto', io) });
+  const base = await loadBaseModel(v.model as string, { device, dtype: generationDType(v.model as string, device, v.dtype as DType | 'auto', io) });
   // The adapter's layers go into `base` itself, so generating with `base` uses them.
   const peft = v.adapter !== undefined ? await loadAdapter(base, v.adapter as string) : undefined;
   base.eval();

@@ -6,7 +6,7 @@ import { manualSeed, setNumThreads } from '../autograd';
 import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
-import { Trainer, TrainingArgumentsOptions, TrainingDType } from '../train';
+import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, TrainingDType } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
 import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer } from './load-model';
 import type { Command } from './main';
@@ -153,6 +153,13 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   }
   const dtype = v.dtype as TrainingDType;
   const device = checkDevice(v.device as string);
+  // float16 on a CPU whose libtorch cannot multiply it: a usage error now, not the Trainer's after loading.
+  try {
+    resolveCpuDType(dtype, undefined, device, { purpose: 'training', via: 'flag' });
+  } catch (e) {
+    if (e instanceof CpuFloat16Error) throw new UsageError(e.message);
+    throw e;
+  }
 
   requireDir(modelDir, 'model folder', ['config.json']); // before its tokenizer, so that a wrong --model is named as such
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);

@@ -18,7 +18,8 @@ export {
 } from './checkpoint';
 export type { TrainerState, DataPosition, CheckpointParts } from './checkpoint';
 export { checkpointedForwardBackward, isSegmentable } from './gradient-checkpointing';
-export { castForTraining, checkTrainingPrecision, cpuFloat16Unsupported } from './precision';
+export { castForTraining, checkTrainingPrecision, cpuFloat16Unsupported, CpuFloat16Error, resolveCpuDType } from './precision';
+export type { CpuDType, CpuDTypeOptions } from './precision';
 export { GradScaler } from './grad-scaler';
 export type { GradScalerOptions, GradScalerState } from './grad-scaler';
 export { JsonlLog } from './log-entry';

@@ -48,17 +48,67 @@ export function cpuFloat16Unsupported(): string | undefined {
   return cpuHalfMatmul ?? undefined;
 }
 
+/** float16 weights asked for on a CPU whose libtorch cannot multiply them (a command turns it into a usage error). */
+export class CpuFloat16Error extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CpuFloat16Error';
+  }
+}
+
+export interface CpuDTypeOptions {
+  /** What the weights are for, as the message says it: 'training' (default) or 'inference'. */
+  purpose?: 'training' | 'inference';
+  /**
+   * How the dtype was asked for, to name it and the way out in the message: 'argument' (default; the
+   * Trainer's dtype, or the model's own) or 'flag' (a command's --dtype and --device).
+   */
+  via?: 'argument' | 'flag';
+}
+
+/** The dtype to load or train in, and a note for the user when it is not the one asked for. */
+export interface CpuDType {
+  dtype: DType | 'auto';
+  note?: string;
+}
+
+/**
+ * Where libtorch has no CPU float16 matrix product (1.x; probed, not read off the version), decides what
+ * float16 on `device` becomes, before anything is loaded: asking for float16 throws a CpuFloat16Error,
+ * 'auto' on a float16 checkpoint loads float32 instead, with a note; anything else (another device, a
+ * libtorch 2.x) is kept. `checkpointDType` (config.json's dtype) may be given as a function, called only
+ * when it matters (so that a command reads config.json again only then).
+ */
+export function resolveCpuDType(
+  requested: DType | 'auto',
+  checkpointDType: DType | undefined | (() => DType | undefined),
+  device: string,
+  opts: CpuDTypeOptions = {},
+): CpuDType {
+  if (!device.startsWith('cpu') || (requested !== 'float16' && requested !== 'auto')) return { dtype: requested };
+  const why = cpuFloat16Unsupported();
+  if (why === undefined) return { dtype: requested };
+  const version = native.torchVersion();
+  if (requested === 'float16') {
+    const flag = opts.via === 'flag';
+    const who = flag ? '--dtype float16: ' : opts.purpose === 'inference' ? '' : 'Trainer: ';
+    const what =
+      opts.purpose === 'inference'
+        ? `libtorch ${version} cannot multiply float16 matrices on the CPU (${why})`
+        : `float16 weights cannot be trained on the CPU with libtorch ${version} (${why})`;
+    const instead = flag ? 'use --dtype bfloat16 or float32, or --device cuda' : "use dtype 'bfloat16' on the CPU, or float16 on a CUDA device";
+    throw new CpuFloat16Error(`${who}${what}; ${instead}`);
+  }
+  const checkpoint = typeof checkpointDType === 'function' ? checkpointDType() : checkpointDType;
+  if (checkpoint !== 'float16') return { dtype: requested };
+  return { dtype: 'float32', note: `the checkpoint is float16, which libtorch ${version} cannot run on the CPU; loading it as float32` };
+}
+
 /**
  * Throws a clear error when float16 weights are to be trained on the CPU and this libtorch cannot
- * multiply float16 matrices there (the first step would otherwise fail deep in a LoRA layer).
+ * multiply float16 matrices there (the first step would otherwise fail deep in a LoRA layer). For
+ * library users of the Trainer; the train command asks resolveCpuDType before it loads the model.
  */
 export function checkTrainingPrecision(dtypes: Iterable<DType>, device: string): void {
-  if (!device.startsWith('cpu')) return;
-  if (![...dtypes].includes('float16')) return;
-  const why = cpuFloat16Unsupported();
-  if (why === undefined) return;
-  throw new Error(
-    `Trainer: float16 weights cannot be trained on the CPU with libtorch ${native.torchVersion()} (${why}); ` +
-      "use dtype 'bfloat16' on the CPU, or float16 on a CUDA device",
-  );
+  for (const d of new Set(dtypes)) resolveCpuDType(d, undefined, device, { purpose: 'training' });
 }
