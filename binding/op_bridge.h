@@ -28,16 +28,20 @@ class Args {
   }
   Napi::Value raw(size_t i) const { return info_[i]; }
 
-  const at::Tensor& t(size_t i) const {
+  const at::Tensor& t(size_t i) const { return tensorIn(info_[i], i, -1); }
+  // The one lookup of a tensor argument: a handle of argument `arg` (element `elem` of an array argument,
+  // or -1), live, checked against the op's other tensors (noteDevice). Every tensor an op reads comes here.
+  const at::Tensor& tensorIn(Napi::Value v, size_t arg, int64_t elem) const {
     at::Tensor* out;
-    HandleState s = TensorHandle::Find(info_.Env(), info_[i], &out);
+    HandleState s = TensorHandle::Find(info_.Env(), v, &out);
     if (s == HandleState::kLive) {
-      noteDevice(*out, i, -1);
+      noteDevice(*out, arg, elem);
       return *out;
     }
-    if (s == HandleState::kDisposed)
-      throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
-    throw ArgError("argument " + std::to_string(i) + " must be a Tensor");
+    std::string where = "argument " + std::to_string(arg) + (elem >= 0 ? "[" + std::to_string(elem) + "]" : std::string());
+    if (s == HandleState::kDisposed) throw ArgError("a Tensor was used after dispose() (" + where + ")");
+    throw ArgError(where + " must be a Tensor" +
+                   (elem >= 0 ? " (argument " + std::to_string(arg) + " is an array of Tensors)" : std::string()));
   }
   c10::optional<at::Tensor> optT(size_t i) const {
     if (!has(i)) return c10::nullopt;
@@ -48,10 +52,7 @@ class Args {
     Napi::Array arr = info_[i].As<Napi::Array>();
     std::vector<at::Tensor> out;
     out.reserve(arr.Length());
-    for (uint32_t k = 0; k < arr.Length(); ++k) {
-      out.push_back(unwrapValue(arr.Get(k), i));
-      noteDevice(out.back(), i, k);
-    }
+    for (uint32_t k = 0; k < arr.Length(); ++k) out.push_back(tensorIn(arr.Get(k), i, k));
     return out;
   }
   int64_t i64(size_t i) const {
@@ -181,14 +182,6 @@ class Args {
   mutable int64_t firstElem_ = -1;
   bool metaMixOk_ = false;
 
-  const at::Tensor& unwrapValue(Napi::Value v, size_t i) const {
-    at::Tensor* out;
-    HandleState s = TensorHandle::Find(info_.Env(), v, &out);
-    if (s == HandleState::kLive) return *out;
-    if (s == HandleState::kDisposed)
-      throw ArgError("a Tensor was used after dispose() (argument " + std::to_string(i) + ")");
-    throw ArgError("argument " + std::to_string(i) + " must be an array of Tensors");
-  }
   const Napi::CallbackInfo& info_;
 };
 
@@ -197,13 +190,6 @@ inline bool isTensorArgAt(const Args& a, size_t i) {
   if (i >= a.size()) return false;
   Napi::Value v = a.raw(i);
   return TensorHandle::IsHandle(a.env(), v) || v.IsObject();
-}
-inline const at::Tensor& unwrapTensor(Napi::Env env, Napi::Value v) {
-  at::Tensor* out;
-  HandleState s = TensorHandle::Find(env, v, &out);
-  if (s == HandleState::kLive) return *out;
-  if (s == HandleState::kDisposed) throw ArgError("a Tensor was used after dispose()");
-  throw ArgError("expected a Tensor");
 }
 
 // --- results to JS ---

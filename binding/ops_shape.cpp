@@ -46,7 +46,7 @@ void registerShapeOps(Napi::Env env, Napi::Object e) {
     for (uint32_t k = 0; k < arr.Length(); ++k) {
       Napi::Value v = arr.Get(k);
       if (v.IsNull() || v.IsUndefined()) idx.push_back(c10::nullopt);
-      else idx.push_back(unwrapTensor(a.env(), v));
+      else idx.push_back(a.tensorIn(v, 1, k));
     }
     return at::index(a.t(0), idx);
   });

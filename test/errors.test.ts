@@ -197,6 +197,7 @@ describe('mixing devices', () => {
         ['embedding', () => F.embedding(torch.tensor([0, 1], { dtype: 'int64' }), meta([4, 3]))],
         ['indexSelect', () => torch.ones([4, 2]).indexSelect(0, meta([2], 'int64'))],
         ['cat', () => torch.cat([torch.ones([2]), meta([2])])],
+        ['index', () => torch.ones([4, 2]).index([meta([2], 'int64')])],
         ['scaledDotProductAttention', () => F.scaledDotProductAttention(torch.ones([1, 1, 2, 4]), meta([1, 1, 2, 4]), torch.ones([1, 1, 2, 4]))],
       ];
       for (const [op, f] of cases) {
