@@ -58,19 +58,23 @@ export class Tensor implements Disposable {
 
   // ---- what it is ----
   get shape(): Shape {
+    return this.dims.slice();
+  }
+  /** The cached shape itself, for reads inside this class (callers get a copy they may change). */
+  private get dims(): Shape {
     if (this.shapeCache === undefined) this.shapeCache = native.shape(this.handle) as Shape;
-    return this.shapeCache.slice();
+    return this.shapeCache;
   }
   /** size() is the shape, size(d) one dimension (negative counts from the end). */
   size(dim?: number): number | Shape {
-    const s = this.shape;
-    if (dim === undefined) return s;
+    if (dim === undefined) return this.shape;
+    const s = this.dims;
     const d = dim < 0 ? dim + s.length : dim;
     if (d < 0 || d >= s.length) throw new RangeError(`size(${dim}): dimension out of range for a ${s.length}-d tensor`);
     return s[d];
   }
   get ndim(): number {
-    return this.shape.length;
+    return this.dims.length;
   }
   dim(): number {
     return this.ndim;
@@ -704,6 +708,7 @@ export class Tensor implements Disposable {
   // ---- memory ----
   /** Frees the native memory now (idempotent). Using the tensor afterwards is an error. */
   dispose(): void {
+    if (this.released) return; // (a scope disposes what it tracked, often already disposed by hand)
     native.dispose(this.handle);
     this.released = true;
     this.clearMetadataCache(); // so that .shape/.dtype after dispose() is the use-after-dispose error
