@@ -80,6 +80,8 @@ test('missing files and folders are errors naming the path (exit 1)', async () =
     [['train', '--model', model, '--data', data, '--eval-data', missing], `evaluation data file '${missing}' does not exist`],
     [['train', '--config', missing, '--model', model, '--data', data], `config file '${missing}' does not exist`],
     [['generate', '--model', model, '--adapter', missing, '--prompt', 'hi'], `adapter folder '${missing}' does not exist`],
+    [['generate', '--model', missing, '--prompt', 'hi'], `model folder '${missing}' does not exist`],
+    [['merge', '--model', missing, '--adapter', model, '--output', path.join(dir, 'm3')], `model folder '${missing}' does not exist`],
     [['merge', '--model', model, '--adapter', model, '--output', path.join(dir, 'm2')], `adapter folder '${model}' has no adapter_config.json`],
     [['inspect', missing], `adapter folder '${missing}' does not exist`],
     [['demo', '--base', missing, '--report', 'none'], `demo base model folder '${missing}' does not exist`],

@@ -7,7 +7,7 @@ import { scope } from '../memory';
 import { configDType, generate, readConfig } from '../models';
 import { CpuFloat16Error, resolveCpuDType } from '../train/precision';
 import { CliIO, say } from './io';
-import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, loadTokenizer } from './load-model';
+import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
 
@@ -56,6 +56,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   if ((v.maxNewTokens as number) < 0) throw new UsageError(`--max-new-tokens must be non-negative, got ${v.maxNewTokens}`);
   const prompts = v.prompt as string[];
   const device = checkDevice(v.device as string);
+  requireModelDir(v.model as string);
   const tokenizer = await loadTokenizer(v.model as string);
   const base = await loadBaseModel(v.model as string, { device, dtype: generationDType(v.model as string, device, v.dtype as DType | 'auto', io) });
   // The adapter's layers go into `base` itself, so generating with `base` uses them.

@@ -14,9 +14,17 @@ export interface LoadOptions {
   dtype?: DType | 'auto';
 }
 
+/**
+ * Checks a --model folder (it exists and has config.json). Commands call it first, before they read its
+ * tokenizer, so that a wrong --model is named as the model folder.
+ */
+export function requireModelDir(dir: string): string {
+  return requireDir(dir, 'model folder', ['config.json']);
+}
+
 /** The causal LM of a model folder (config.json + weights), in eval mode. */
 export async function loadBaseModel(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
-  requireDir(dir, 'model folder', ['config.json']);
+  requireModelDir(dir);
   return AutoModelForCausalLM.fromPretrained(dir, { device: opts.device, dtype: opts.dtype ?? 'auto' });
 }
 

@@ -8,7 +8,7 @@ import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions,
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, TrainingDType } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
-import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer } from './load-model';
+import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
 
@@ -161,7 +161,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
     throw e;
   }
 
-  requireDir(modelDir, 'model folder', ['config.json']); // before its tokenizer, so that a wrong --model is named as such
+  requireModelDir(modelDir);
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
   const maxLength = v.maxLength as number | undefined;
   let train: Dataset<Example | MaybeMasked> = loadDataset(dataFile, tokenizer, { maxLength });
