@@ -86,8 +86,9 @@ struct CausalLmLossFunction : public torch::autograd::Function<CausalLmLossFunct
     at::Tensor rowScale, minusValid;
     if (eager) {
       acc.emplace(hidden, weight, chunk, needH, needW);
-      rowScale = mean ? valid.to(dt).div_(count) : valid.to(dt);
-      minusValid = valid.to(dt).neg_().unsqueeze(1);
+      const at::Tensor validF = valid.to(dt);
+      rowScale = mean ? validF.div(count) : validF;
+      minusValid = validF.neg().unsqueeze(1);
     }
     for (int64_t c0 = 0; c0 < n; c0 += chunk) {
       const int64_t len = std::min(chunk, n - c0);
@@ -95,7 +96,7 @@ struct CausalLmLossFunction : public torch::autograd::Function<CausalLmLossFunct
       at::Tensor logits = chunkLogits(h, weight);
       const at::Tensor l = at::logsumexp(logits, {1});
       const at::Tensor picked = logits.gather(1, safe.narrow(0, c0, len).unsqueeze(1)).squeeze(1);
-      total.add_(at::where(valid.narrow(0, c0, len), l - picked, at::zeros({}, l.options())).sum());
+      total.add_(at::where(valid.narrow(0, c0, len), l - picked, 0).sum());
       if (eager) {
         const at::Tensor dl = logitsGrad(logits, l, safe.narrow(0, c0, len), minusValid.narrow(0, c0, len),
                                          rowScale.narrow(0, c0, len), hidden.scalar_type());
@@ -116,6 +117,14 @@ struct CausalLmLossFunction : public torch::autograd::Function<CausalLmLossFunct
     return mean ? total.div_(count) : total;
   }
 
+  // The gradients of forward's inputs: hidden and weight, none for the other seven.
+  static variable_list inputGrads(at::Tensor gradH, at::Tensor gradW) {
+    variable_list out(9);
+    out[0] = std::move(gradH);
+    out[1] = std::move(gradW);
+    return out;
+  }
+
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
     const bool needH = ctx->needs_input_grad(0);
@@ -125,10 +134,9 @@ struct CausalLmLossFunction : public torch::autograd::Function<CausalLmLossFunct
       const at::Tensor& go = grads[0];
       at::Tensor gradH = needH && saved[0].defined() ? saved[0].mul(go.to(saved[0].scalar_type())) : at::Tensor();
       at::Tensor gradW = needW && saved[1].defined() ? saved[1].mul(go.to(saved[1].scalar_type())) : at::Tensor();
-      return {gradH, gradW, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+      return inputGrads(gradH, gradW);
     }
-    if (!needH && !needW)
-      return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    if (!needH && !needW) return inputGrads(at::Tensor(), at::Tensor());
     const at::Tensor& hidden = saved[0];
     const at::Tensor& weight = saved[1];
     const at::Tensor& safe = saved[2];
@@ -140,8 +148,9 @@ struct CausalLmLossFunction : public torch::autograd::Function<CausalLmLossFunct
     const int64_t n = hidden.size(0);
     const at::ScalarType dt = lossDtype(hidden.scalar_type());
     const at::Tensor perToken = mean ? grads[0].to(dt).div(count) : grads[0].to(dt);  // d loss / d token loss
-    const at::Tensor rowScale = valid.to(dt).mul_(perToken);
-    const at::Tensor minusValid = valid.to(dt).neg_().unsqueeze(1);
+    const at::Tensor validF = valid.to(dt);
+    const at::Tensor rowScale = validF.mul(perToken);
+    const at::Tensor minusValid = validF.neg().unsqueeze(1);
     GradAccumulator acc(hidden, weight, chunk, needH, needW);
     for (int64_t c0 = 0; c0 < n; c0 += chunk) {
       const int64_t len = std::min(chunk, n - c0);
@@ -153,7 +162,7 @@ struct CausalLmLossFunction : public torch::autograd::Function<CausalLmLossFunct
       acc.add(dl, h, weight, c0);
     }
     acc.finish(weight);
-    return {acc.gradH, acc.gradW, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return inputGrads(acc.gradH, acc.gradW);
   }
 };
 
