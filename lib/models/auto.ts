@@ -14,6 +14,7 @@ import { Device, Tensor } from '../tensor';
 import { CausalLM } from './causal-lm';
 import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig } from './config';
 import { readGenerationConfig } from './generation-config';
+import { GemmaForCausalLM, GemmaConfig, parseGemmaConfig } from './gemma';
 import { GPT2LMHeadModel } from './gpt2';
 import { LlamaForCausalLM } from './llama';
 
@@ -44,6 +45,14 @@ const ARCHITECTURES: Architecture[] = [
     build: (c, o) => new GPT2LMHeadModel(c as ReturnType<typeof parseGPT2Config>, o),
     basePrefix: 'transformer',
     ignoreUnexpected: [/(^|\.)attn\.masked_bias$/, /(^|\.)attn\.bias$/],
+  },
+  {
+    modelType: 'gemma',
+    className: 'GemmaForCausalLM',
+    parse: parseGemmaConfig,
+    build: (c, o) => new GemmaForCausalLM(c as GemmaConfig, o),
+    basePrefix: 'model',
+    ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
   },
 ];
 

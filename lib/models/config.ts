@@ -80,7 +80,12 @@ export interface GPT2Config extends BaseCausalLMConfig {
   reorderAndUpcastAttn: boolean;
 }
 
-export type CausalLMConfig = LlamaConfig | GPT2Config;
+/** A family's parsed config beyond Llama and GPT-2 (Gemma ...): its own file parses and writes it. */
+export interface FamilyConfig extends Omit<LlamaConfig, 'modelType'> {
+  modelType: string;
+}
+
+export type CausalLMConfig = LlamaConfig | GPT2Config | FamilyConfig;
 
 /** Reads `dir/config.json` (or a path to a .json file). */
 export function readConfig(dirOrFile: string): HFConfig {
@@ -98,7 +103,7 @@ export function readConfig(dirOrFile: string): HFConfig {
 
 // ---- field readers: the key in the message is the config.json key ----
 
-function num(c: HFConfig, key: string, fallback?: number): number {
+export function num(c: HFConfig, key: string, fallback?: number): number {
   const v = c[key];
   if (v === undefined || v === null) {
     if (fallback === undefined) throw new Error(`config: '${key}' is required`);
@@ -107,31 +112,31 @@ function num(c: HFConfig, key: string, fallback?: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`config: '${key}' must be a number, got ${JSON.stringify(v)}`);
   return v;
 }
-function int(c: HFConfig, key: string, fallback?: number): number {
+export function int(c: HFConfig, key: string, fallback?: number): number {
   const v = num(c, key, fallback);
   if (!Number.isInteger(v) || v < 0) throw new Error(`config: '${key}' must be a non-negative integer, got ${v}`);
   return v;
 }
-function bool(c: HFConfig, key: string, fallback: boolean): boolean {
+export function bool(c: HFConfig, key: string, fallback: boolean): boolean {
   const v = c[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'boolean') throw new Error(`config: '${key}' must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
-function str(c: HFConfig, key: string, fallback: string): string {
+export function str(c: HFConfig, key: string, fallback: string): string {
   const v = c[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'string') throw new Error(`config: '${key}' must be a string, got ${JSON.stringify(v)}`);
   return v;
 }
-function tokenIds(c: HFConfig, key: string, fallback?: number): number | number[] | undefined {
+export function tokenIds(c: HFConfig, key: string, fallback?: number): number | number[] | undefined {
   const v = c[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v === 'number' && Number.isInteger(v)) return v;
   if (Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x))) return v as number[];
   throw new Error(`config: '${key}' must be a token id or a list of them, got ${JSON.stringify(v)}`);
 }
-function optInt(c: HFConfig, key: string): number | undefined {
+export function optInt(c: HFConfig, key: string): number | undefined {
   const v = c[key];
   if (v === undefined || v === null) return undefined;
   return int(c, key);
@@ -202,7 +207,7 @@ const ROPE_KEYS = [
 ];
 
 /** A deep copy of the keys of `c` not in `keys` (JSON values: structuredClone copies them exactly). */
-function unmodeled(c: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+export function unmodeled(c: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(c)) if (!keys.includes(k)) setKey(out, k, structuredClone(v));
   return out;
@@ -213,7 +218,7 @@ function setKey(obj: Record<string, unknown>, key: string, value: unknown): void
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-function architectures(c: HFConfig, fallback: string): string[] {
+export function architectures(c: HFConfig, fallback: string): string[] {
   const a = c.architectures;
   if (Array.isArray(a) && a.every((x) => typeof x === 'string')) return a as string[];
   return [fallback];
@@ -357,13 +362,13 @@ export interface ConfigToJSONOptions {
 }
 
 /** Optional values are written as null when absent, as transformers writes an unset pad_token_id. */
-const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+export const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 
 /**
  * The extra keys first (so that a modeled key always wins over a stale copy), then `fields`, then the
  * transformers 4 spellings the source config had, rewritten with the values being written.
  */
-function assemble(extra: HFConfig | undefined, fields: HFConfig, dtype: DType | undefined): HFConfig {
+export function assemble(extra: HFConfig | undefined, fields: HFConfig, dtype: DType | undefined): HFConfig {
   const out: HFConfig = {};
   for (const [k, v] of Object.entries(extra ?? {})) setKey(out, k, structuredClone(v));
   for (const [k, v] of Object.entries(fields)) setKey(out, k, v);
@@ -375,7 +380,7 @@ function assemble(extra: HFConfig | undefined, fields: HFConfig, dtype: DType | 
 }
 
 /** rope_parameters as transformers 5 writes it: the modeled values over the kept unknown ones. */
-function ropeToJSON(r: RopeParameters): Record<string, unknown> {
+export function ropeToJSON(r: RopeParameters): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r.extra ?? {})) setKey(out, k, structuredClone(v));
   out.rope_type = r.ropeType;
@@ -466,11 +471,23 @@ export function gpt2ConfigToJSON(c: GPT2Config, opts: ConfigToJSONOptions = {}):
   );
 }
 
-/** config.json's object for a parsed config of either architecture. */
+type ConfigWriter = (c: CausalLMConfig, opts: ConfigToJSONOptions) => HFConfig;
+/** The config.json writers of the families in files of their own, by model_type (see registerConfigWriter). */
+const CONFIG_WRITERS = new Map<string, ConfigWriter>();
+
+/** A family file registers its config.json writer here, so configToJSON (and savePretrained) can write it. */
+export function registerConfigWriter(modelType: string, write: ConfigWriter): void {
+  CONFIG_WRITERS.set(modelType, write);
+}
+
+/** config.json's object for a parsed config of any architecture. */
 export function configToJSON(c: CausalLMConfig, opts: ConfigToJSONOptions = {}): HFConfig {
-  if (c.modelType === 'llama') return llamaConfigToJSON(c, opts);
-  if (c.modelType === 'gpt2') return gpt2ConfigToJSON(c, opts);
-  throw new Error(`configToJSON: unknown modelType '${(c as { modelType?: unknown }).modelType}'; expected 'llama' or 'gpt2'`);
+  if (c.modelType === 'llama') return llamaConfigToJSON(c as LlamaConfig, opts);
+  if (c.modelType === 'gpt2') return gpt2ConfigToJSON(c as GPT2Config, opts);
+  const write = CONFIG_WRITERS.get(c.modelType);
+  if (write !== undefined) return write(c, opts);
+  const known = ['llama', 'gpt2', ...CONFIG_WRITERS.keys()].map((k) => `'${k}'`).join(', ');
+  throw new Error(`configToJSON: unknown modelType '${(c as { modelType?: unknown }).modelType}'; expected one of ${known}`);
 }
 
 /**

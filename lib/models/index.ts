@@ -35,3 +35,16 @@ export {
   ropeInverseFrequencies,
 } from './llama';
 export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP } from './gpt2';
+export {
+  GemmaForCausalLM,
+  GemmaModel,
+  GemmaDecoderLayer,
+  GemmaAttention,
+  GemmaMLP,
+  GemmaRMSNorm,
+  GemmaRotaryEmbedding,
+  GemmaTextScaledWordEmbedding,
+  parseGemmaConfig,
+  gemmaConfigToJSON,
+} from './gemma';
+export type { GemmaConfig } from './gemma';

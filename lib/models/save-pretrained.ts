@@ -137,10 +137,10 @@ type SavableModel = Module & { config: CausalLMConfig; generationConfig?: Genera
 
 function checkModel(model: unknown): asserts model is SavableModel {
   const config = (model as { config?: { modelType?: unknown } } | null)?.config;
-  if (!(model instanceof Module) || config === undefined || (config.modelType !== 'llama' && config.modelType !== 'gpt2')) {
+  if (!(model instanceof Module) || config === undefined || typeof config.modelType !== 'string') {
     const what = model instanceof Module ? model.reprName() : typeof model;
     const hint = /^(PeftModel|LoraModel)/.test(what) ? ': call mergeAndUnload() first and save the model it returns' : '';
-    throw new Error(`savePretrained: expected a causal LM with a config (LlamaForCausalLM, GPT2LMHeadModel), got ${what}${hint}`);
+    throw new Error(`savePretrained: expected a causal LM with a config (LlamaForCausalLM, GPT2LMHeadModel, GemmaForCausalLM ...), got ${what}${hint}`);
   }
 }
 
