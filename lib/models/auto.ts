@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { noGrad } from '../autograd';
 import { DType, isFloatingPoint } from '../dtype';
+import { requireLocalFolder } from '../io/local-folder';
 import { loadSafetensors, readSafetensorsHeader } from '../io/safetensors';
 import { loadTorchBin } from '../io/torch-bin';
 import { keep } from '../memory';
@@ -271,7 +272,7 @@ export class AutoModelForCausalLM {
    * transformers' from_pretrained. With device 'meta' only the headers are read (shapes are checked).
    */
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
+    requireLocalFolder(dir, 'model folder');
     const raw = readConfig(dir);
     const arch = architectureOf(raw);
     const config = arch.parse(raw);
