@@ -9,6 +9,8 @@ import { LLAMA2_7B_CONFIG } from './helpers/llama2-7b';
 import { expected, FIXTURES, GPT2_DIR, LLAMA_DIR } from './helpers/models';
 import { maxAbsDiff } from './helpers/tensors';
 import { tmpDir } from './helpers/tmp-dir';
+import { AutoTokenizer } from '../lib/data';
+import { PeftModel } from '../lib/peft';
 
 let tmp: string;
 beforeAll(() => (tmp = tmpDir('models')));
@@ -189,4 +191,27 @@ test('clear errors: unknown architecture, missing config or weights, shape misma
   const before = memory().tensors;
   await expect(AutoModelForCausalLM.fromPretrained(missing)).rejects.toThrow(/missing keys/);
   expect(memory().tensors).toBe(before);
+});
+
+test('architectures is the fallback for a model_type we do not know; the error lists what is supported', async () => {
+  // A fine-tune that renamed model_type but kept transformers' class name is built by its class.
+  const renamed = folder('renamed', { ...llamaRaw(), model_type: 'my-llama' }, { 'model.safetensors': llamaWeights });
+  const m = await AutoModelForCausalLM.fromPretrained(renamed);
+  expect(m).toBeInstanceOf(LlamaForCausalLM);
+  expect(m.config.modelType).toBe('llama');
+  m.dispose();
+  expect(() => AutoModelForCausalLM.fromConfig({ model_type: 'mamba', architectures: ['MambaForCausalLM'] })).toThrow(
+    /unsupported architecture \(model_type 'mamba', architectures \["MambaForCausalLM"\]\); AutoModelForCausalLM supports LlamaForCausalLM \(model_type 'llama'\), GPT2LMHeadModel \(model_type 'gpt2'\)/,
+  );
+});
+
+test('a Hub id given for a model, tokenizer or adapter folder: only local folders are read, and how to download one', async () => {
+  const hint = /'meta-llama\/Llama-3\.2-1B' is not a local folder: torch-lora reads only local folders and does not download from the Hugging Face Hub\. Download it first with `hf download meta-llama\/Llama-3\.2-1B --local-dir \.\/Llama-3\.2-1B` \(or `huggingface-cli download/;
+  await expect(AutoModelForCausalLM.fromPretrained('meta-llama/Llama-3.2-1B')).rejects.toThrow(hint);
+  expect(() => AutoTokenizer.fromPretrainedSync('meta-llama/Llama-3.2-1B')).toThrow(hint);
+  const base = await AutoModelForCausalLM.fromPretrained(LLAMA_DIR);
+  await expect(PeftModel.fromPretrained(base, 'meta-llama/Llama-3.2-1B')).rejects.toThrow(/adapter folder 'meta-llama\/Llama-3\.2-1B' is not a local folder/);
+  base.dispose();
+  // A path (absolute, or with ./) that does not exist is just missing.
+  await expect(AutoModelForCausalLM.fromPretrained('./no/such/dir')).rejects.toThrow(/model folder '.\/no\/such\/dir' does not exist/);
 });

@@ -159,8 +159,8 @@ test('rotary inverse frequencies: default, linear and llama3 scaling as transfor
     cpuRope.dispose();
     m.dispose();
   }
-  expect(() => new LlamaForCausalLM(parseLlamaConfig({ ...raw, rope_parameters: { rope_type: 'yarn', rope_theta: 1e4 } }))).toThrow(
-    /rope_type 'yarn' is not supported/,
+  expect(() => new LlamaForCausalLM(parseLlamaConfig({ ...raw, rope_parameters: { rope_type: 'su', rope_theta: 1e4 } }))).toThrow(
+    /rope_type 'su' is not supported/,
   );
   for (const t of Object.values(ref)) t.dispose();
 });

@@ -1,6 +1,7 @@
 // What a command writes to and the checks every command makes on the paths it is given.
 import * as fs from 'fs';
 import * as path from 'path';
+import { hubIdError, looksLikeHubId } from '../io/local-folder';
 import type { ReportStream } from '../train';
 
 export interface CliIO {
@@ -19,6 +20,7 @@ export function say(io: CliIO, line = ''): void {
 
 /** Throws unless `p` is an existing folder (holding `mustHave`, if given). */
 export function requireDir(p: string, what: string, mustHave?: string[]): string {
+  if (looksLikeHubId(p)) throw hubIdError(p, what);
   if (!fs.existsSync(p)) throw new Error(`${what} '${p}' does not exist`);
   if (!fs.statSync(p).isDirectory()) throw new Error(`${what} '${p}' is not a folder`);
   for (const f of mustHave ?? [])

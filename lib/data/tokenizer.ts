@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SequencePreTokenizer, Tokenizer as HfTokenizer, WhitespacePreTokenizer } from '@huggingface/tokenizers';
 import { tensor } from '../creation';
+import { requireLocalFolder } from '../io/local-folder';
 import { Device, Tensor } from '../tensor';
 import { ChatMessage, ChatTemplate, chatTemplatesOf, ChatTemplateConfig, RenderedChat } from './chat_template';
 
@@ -483,7 +484,7 @@ export class AutoTokenizer {
    * which takes the place of the config's chat_template as in transformers.
    */
   static fromPretrainedSync(dir: string): Tokenizer {
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`tokenizer folder '${dir}' does not exist`);
+    requireLocalFolder(dir, 'tokenizer folder');
     const tokFile = path.join(dir, 'tokenizer.json');
     if (!fs.existsSync(tokFile))
       throw new Error(

@@ -54,7 +54,9 @@ export function generationPositionIds(attentionMask: Tensor, seqLength: number):
  * without a past this is isCausal (the fused kernels' fast path); a single query with no padding needs
  * none; otherwise an explicit bool mask: causal AND key not padding. Query rows with no allowed key
  * (padding positions of a left-padded row) are allowed every key, as transformers does, so that they
- * produce finite values instead of NaN (their outputs are ignored).
+ * produce finite values instead of NaN (their outputs are ignored). With opts.slidingWindow, a query at
+ * position q also only sees keys k > q - window (transformers' sliding_window_overlay), which needs an
+ * explicit mask as soon as the keys outnumber the window.
  */
 export function causalAttentionMask(
   attentionMask: Tensor | undefined,
@@ -62,19 +64,30 @@ export function causalAttentionMask(
   pastLength: number,
   seqLength: number,
   device: string,
+  opts: { slidingWindow?: number } = {},
 ): AttentionMaskArgs {
   const total = pastLength + seqLength;
-  if (attentionMask === undefined) {
+  const window = opts.slidingWindow;
+  if (window !== undefined && !(Number.isInteger(window) && window > 0))
+    throw new RangeError(`sliding_window must be a positive integer, got ${window}`);
+  const windowed = window !== undefined && total > window;
+  if (attentionMask === undefined && !windowed) {
     if (pastLength === 0 && seqLength > 1) return { isCausal: true };
     if (seqLength === 1) return { isCausal: false };
-  } else {
+  } else if (attentionMask !== undefined) {
     checkMask(attentionMask, batch, total);
   }
   const keyPos = arange(total, { device });
   const queryPos0 = arange(pastLength, total, { device });
   const queryPos = queryPos0.unsqueeze(1);
-  const causal = keyPos.le(queryPos); // [S, T]
+  let causal = keyPos.le(queryPos); // [S, T]
   const temps = [keyPos, queryPos0, queryPos];
+  if (windowed) {
+    const lowest = queryPos.sub(window);
+    const inWindow = keyPos.gt(lowest);
+    temps.push(causal, lowest, inWindow);
+    causal = causal.logicalAnd(inWindow);
+  }
   let mask: Tensor;
   if (attentionMask === undefined) {
     mask = causal.view(1, 1, seqLength, total);

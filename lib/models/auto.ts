@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { noGrad } from '../autograd';
 import { DType, isFloatingPoint } from '../dtype';
+import { requireLocalFolder } from '../io/local-folder';
 import { loadSafetensors, readSafetensorsHeader } from '../io/safetensors';
 import { loadTorchBin } from '../io/torch-bin';
 import { keep } from '../memory';
@@ -56,13 +57,16 @@ const ARCHITECTURES: Architecture[] = [
   },
 ];
 
-/** The architecture for a config: by model_type as transformers' Auto classes do, else by architectures. */
+/**
+ * The architecture for a config: by model_type as transformers' Auto classes do, else (a model_type we
+ * do not build, or none) by a class name in architectures that we do.
+ */
 function architectureOf(c: HFConfig): Architecture {
   const modelType = typeof c.model_type === 'string' ? c.model_type : undefined;
   const names = Array.isArray(c.architectures) ? (c.architectures as unknown[]).map(String) : [];
   const found =
     (modelType !== undefined ? ARCHITECTURES.find((a) => a.modelType === modelType) : undefined) ??
-    (modelType === undefined ? ARCHITECTURES.find((a) => names.includes(a.className)) : undefined);
+    ARCHITECTURES.find((a) => names.includes(a.className));
   if (found === undefined) {
     const said = [
       modelType !== undefined ? `model_type '${modelType}'` : 'no model_type',
@@ -73,6 +77,11 @@ function architectureOf(c: HFConfig): Architecture {
     );
   }
   return found;
+}
+
+/** The model_types AutoModelForCausalLM builds, with their class names. */
+export function supportedArchitectures(): { modelType: string; className: string }[] {
+  return ARCHITECTURES.map((a) => ({ modelType: a.modelType, className: a.className }));
 }
 
 /** A parsed config (from config.ts) or config.json's raw object. */
@@ -280,7 +289,7 @@ export class AutoModelForCausalLM {
    * transformers' from_pretrained. With device 'meta' only the headers are read (shapes are checked).
    */
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
+    requireLocalFolder(dir, 'model folder');
     const raw = readConfig(dir);
     const arch = architectureOf(raw);
     const config = arch.parse(raw);

@@ -13,16 +13,28 @@ export type HFConfig = Record<string, unknown>;
 
 /** Rotary position embedding parameters, whichever transformers version wrote them. */
 export interface RopeParameters {
-  /** 'default' | 'linear' | 'llama3' (other types are refused with a clear error when a model is built). */
+  /** 'default' | 'linear' | 'dynamic' | 'yarn' | 'longrope' | 'llama3' (others are refused when a model is built). */
   ropeType: string;
   ropeTheta: number;
   partialRotaryFactor: number;
-  /** linear and llama3: how much the context was stretched. */
+  /** linear, dynamic, yarn, longrope and llama3: how much the context was stretched. */
   factor?: number;
   /** llama3 only. */
   lowFreqFactor?: number;
   highFreqFactor?: number;
+  /** llama3, yarn and longrope: the pretraining context (transformers defaults it to max_position_embeddings). */
   originalMaxPositionEmbeddings?: number;
+  /** yarn and longrope: the cos/sin multiplier (derived from factor when absent). */
+  attentionFactor?: number;
+  /** yarn only. */
+  betaFast?: number;
+  betaSlow?: number;
+  mscale?: number;
+  mscaleAllDim?: number;
+  truncate?: boolean;
+  /** longrope only: per-frequency divisors beyond / within original_max_position_embeddings. */
+  longFactor?: number[];
+  shortFactor?: number[];
   /** Keys of rope_parameters not modeled above (another type's parameters, an old `type`), kept as they were. */
   extra?: Record<string, unknown>;
 }
@@ -52,8 +64,12 @@ interface BaseCausalLMConfig {
   extra?: HFConfig;
 }
 
+/**
+ * Llama and the families built on it (Mistral, Qwen2, Qwen3, ...): modelType says which; a family's
+ * own fields are in its file's config type, which extends this one.
+ */
 export interface LlamaConfig extends BaseCausalLMConfig {
-  modelType: 'llama';
+  modelType: string;
   numKeyValueHeads: number;
   headDim: number;
   hiddenAct: string;
@@ -62,6 +78,13 @@ export interface LlamaConfig extends BaseCausalLMConfig {
   attentionBias: boolean;
   attentionDropout: number;
   mlpBias: boolean;
+  /**
+   * Per layer, transformers' layer_types: 'full_attention' or 'sliding_attention' (which attends to the
+   * last slidingWindow keys only). Absent: every layer is full attention.
+   */
+  layerTypes?: string[];
+  /** The window of 'sliding_attention' layers (keys q - window < k <= q), as transformers' sliding_window. */
+  slidingWindow?: number;
 }
 
 /**
@@ -80,12 +103,7 @@ export interface GPT2Config extends BaseCausalLMConfig {
   reorderAndUpcastAttn: boolean;
 }
 
-/** A family's parsed config beyond Llama and GPT-2 (Gemma ...): its own file parses and writes it. */
-export interface FamilyConfig extends Omit<LlamaConfig, 'modelType'> {
-  modelType: string;
-}
-
-export type CausalLMConfig = LlamaConfig | GPT2Config | FamilyConfig;
+export type CausalLMConfig = LlamaConfig | GPT2Config;
 
 /** Reads `dir/config.json` (or a path to a .json file). */
 export function readConfig(dirOrFile: string): HFConfig {
@@ -103,7 +121,7 @@ export function readConfig(dirOrFile: string): HFConfig {
 
 // ---- field readers: the key in the message is the config.json key ----
 
-export function num(c: HFConfig, key: string, fallback?: number): number {
+function num(c: HFConfig, key: string, fallback?: number): number {
   const v = c[key];
   if (v === undefined || v === null) {
     if (fallback === undefined) throw new Error(`config: '${key}' is required`);
@@ -112,31 +130,31 @@ export function num(c: HFConfig, key: string, fallback?: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`config: '${key}' must be a number, got ${JSON.stringify(v)}`);
   return v;
 }
-export function int(c: HFConfig, key: string, fallback?: number): number {
+function int(c: HFConfig, key: string, fallback?: number): number {
   const v = num(c, key, fallback);
   if (!Number.isInteger(v) || v < 0) throw new Error(`config: '${key}' must be a non-negative integer, got ${v}`);
   return v;
 }
-export function bool(c: HFConfig, key: string, fallback: boolean): boolean {
+function bool(c: HFConfig, key: string, fallback: boolean): boolean {
   const v = c[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'boolean') throw new Error(`config: '${key}' must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
-export function str(c: HFConfig, key: string, fallback: string): string {
+function str(c: HFConfig, key: string, fallback: string): string {
   const v = c[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'string') throw new Error(`config: '${key}' must be a string, got ${JSON.stringify(v)}`);
   return v;
 }
-export function tokenIds(c: HFConfig, key: string, fallback?: number): number | number[] | undefined {
+function tokenIds(c: HFConfig, key: string, fallback?: number): number | number[] | undefined {
   const v = c[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v === 'number' && Number.isInteger(v)) return v;
   if (Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x))) return v as number[];
   throw new Error(`config: '${key}' must be a token id or a list of them, got ${JSON.stringify(v)}`);
 }
-export function optInt(c: HFConfig, key: string): number | undefined {
+function optInt(c: HFConfig, key: string): number | undefined {
   const v = c[key];
   if (v === undefined || v === null) return undefined;
   return int(c, key);
@@ -180,6 +198,13 @@ export function ropeParameters(c: HFConfig): RopeParameters {
     if (typeof v !== 'number') throw new Error(`config: rope parameter '${k}' must be a number, got ${JSON.stringify(v)}`);
     return v;
   };
+  const list = (k: string): number[] | undefined => {
+    const v = params[k];
+    if (v === undefined || v === null) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number'))
+      throw new Error(`config: rope parameter '${k}' must be a list of numbers, got ${JSON.stringify(v)}`);
+    return [...(v as number[])];
+  };
   const prf = n('partial_rotary_factor') ?? (typeof c.partial_rotary_factor === 'number' ? c.partial_rotary_factor : 1);
   const out: RopeParameters = {
     ropeType: type,
@@ -190,6 +215,27 @@ export function ropeParameters(c: HFConfig): RopeParameters {
     highFreqFactor: n('high_freq_factor'),
     originalMaxPositionEmbeddings: n('original_max_position_embeddings'),
   };
+  // Only the keys present are set, so that a parsed config of another rope type stays as it was.
+  const optional: [keyof RopeParameters, string, 'n' | 'l' | 'b'][] = [
+    ['attentionFactor', 'attention_factor', 'n'],
+    ['betaFast', 'beta_fast', 'n'],
+    ['betaSlow', 'beta_slow', 'n'],
+    ['mscale', 'mscale', 'n'],
+    ['mscaleAllDim', 'mscale_all_dim', 'n'],
+    ['truncate', 'truncate', 'b'],
+    ['longFactor', 'long_factor', 'l'],
+    ['shortFactor', 'short_factor', 'l'],
+  ];
+  for (const [field, key, kind] of optional) {
+    const raw = params[key];
+    if (raw === undefined || raw === null) continue;
+    if (kind === 'b' && typeof raw !== 'boolean') throw new Error(`config: rope parameter '${key}' must be true or false, got ${JSON.stringify(raw)}`);
+    const v = kind === 'n' ? n(key) : kind === 'l' ? list(key) : raw;
+    (out as unknown as Record<string, unknown>)[field] = v;
+  }
+  // Phi-3 keeps original_max_position_embeddings beside rope_scaling; transformers moves it in (and prefers it).
+  if (['llama3', 'yarn', 'longrope'].includes(type) && typeof c.original_max_position_embeddings === 'number')
+    out.originalMaxPositionEmbeddings = c.original_max_position_embeddings;
   const extra = unmodeled(params, ROPE_KEYS);
   if (Object.keys(extra).length) out.extra = extra;
   return out;
@@ -204,10 +250,18 @@ const ROPE_KEYS = [
   'low_freq_factor',
   'high_freq_factor',
   'original_max_position_embeddings',
+  'attention_factor',
+  'beta_fast',
+  'beta_slow',
+  'mscale',
+  'mscale_all_dim',
+  'truncate',
+  'long_factor',
+  'short_factor',
 ];
 
 /** A deep copy of the keys of `c` not in `keys` (JSON values: structuredClone copies them exactly). */
-export function unmodeled(c: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+function unmodeled(c: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(c)) if (!keys.includes(k)) setKey(out, k, structuredClone(v));
   return out;
@@ -218,7 +272,7 @@ function setKey(obj: Record<string, unknown>, key: string, value: unknown): void
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-export function architectures(c: HFConfig, fallback: string): string[] {
+function architectures(c: HFConfig, fallback: string): string[] {
   const a = c.architectures;
   if (Array.isArray(a) && a.every((x) => typeof x === 'string')) return a as string[];
   return [fallback];
@@ -250,42 +304,98 @@ const LLAMA_KEYS = [
   'dtype',
 ];
 
-/** LlamaConfig with transformers' defaults for absent keys. */
-export function parseLlamaConfig(c: HFConfig): LlamaConfig {
-  const hiddenSize = int(c, 'hidden_size', 4096);
-  const numAttentionHeads = int(c, 'num_attention_heads', 32);
+/**
+ * What a family built on Llama changes in reading and writing config.json: its model_type and class name,
+ * the defaults of its transformers config class where they differ from LlamaConfig's, the Llama keys its
+ * config class lacks, and its own keys (read by parse into its config type, written back by write).
+ */
+export interface LlamaFamilySpec<C extends LlamaConfig = LlamaConfig> {
+  modelType: string;
+  /** The ForCausalLM class name, for a config.json without architectures. */
+  className: string;
+  /** config.json defaults (transformers' names) that differ from LlamaConfig's; null: absent by default. */
+  defaults?: HFConfig;
+  /** Llama keys the family's config class does not have: configToJSON does not write them. */
+  omit?: string[];
+  /** The family's own config.json keys (kept out of `extra`). */
+  keys?: string[];
+  /** The family's own fields, from config.json and the Llama fields parsed so far. */
+  parse?(c: HFConfig, base: LlamaConfig): Omit<C, keyof LlamaConfig> & Partial<LlamaConfig>;
+  /** config.json's values of the family's own keys. */
+  write?(c: C): HFConfig;
+}
+
+const LLAMA_FAMILY: LlamaFamilySpec = { modelType: 'llama', className: 'LlamaForCausalLM' };
+const FAMILIES = new Map<string, LlamaFamilySpec>([['llama', LLAMA_FAMILY]]);
+
+/** Makes configToJSON write configs of a family built on Llama (each family file registers its spec). */
+export function registerLlamaFamily<C extends LlamaConfig>(spec: LlamaFamilySpec<C>): LlamaFamilySpec<C> {
+  FAMILIES.set(spec.modelType, spec as unknown as LlamaFamilySpec);
+  return spec;
+}
+
+/** The config.json readers the parsers use, for family files: the key in an error is the config.json key. */
+export const configField = { num, int, bool, str, optInt, tokenIds };
+
+/**
+ * transformers' layer_types for families with an optional window (Qwen2, Qwen3): config.json's own list,
+ * else 'sliding_attention' from layer max_window_layers on when the window is used.
+ */
+export function windowLayerTypes(c: HFConfig, numLayers: number, slidingWindow: number | undefined, maxWindowLayers: number): string[] {
+  const given = c.layer_types;
+  if (given !== undefined && given !== null) {
+    if (!Array.isArray(given) || given.length !== numLayers || !given.every((t) => t === 'full_attention' || t === 'sliding_attention'))
+      throw new Error(
+        `config: 'layer_types' must list 'full_attention' or 'sliding_attention' for each of the ${numLayers} layers, got ${JSON.stringify(given)}`,
+      );
+    if (slidingWindow === undefined && given.includes('sliding_attention'))
+      throw new Error("config: 'layer_types' has 'sliding_attention' layers but there is no sliding_window (or use_sliding_window is false)");
+    return [...(given as string[])];
+  }
+  return Array.from({ length: numLayers }, (_, i) => (slidingWindow !== undefined && i >= maxWindowLayers ? 'sliding_attention' : 'full_attention'));
+}
+
+/** LlamaConfig (or a family's, given its spec) with transformers' defaults for absent keys. */
+export function parseLlamaConfig<C extends LlamaConfig = LlamaConfig>(c: HFConfig, spec?: LlamaFamilySpec<C>): C {
+  const family = (spec ?? LLAMA_FAMILY) as LlamaFamilySpec<C>;
+  const d = <T>(key: string, fallback: T): T => (family.defaults && key in family.defaults ? (family.defaults[key] as T) : fallback);
+  const hiddenSize = int(c, 'hidden_size', d('hidden_size', 4096));
+  const numAttentionHeads = int(c, 'num_attention_heads', d('num_attention_heads', 32));
   if (numAttentionHeads === 0) throw new Error('config: num_attention_heads must be positive');
-  const numKeyValueHeads = int(c, 'num_key_value_heads', numAttentionHeads);
+  const numKeyValueHeads = int(c, 'num_key_value_heads', d<number | null>('num_key_value_heads', null) ?? numAttentionHeads);
   if (numKeyValueHeads === 0 || numAttentionHeads % numKeyValueHeads !== 0)
     throw new Error(
       `config: num_attention_heads (${numAttentionHeads}) must be a multiple of num_key_value_heads (${numKeyValueHeads})`,
     );
-  const headDim = optInt(c, 'head_dim') ?? Math.floor(hiddenSize / numAttentionHeads);
-  return {
-    modelType: 'llama',
-    architectures: architectures(c, 'LlamaForCausalLM'),
-    vocabSize: int(c, 'vocab_size', 32000),
+  const headDim = optInt(c, 'head_dim') ?? d<number | null>('head_dim', null) ?? Math.floor(hiddenSize / numAttentionHeads);
+  if (headDim === 0) throw new Error('config: head_dim must be positive');
+  const orUndefined = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+  const base: LlamaConfig = {
+    modelType: family.modelType,
+    architectures: architectures(c, family.className),
+    vocabSize: int(c, 'vocab_size', d('vocab_size', 32000)),
     hiddenSize,
-    intermediateSize: int(c, 'intermediate_size', 11008),
-    numHiddenLayers: int(c, 'num_hidden_layers', 32),
+    intermediateSize: int(c, 'intermediate_size', d('intermediate_size', 11008)),
+    numHiddenLayers: int(c, 'num_hidden_layers', d('num_hidden_layers', 32)),
     numAttentionHeads,
     numKeyValueHeads,
     headDim,
-    hiddenAct: str(c, 'hidden_act', 'silu'),
-    maxPositionEmbeddings: int(c, 'max_position_embeddings', 2048),
-    initializerRange: num(c, 'initializer_range', 0.02),
-    rmsNormEps: num(c, 'rms_norm_eps', 1e-6),
-    rope: ropeParameters(c),
-    attentionBias: bool(c, 'attention_bias', false),
-    attentionDropout: num(c, 'attention_dropout', 0),
-    mlpBias: bool(c, 'mlp_bias', false),
-    tieWordEmbeddings: bool(c, 'tie_word_embeddings', false),
+    hiddenAct: str(c, 'hidden_act', d('hidden_act', 'silu')),
+    maxPositionEmbeddings: int(c, 'max_position_embeddings', d('max_position_embeddings', 2048)),
+    initializerRange: num(c, 'initializer_range', d('initializer_range', 0.02)),
+    rmsNormEps: num(c, 'rms_norm_eps', d('rms_norm_eps', 1e-6)),
+    rope: ropeParameters({ rope_theta: d('rope_theta', 10000), ...c }),
+    attentionBias: bool(c, 'attention_bias', d('attention_bias', false)),
+    attentionDropout: num(c, 'attention_dropout', d('attention_dropout', 0)),
+    mlpBias: bool(c, 'mlp_bias', d('mlp_bias', false)),
+    tieWordEmbeddings: bool(c, 'tie_word_embeddings', d('tie_word_embeddings', false)),
     padTokenId: optInt(c, 'pad_token_id'),
-    bosTokenId: tokenIds(c, 'bos_token_id', 1),
-    eosTokenId: tokenIds(c, 'eos_token_id', 2),
+    bosTokenId: tokenIds(c, 'bos_token_id', orUndefined(d<number | null>('bos_token_id', 1))),
+    eosTokenId: tokenIds(c, 'eos_token_id', orUndefined(d<number | null>('eos_token_id', 2))),
     dtype: configDType(c),
-    extra: unmodeled(c, LLAMA_KEYS),
+    extra: unmodeled(c, [...LLAMA_KEYS, ...(family.keys ?? [])]),
   };
+  return { ...base, ...(family.parse?.(c, base) ?? {}) } as C;
 }
 
 /** The config.json keys parseGPT2Config reads into fields; the attribute-map names are read when the own ones are absent and dropped on save (as transformers does). */
@@ -362,13 +472,13 @@ export interface ConfigToJSONOptions {
 }
 
 /** Optional values are written as null when absent, as transformers writes an unset pad_token_id. */
-export const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 
 /**
  * The extra keys first (so that a modeled key always wins over a stale copy), then `fields`, then the
  * transformers 4 spellings the source config had, rewritten with the values being written.
  */
-export function assemble(extra: HFConfig | undefined, fields: HFConfig, dtype: DType | undefined): HFConfig {
+function assemble(extra: HFConfig | undefined, fields: HFConfig, dtype: DType | undefined): HFConfig {
   const out: HFConfig = {};
   for (const [k, v] of Object.entries(extra ?? {})) setKey(out, k, structuredClone(v));
   for (const [k, v] of Object.entries(fields)) setKey(out, k, v);
@@ -380,7 +490,7 @@ export function assemble(extra: HFConfig | undefined, fields: HFConfig, dtype: D
 }
 
 /** rope_parameters as transformers 5 writes it: the modeled values over the kept unknown ones. */
-export function ropeToJSON(r: RopeParameters): Record<string, unknown> {
+function ropeToJSON(r: RopeParameters): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r.extra ?? {})) setKey(out, k, structuredClone(v));
   out.rope_type = r.ropeType;
@@ -391,15 +501,27 @@ export function ropeToJSON(r: RopeParameters): Record<string, unknown> {
   if (r.lowFreqFactor !== undefined) out.low_freq_factor = r.lowFreqFactor;
   if (r.highFreqFactor !== undefined) out.high_freq_factor = r.highFreqFactor;
   if (r.originalMaxPositionEmbeddings !== undefined) out.original_max_position_embeddings = r.originalMaxPositionEmbeddings;
+  if (r.attentionFactor !== undefined) out.attention_factor = r.attentionFactor;
+  if (r.betaFast !== undefined) out.beta_fast = r.betaFast;
+  if (r.betaSlow !== undefined) out.beta_slow = r.betaSlow;
+  if (r.mscale !== undefined) out.mscale = r.mscale;
+  if (r.mscaleAllDim !== undefined) out.mscale_all_dim = r.mscaleAllDim;
+  if (r.truncate !== undefined) out.truncate = r.truncate;
+  if (r.longFactor !== undefined) out.long_factor = [...r.longFactor];
+  if (r.shortFactor !== undefined) out.short_factor = [...r.shortFactor];
   return out;
 }
 
-/** config.json's object for a LlamaConfig, with transformers 5's key names (parseLlamaConfig's inverse). */
+/**
+ * config.json's object for a LlamaConfig (or a registered family's), with transformers 5's key names
+ * (parseLlamaConfig's inverse).
+ */
 export function llamaConfigToJSON(c: LlamaConfig, opts: ConfigToJSONOptions = {}): HFConfig {
+  const family = FAMILIES.get(c.modelType);
+  if (family === undefined)
+    throw new Error(`configToJSON: model_type '${c.modelType}' is not a registered family; known: ${[...FAMILIES.keys(), 'gpt2'].join(', ')}`);
   const rope = ropeToJSON(c.rope);
-  const out = assemble(
-    c.extra,
-    {
+  const fields: HFConfig = {
       architectures: [...(opts.architectures ?? c.architectures)],
       attention_bias: c.attentionBias,
       attention_dropout: c.attentionDropout,
@@ -412,7 +534,7 @@ export function llamaConfigToJSON(c: LlamaConfig, opts: ConfigToJSONOptions = {}
       intermediate_size: c.intermediateSize,
       max_position_embeddings: c.maxPositionEmbeddings,
       mlp_bias: c.mlpBias,
-      model_type: 'llama',
+      model_type: c.modelType,
       num_attention_heads: c.numAttentionHeads,
       num_hidden_layers: c.numHiddenLayers,
       num_key_value_heads: c.numKeyValueHeads,
@@ -421,9 +543,10 @@ export function llamaConfigToJSON(c: LlamaConfig, opts: ConfigToJSONOptions = {}
       rope_parameters: rope,
       tie_word_embeddings: c.tieWordEmbeddings,
       vocab_size: c.vocabSize,
-    },
-    opts.dtype ?? c.dtype,
-  );
+    };
+  for (const k of family.omit ?? []) delete fields[k];
+  Object.assign(fields, family.write?.(c) ?? {});
+  const out = assemble(c.extra, fields, opts.dtype ?? c.dtype);
   // transformers 4 spellings of the rope values, where the source config used them.
   if ('rope_theta' in out) out.rope_theta = c.rope.ropeTheta;
   if ('partial_rotary_factor' in out) out.partial_rotary_factor = c.rope.partialRotaryFactor;
@@ -471,23 +594,18 @@ export function gpt2ConfigToJSON(c: GPT2Config, opts: ConfigToJSONOptions = {}):
   );
 }
 
-type ConfigWriter = (c: CausalLMConfig, opts: ConfigToJSONOptions) => HFConfig;
-/** The config.json writers of the families in files of their own, by model_type (see registerConfigWriter). */
-const CONFIG_WRITERS = new Map<string, ConfigWriter>();
-
-/** A family file registers its config.json writer here, so configToJSON (and savePretrained) can write it. */
-export function registerConfigWriter(modelType: string, write: ConfigWriter): void {
-  CONFIG_WRITERS.set(modelType, write);
+/** Whether configToJSON can write configs of this model_type. */
+export function hasConfigWriter(modelType: unknown): boolean {
+  return modelType === 'gpt2' || (typeof modelType === 'string' && FAMILIES.has(modelType));
 }
 
 /** config.json's object for a parsed config of any architecture. */
 export function configToJSON(c: CausalLMConfig, opts: ConfigToJSONOptions = {}): HFConfig {
-  if (c.modelType === 'llama') return llamaConfigToJSON(c as LlamaConfig, opts);
   if (c.modelType === 'gpt2') return gpt2ConfigToJSON(c as GPT2Config, opts);
-  const write = CONFIG_WRITERS.get(c.modelType);
-  if (write !== undefined) return write(c, opts);
-  const known = ['llama', 'gpt2', ...CONFIG_WRITERS.keys()].map((k) => `'${k}'`).join(', ');
-  throw new Error(`configToJSON: unknown modelType '${(c as { modelType?: unknown }).modelType}'; expected one of ${known}`);
+  if (hasConfigWriter(c.modelType)) return llamaConfigToJSON(c as LlamaConfig, opts);
+  throw new Error(
+    `configToJSON: unknown modelType '${(c as { modelType?: unknown }).modelType}'; known: ${[...FAMILIES.keys(), 'gpt2'].join(', ')}`,
+  );
 }
 
 /**

@@ -54,6 +54,18 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
 
   protected abstract decoder(): DecoderParts<C>;
 
+  /** Gemma 2's final_logit_softcapping: logits become cap·tanh(logits / cap). None by default. */
+  protected finalLogitSoftcapping(): number | undefined {
+    return undefined;
+  }
+
+  /** The LM head, followed by the soft-cap where the model has one (what forward's logits are). */
+  private head(): { forward(hidden: Tensor): Tensor } | Linear {
+    const cap = this.finalLogitSoftcapping();
+    if (cap === undefined) return this.lm_head;
+    return { forward: (hidden: Tensor) => scope(() => (this.lm_head.forward(hidden) as Tensor).div(cap).tanh().mul(cap)) };
+  }
+
   /** Makes lm_head use the input embedding's weight (tie_word_embeddings), freeing its own. */
   protected tieWeightsIfConfigured(): void {
     if (!this.config.tieWordEmbeddings) return;
@@ -65,14 +77,14 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
   /** forward() (without a cache) cut into embeddings, decoder layers and head, for gradient checkpointing. */
   segments(input: CausalLMInput): DecoderSegments {
     const d = this.decoder();
-    return decoderSegments(input, { embed: (x) => d.embed(x), layers: d.layers, finalNorm: d.finalNorm, lmHead: this.lm_head });
+    return decoderSegments(input, { embed: (x) => d.embed(x), layers: d.layers, finalNorm: d.finalNorm, lmHead: this.head() });
   }
 
   forward(input: CausalLMInput): CausalLMOutput {
     const pastKeyValues = input.pastKeyValues ?? (input.useCache ? new KVCache() : undefined);
     return scope(() => {
       const hidden = this.decoder().model.forward({ ...input, pastKeyValues });
-      const logits = this.lm_head.forward(hidden);
+      const logits = this.head().forward(hidden);
       const out: CausalLMOutput = { logits };
       if (input.labels !== undefined) out.loss = causalLMLoss(logits, input.labels);
       if (pastKeyValues !== undefined) out.pastKeyValues = pastKeyValues;
@@ -85,7 +97,7 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
    * chunk by chunk (F.causalLmLoss), in the forward and the backward. For training steps.
    */
   forwardLoss(input: CausalLMInput & { labels: Tensor }, opts: LmHeadLossOptions = {}): Tensor {
-    return scope(() => lmHeadLoss(this.lm_head, this.decoder().model.forward(input), input.labels, opts));
+    return scope(() => lmHeadLoss(this.head(), this.decoder().model.forward(input), input.labels, opts));
   }
 
   /**

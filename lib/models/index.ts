@@ -1,5 +1,5 @@
 // Hugging Face causal LMs in TypeScript: config.json, the architectures, AutoModelForCausalLM, generate().
-export { AutoModelForCausalLM, numParameters } from './auto';
+export { AutoModelForCausalLM, numParameters, supportedArchitectures } from './auto';
 export type { FromConfigOptions, FromPretrainedOptions } from './auto';
 export { KVCache } from './cache';
 export type { KVCacheOptions } from './cache';
@@ -17,8 +17,16 @@ export {
   llamaConfigToJSON,
   gpt2ConfigToJSON,
   configJSONString,
+  registerLlamaFamily,
+  hasConfigWriter,
+  configField,
+  windowLayerTypes,
 } from './config';
-export type { HFConfig, LlamaConfig, GPT2Config, CausalLMConfig, RopeParameters, ConfigToJSONOptions } from './config';
+export type { HFConfig, LlamaConfig, GPT2Config, CausalLMConfig, RopeParameters, ConfigToJSONOptions, LlamaFamilySpec } from './config';
+export { SUPPORTED_ROPE_TYPES, isSequenceDependent } from './rope';
+export type { RopeContext } from './rope';
+export { causalAttentionMask } from './attention-mask';
+export type { AttentionMaskArgs } from './attention-mask';
 export { savePretrained, parseShardSize, DEFAULT_MAX_SHARD_SIZE } from './save-pretrained';
 export type { SavePretrainedOptions, SavedCheckpoint } from './save-pretrained';
 export { generate, samplingDistribution } from './generate';
@@ -33,7 +41,9 @@ export {
   LlamaRotaryEmbedding,
   applyRotaryPosEmb,
   ropeInverseFrequencies,
+  LLAMA_PARTS,
 } from './llama';
+export type { LlamaParts, LlamaLayerContext } from './llama';
 export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP } from './gpt2';
 export {
   GemmaForCausalLM,
@@ -45,6 +55,6 @@ export {
   GemmaRotaryEmbedding,
   GemmaTextScaledWordEmbedding,
   parseGemmaConfig,
-  gemmaConfigToJSON,
+  GEMMA_PARTS,
 } from './gemma';
 export type { GemmaConfig } from './gemma';

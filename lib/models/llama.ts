@@ -5,77 +5,45 @@
 import { noGrad } from '../autograd';
 import { empty, tensor } from '../creation';
 import { applyRotaryPosEmb as fusedRotary, scaledDotProductAttention, swiglu } from '../functional';
-import { scope } from '../memory';
+import { keep, scope } from '../memory';
 import { cat } from '../ops';
 import { Embedding, getActivation, init, Linear, Module, ModuleList, RMSNorm, SiLU, SiLUActivation } from '../nn';
 import { Device, Tensor } from '../tensor';
-import { causalAttentionMask, defaultPositionIds } from './attention-mask';
+import { AttentionMaskArgs, causalAttentionMask, defaultPositionIds } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
 import { DecoderOnlyLM, DecoderParts, runDecoderLayers } from './decoder-only-lm';
 import { LlamaConfig, RopeParameters } from './config';
+import { isSequenceDependent, ropeInverseFrequencies } from './rope';
 
 /** Printed as transformers prints it: `LlamaRMSNorm((48,), eps=1e-06)`. */
 export class LlamaRMSNorm extends RMSNorm {}
 
-/**
- * Inverse frequencies 1/θ^(2i/d) of rotary embeddings, computed in float32 as transformers does, with
- * the 'linear' and 'llama3' (Llama 3.1) rescalings. Returns [invFreq, attentionScaling].
- */
-export function ropeInverseFrequencies(rope: RopeParameters, headDim: number): [Float32Array, number] {
-  const dim = Math.floor(headDim * rope.partialRotaryFactor);
-  const f = Math.fround;
-  const inv = new Float32Array(dim / 2);
-  for (let i = 0; i < dim; i += 2) inv[i / 2] = f(1 / f(Math.pow(f(rope.ropeTheta), f(i / dim))));
-  const need = (name: string, v: number | undefined): number => {
-    if (v === undefined) throw new Error(`rope_type '${rope.ropeType}' needs rope parameter '${name}' in the config`);
-    return v;
-  };
-  switch (rope.ropeType) {
-    case 'default':
-      break;
-    case 'linear': {
-      const factor = need('factor', rope.factor);
-      for (let i = 0; i < inv.length; i++) inv[i] = inv[i] / factor;
-      break;
-    }
-    case 'llama3': {
-      const factor = need('factor', rope.factor);
-      const low = need('low_freq_factor', rope.lowFreqFactor);
-      const high = need('high_freq_factor', rope.highFreqFactor);
-      const oldContext = need('original_max_position_embeddings', rope.originalMaxPositionEmbeddings);
-      const lowWavelen = oldContext / low;
-      const highWavelen = oldContext / high;
-      for (let i = 0; i < inv.length; i++) {
-        const wavelen = (2 * Math.PI) / inv[i];
-        if (wavelen < highWavelen) continue; // high frequencies: unchanged
-        if (wavelen > lowWavelen) {
-          inv[i] = inv[i] / factor; // low frequencies: stretched
-        } else {
-          // in between: interpolate
-          const smooth = (oldContext / wavelen - low) / (high - low);
-          inv[i] = (1 - smooth) * (inv[i] / factor) + smooth * inv[i];
-        }
-      }
-      break;
-    }
-    default:
-      throw new Error(`rope_type '${rope.ropeType}' is not supported; supported: default, linear, llama3`);
-  }
-  return [inv, 1.0];
-}
+export { ropeInverseFrequencies } from './rope';
 
 /** cos and sin [B, S, D] of the positions, in the dtype of the hidden states. */
 export class LlamaRotaryEmbedding extends Module {
   readonly ropeType: string;
-  readonly attentionScaling: number;
+  attentionScaling: number;
   declare inv_freq: Tensor;
-  private readonly invFreqHost: Float32Array;
+  private readonly rope: RopeParameters;
+  private readonly headDim: number;
+  private readonly maxPositionEmbeddings: number;
+  /** The frequencies at construction (transformers' original_inv_freq), and those in the buffer now. */
+  private readonly originalInvFreq: Float32Array;
+  private invFreqHost: Float32Array;
+  /** dynamic: the sequence length the buffer was computed for (transformers' max_seq_len_cached). */
+  private maxSeqLenCached: number;
 
-  constructor(config: LlamaConfig, opts: ModelFactoryOptions = {}) {
+  constructor(config: LlamaConfig, opts: ModelFactoryOptions = {}, rope: RopeParameters = config.rope) {
     super();
-    this.ropeType = config.rope.ropeType;
-    const [inv, scaling] = ropeInverseFrequencies(config.rope, config.headDim);
+    this.ropeType = rope.ropeType;
+    this.rope = rope;
+    this.headDim = config.headDim;
+    this.maxPositionEmbeddings = config.maxPositionEmbeddings;
+    this.maxSeqLenCached = config.maxPositionEmbeddings;
+    const [inv, scaling] = ropeInverseFrequencies(rope, config.headDim, { maxPositionEmbeddings: config.maxPositionEmbeddings });
+    this.originalInvFreq = inv;
     this.invFreqHost = inv;
     this.attentionScaling = scaling;
     this.resetBuffers({ device: opts.device });
@@ -84,17 +52,50 @@ export class LlamaRotaryEmbedding extends Module {
   /** (Re)creates the non-persistent inv_freq buffer (float32) on `device`; meta allocates nothing. */
   resetBuffers(opts: { device?: Device } = {}): void {
     const old = this.inv_freq as Tensor | undefined;
-    const device = opts.device ?? 'cpu';
-    const t =
+    const device = opts.device ?? old?.device ?? 'cpu';
+    // kept out of the caller's scope: a forward (dynamic, longrope) may replace the buffer inside one
+    const t = keep(
       device === 'meta'
         ? empty([this.invFreqHost.length], { device: 'meta', dtype: 'float32' })
-        : tensor(this.invFreqHost, { device });
+        : tensor(this.invFreqHost, { device }),
+    );
     this.registerBuffer('inv_freq', t, false);
     old?.dispose();
   }
 
+  /**
+   * dynamic and longrope: the frequencies for a sequence of seqLen positions, as transformers'
+   * dynamic_rope_update (dynamic grows the base past max_position_embeddings and keeps the largest until
+   * a sequence within it comes; longrope switches to long_factor past original_max_position_embeddings).
+   */
+  private updateFrequencies(seqLen: number): void {
+    let next: Float32Array | undefined;
+    if (this.ropeType === 'dynamic') {
+      if (seqLen > this.maxSeqLenCached) {
+        next = ropeInverseFrequencies(this.rope, this.headDim, { maxPositionEmbeddings: this.maxPositionEmbeddings, seqLen })[0];
+        this.maxSeqLenCached = seqLen;
+      } else if (seqLen < this.maxPositionEmbeddings && this.maxSeqLenCached > this.maxPositionEmbeddings) {
+        next = this.originalInvFreq;
+        this.maxSeqLenCached = this.maxPositionEmbeddings;
+      }
+    } else {
+      const ctx = { maxPositionEmbeddings: this.maxPositionEmbeddings, seqLen };
+      const want = ropeInverseFrequencies(this.rope, this.headDim, ctx)[0];
+      if (want.some((x, i) => x !== this.invFreqHost[i])) next = want;
+    }
+    if (next === undefined || next === this.invFreqHost) return;
+    this.invFreqHost = next;
+    if (this.inv_freq.device !== 'meta') this.resetBuffers({ device: this.inv_freq.device });
+  }
+
   /** x only gives the dtype; positionIds [B or 1, S]. */
   forward(x: Tensor, positionIds: Tensor): [Tensor, Tensor] {
+    if (isSequenceDependent(this.ropeType) && positionIds.device !== 'meta') {
+      const max = positionIds.max();
+      const seqLen = Number(max.item()) + 1;
+      max.dispose();
+      this.updateFrequencies(seqLen);
+    }
     return scope(() =>
       noGrad(() => {
         const invFreq = this.inv_freq.float();
@@ -123,25 +124,38 @@ export function applyRotaryPosEmb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor
 
 /** What a decoder layer's attention needs besides the hidden states, computed once per forward. */
 export interface LlamaLayerContext {
-  positionEmbeddings: [Tensor, Tensor];
-  attnMask?: Tensor;
-  isCausal: boolean;
+  /** cos and sin per rotary embedding: 'default', or the key of a layer kind with its own (see LlamaAttention.ropeKey). */
+  positionEmbeddings: Record<string, [Tensor, Tensor]>;
+  /** The attention mask per layer type ('full_attention', 'sliding_attention'). */
+  masks: Record<string, AttentionMaskArgs>;
   pastKeyValues?: KVCache;
 }
 
+/**
+ * Multi-head attention with grouped key/value heads and rotary embeddings. Per-layer options come from
+ * the config: layerType (config.layerTypes[layerIdx]) picks the mask, slidingWindow is set on
+ * 'sliding_attention' layers; a family changes the rest by overriding projectQKV (q/k norms, fused qkv),
+ * attend (soft-capping) or the fields its constructor sets (scaling, ropeKey).
+ */
 export class LlamaAttention extends Module {
   readonly layerIdx: number;
   readonly headDim: number;
   readonly numHeads: number;
   readonly numKeyValueHeads: number;
-  readonly scaling: number;
+  scaling: number;
   readonly attentionDropout: number;
+  /** 'full_attention' or 'sliding_attention': which of ctx.masks this layer uses. */
+  readonly layerType: string;
+  /** The window of a sliding-attention layer (undefined: full attention), as transformers' self.sliding_window. */
+  readonly slidingWindow?: number;
+  /** Which of ctx.positionEmbeddings this layer uses. */
+  ropeKey = 'default';
   q_proj: Linear;
   k_proj: Linear;
   v_proj: Linear;
   o_proj: Linear;
 
-  constructor(config: LlamaConfig, layerIdx: number, opts: ModelFactoryOptions = {}) {
+  constructor(config: LlamaConfig, layerIdx: number, opts: ModelFactoryOptions = {}, _parts: LlamaParts = LLAMA_PARTS) {
     super();
     this.layerIdx = layerIdx;
     this.headDim = config.headDim;
@@ -149,30 +163,57 @@ export class LlamaAttention extends Module {
     this.numKeyValueHeads = config.numKeyValueHeads;
     this.scaling = config.headDim ** -0.5;
     this.attentionDropout = config.attentionDropout;
-    const o = { ...opts, bias: config.attentionBias };
-    this.q_proj = new Linear(config.hiddenSize, config.numAttentionHeads * config.headDim, o);
-    this.k_proj = new Linear(config.hiddenSize, config.numKeyValueHeads * config.headDim, o);
-    this.v_proj = new Linear(config.hiddenSize, config.numKeyValueHeads * config.headDim, o);
-    this.o_proj = new Linear(config.numAttentionHeads * config.headDim, config.hiddenSize, o);
+    this.layerType = config.layerTypes?.[layerIdx] ?? 'full_attention';
+    if (this.layerType === 'sliding_attention') {
+      if (config.slidingWindow === undefined) throw new Error(`layer ${layerIdx} is a sliding_attention layer but the config has no sliding_window`);
+      this.slidingWindow = config.slidingWindow;
+    }
+    const [qkvBias, oBias] = this.projectionBias(config);
+    const qkv = { ...opts, bias: qkvBias };
+    this.q_proj = new Linear(config.hiddenSize, config.numAttentionHeads * config.headDim, qkv);
+    this.k_proj = new Linear(config.hiddenSize, config.numKeyValueHeads * config.headDim, qkv);
+    this.v_proj = new Linear(config.hiddenSize, config.numKeyValueHeads * config.headDim, qkv);
+    this.o_proj = new Linear(config.numAttentionHeads * config.headDim, config.hiddenSize, { ...opts, bias: oBias });
+  }
+
+  /** [bias of q/k/v, bias of o_proj]: attention_bias for both in Llama (Qwen2: q/k/v only). */
+  protected projectionBias(config: LlamaConfig): [boolean, boolean] {
+    return [config.attentionBias, config.attentionBias];
+  }
+
+  /** hidden [B, S, hidden] -> q [B, H, S, D], k and v [B, Hkv, S, D], before the rotary embedding. */
+  protected projectQKV(hidden: Tensor): [Tensor, Tensor, Tensor] {
+    const [b, s] = hidden.shape;
+    const q = this.q_proj.forward(hidden).view(b, s, this.numHeads, this.headDim).transpose(1, 2);
+    const k = this.k_proj.forward(hidden).view(b, s, this.numKeyValueHeads, this.headDim).transpose(1, 2);
+    const v = this.v_proj.forward(hidden).view(b, s, this.numKeyValueHeads, this.headDim).transpose(1, 2);
+    return [q, k, v];
+  }
+
+  /** softmax(q·kᵀ·scaling + mask)·v for q [B, H, S, D] over k, v [B, Hkv, T, D]. */
+  protected attend(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMaskArgs): Tensor {
+    return scaledDotProductAttention(q, k, v, {
+      attnMask: mask.attnMask,
+      isCausal: mask.isCausal,
+      dropoutP: this.training ? this.attentionDropout : 0,
+      scale: this.scaling,
+      enableGqa: this.numKeyValueHeads !== this.numHeads,
+    });
   }
 
   /** hidden [B, S, hidden] -> [B, S, hidden]. */
   forward(hidden: Tensor, ctx: LlamaLayerContext): Tensor {
     return scope(() => {
       const [b, s] = hidden.shape;
-      const q0 = this.q_proj.forward(hidden).view(b, s, this.numHeads, this.headDim).transpose(1, 2);
-      const k0 = this.k_proj.forward(hidden).view(b, s, this.numKeyValueHeads, this.headDim).transpose(1, 2);
-      let v = this.v_proj.forward(hidden).view(b, s, this.numKeyValueHeads, this.headDim).transpose(1, 2);
-      const [cos, sin] = ctx.positionEmbeddings;
-      let [q, k] = applyRotaryPosEmb(q0, k0, cos, sin);
+      const [q0, k0, v0] = this.projectQKV(hidden);
+      const pe = ctx.positionEmbeddings[this.ropeKey];
+      if (pe === undefined) throw new Error(`${this.reprName()} ${this.layerIdx}: no rotary embedding '${this.ropeKey}' in the layer context`);
+      const mask = ctx.masks[this.layerType];
+      if (mask === undefined) throw new Error(`${this.reprName()} ${this.layerIdx}: no attention mask for layer type '${this.layerType}'`);
+      let [q, k] = applyRotaryPosEmb(q0, k0, pe[0], pe[1]);
+      let v = v0;
       if (ctx.pastKeyValues) [k, v] = ctx.pastKeyValues.update(this.layerIdx, k, v);
-      const out = scaledDotProductAttention(q, k, v, {
-        attnMask: ctx.attnMask,
-        isCausal: ctx.isCausal,
-        dropoutP: this.training ? this.attentionDropout : 0,
-        scale: this.scaling,
-        enableGqa: this.numKeyValueHeads !== this.numHeads,
-      });
+      const out = this.attend(q, k, v, mask);
       const merged = out.transpose(1, 2).reshape(b, s, this.numHeads * this.headDim);
       return this.o_proj.forward(merged);
     });
@@ -217,13 +258,13 @@ export class LlamaDecoderLayer extends Module {
   input_layernorm: LlamaRMSNorm;
   post_attention_layernorm: LlamaRMSNorm;
 
-  constructor(config: LlamaConfig, layerIdx: number, opts: ModelFactoryOptions = {}) {
+  constructor(config: LlamaConfig, layerIdx: number, opts: ModelFactoryOptions = {}, parts: LlamaParts = LLAMA_PARTS) {
     super();
     this.hiddenSize = config.hiddenSize;
-    this.self_attn = new LlamaAttention(config, layerIdx, opts);
-    this.mlp = new LlamaMLP(config, opts);
-    this.input_layernorm = new LlamaRMSNorm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
-    this.post_attention_layernorm = new LlamaRMSNorm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
+    this.self_attn = new parts.attention(config, layerIdx, opts, parts);
+    this.mlp = new parts.mlp(config, opts);
+    this.input_layernorm = new parts.rmsNorm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
+    this.post_attention_layernorm = new parts.rmsNorm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
   }
 
   /** Pre-norm residual blocks: h + attn(norm(h)), then h + mlp(norm(h)). */
@@ -238,37 +279,66 @@ export class LlamaDecoderLayer extends Module {
 export class LlamaModel extends Module {
   readonly paddingIdx?: number;
   readonly vocabSize: number;
+  /** The layer types present (each gets its mask once per forward), and the window of sliding layers. */
+  readonly layerTypes: string[];
+  readonly slidingWindow?: number;
   embed_tokens: Embedding;
   layers: ModuleList<LlamaDecoderLayer>;
   norm: LlamaRMSNorm;
   rotary_emb: LlamaRotaryEmbedding;
 
-  constructor(config: LlamaConfig, opts: ModelFactoryOptions = {}) {
+  constructor(config: LlamaConfig, opts: ModelFactoryOptions = {}, parts: LlamaParts = LLAMA_PARTS) {
     super();
     this.paddingIdx = config.padTokenId;
     this.vocabSize = config.vocabSize;
-    this.embed_tokens = new Embedding(config.vocabSize, config.hiddenSize, { ...opts, paddingIdx: config.padTokenId });
+    const types = config.layerTypes ?? [];
+    if (types.length !== 0 && types.length !== config.numHiddenLayers)
+      throw new Error(`config: layer_types has ${types.length} entries for ${config.numHiddenLayers} layers`);
+    this.layerTypes = [...new Set(types.length ? types : ['full_attention'])];
+    this.slidingWindow = config.slidingWindow;
+    this.embed_tokens = parts.embedding
+      ? parts.embedding(config, opts)
+      : new Embedding(config.vocabSize, config.hiddenSize, { ...opts, paddingIdx: config.padTokenId });
     this.layers = new ModuleList<LlamaDecoderLayer>();
-    for (let i = 0; i < config.numHiddenLayers; i++) this.layers.push(new LlamaDecoderLayer(config, i, opts));
-    this.norm = new LlamaRMSNorm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
-    this.rotary_emb = new LlamaRotaryEmbedding(config, opts);
+    for (let i = 0; i < config.numHiddenLayers; i++) this.layers.push(new parts.decoderLayer(config, i, opts, parts));
+    this.norm = new parts.rmsNorm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
+    this.rotary_emb = new parts.rotaryEmbedding(config, opts);
+  }
+
+  /** The token embeddings [B, S, hidden] (Gemma scales them). */
+  protected inputEmbeddings(inputIds: Tensor): Tensor {
+    return this.embed_tokens.forward(inputIds);
+  }
+
+  /** cos and sin of each rotary embedding the layers use, by LlamaAttention.ropeKey. */
+  protected positionEmbeddings(hidden: Tensor, positionIds: Tensor): Record<string, [Tensor, Tensor]> {
+    return { default: this.rotary_emb.forward(hidden, positionIds) };
+  }
+
+  /** The attention mask of each layer type present (a window on 'sliding_attention'). */
+  protected attentionMasks(input: BaseModelInput, batch: number, past: number, seq: number): Record<string, AttentionMaskArgs> {
+    const device = input.inputIds.device;
+    const masks: Record<string, AttentionMaskArgs> = {};
+    for (const type of this.layerTypes) {
+      const window = type === 'sliding_attention' ? this.slidingWindow : undefined;
+      masks[type] = causalAttentionMask(input.attentionMask, batch, past, seq, device, { slidingWindow: window });
+    }
+    return masks;
   }
 
   /**
    * The token embeddings [B, S, hidden] and what every decoder layer needs besides them (rotary cos/sin,
-   * the attention mask), in the caller's scope: the part of forward() before the layers.
+   * the attention masks), in the caller's scope: the part of forward() before the layers.
    */
   embed(input: BaseModelInput): { hidden: Tensor; ctx: LlamaLayerContext } {
     const [b, s] = checkInputIds(input.inputIds);
     const past = input.pastKeyValues?.length() ?? 0;
     const device = input.inputIds.device;
     const positionIds = input.positionIds ?? defaultPositionIds(past, s, device);
-    const hidden = this.embed_tokens.forward(input.inputIds);
-    const mask = causalAttentionMask(input.attentionMask, b, past, s, device);
+    const hidden = this.inputEmbeddings(input.inputIds);
     const ctx: LlamaLayerContext = {
-      positionEmbeddings: this.rotary_emb.forward(hidden, positionIds),
-      attnMask: mask.attnMask,
-      isCausal: mask.isCausal,
+      positionEmbeddings: this.positionEmbeddings(hidden, positionIds),
+      masks: this.attentionMasks(input, b, past, s),
       pastKeyValues: input.pastKeyValues,
     };
     return { hidden, ctx };
@@ -286,11 +356,11 @@ export class LlamaForCausalLM extends DecoderOnlyLM<LlamaLayerContext> {
   model: LlamaModel;
   lm_head: Linear;
 
-  constructor(config: LlamaConfig, opts: ModelFactoryOptions = {}) {
+  constructor(config: LlamaConfig, opts: ModelFactoryOptions = {}, parts: LlamaParts = LLAMA_PARTS) {
     super();
     this.config = config;
     this.vocabSize = config.vocabSize;
-    this.model = new LlamaModel(config, opts);
+    this.model = new parts.model(config, opts, parts);
     this.lm_head = new Linear(config.hiddenSize, config.vocabSize, { ...opts, bias: false });
     this.tieWeightsIfConfigured();
   }
@@ -325,3 +395,27 @@ export class LlamaForCausalLM extends DecoderOnlyLM<LlamaLayerContext> {
     return { model: m, embed: (x) => m.embed(x), layers: m.layers, finalNorm: m.norm, embedTokens: m.embed_tokens };
   }
 }
+
+/**
+ * The module classes a Llama-like model is built from. A family ("Llama plus X") subclasses the ones it
+ * changes, and renames the others by empty subclasses, so that its tree prints transformers' class names.
+ */
+export interface LlamaParts {
+  model: new (config: LlamaConfig, opts: ModelFactoryOptions, parts: LlamaParts) => LlamaModel;
+  decoderLayer: new (config: LlamaConfig, layerIdx: number, opts: ModelFactoryOptions, parts: LlamaParts) => LlamaDecoderLayer;
+  attention: new (config: LlamaConfig, layerIdx: number, opts: ModelFactoryOptions, parts: LlamaParts) => LlamaAttention;
+  mlp: new (config: LlamaConfig, opts: ModelFactoryOptions) => LlamaMLP;
+  rmsNorm: new (size: number, opts: ModelFactoryOptions & { eps?: number }) => LlamaRMSNorm;
+  rotaryEmbedding: new (config: LlamaConfig, opts: ModelFactoryOptions) => LlamaRotaryEmbedding;
+  /** The token embedding (default nn.Embedding with the pad token's row as padding_idx; Gemma scales it). */
+  embedding?: (config: LlamaConfig, opts: ModelFactoryOptions) => Embedding;
+}
+
+export const LLAMA_PARTS: LlamaParts = {
+  model: LlamaModel,
+  decoderLayer: LlamaDecoderLayer,
+  attention: LlamaAttention,
+  mlp: LlamaMLP,
+  rmsNorm: LlamaRMSNorm,
+  rotaryEmbedding: LlamaRotaryEmbedding,
+};

@@ -15,10 +15,10 @@ export interface LmHeadLossOptions {
 
 /**
  * transformers' causal-LM loss of lmHead(hidden) against labels [B, S]: chunk by chunk (F.causalLmLoss)
- * when the head is a plain bias-free nn.Linear; any other head (a PEFT wrapper, a bias) runs its own
+ * when the head is a plain bias-free nn.Linear; any other head (a PEFT wrapper, a bias, a soft-capped head) runs its own
  * forward and the composite loss.
  */
-export function lmHeadLoss(lmHead: Module, hidden: Tensor, labels: Tensor, opts: LmHeadLossOptions = {}): Tensor {
+export function lmHeadLoss(lmHead: Module | { forward(hidden: Tensor): Tensor }, hidden: Tensor, labels: Tensor, opts: LmHeadLossOptions = {}): Tensor {
   if (lmHead.constructor === Linear && (lmHead as Linear).bias === undefined)
     return causalLmLoss(hidden, (lmHead as Linear).weight, labels, opts);
   return scope(() => causalLMLoss(lmHead.forward(hidden) as Tensor, labels, opts.ignoreIndex ?? -100));

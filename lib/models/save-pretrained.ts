@@ -11,7 +11,7 @@ import { saveSafetensors } from '../io/safetensors';
 import { Module } from '../nn';
 import { syncDir, tempPathFor, writeFileAtomic } from '../io/fs-atomic';
 import { Tensor } from '../tensor';
-import { CausalLMConfig, configJSONString, configToJSON } from './config';
+import { CausalLMConfig, configJSONString, configToJSON, hasConfigWriter } from './config';
 import { GENERATION_CONFIG_NAME, GenerationConfig, generationConfigJSONString } from './generation-config';
 
 export const CONFIG_NAME = 'config.json';
@@ -137,7 +137,7 @@ type SavableModel = Module & { config: CausalLMConfig; generationConfig?: Genera
 
 function checkModel(model: unknown): asserts model is SavableModel {
   const config = (model as { config?: { modelType?: unknown } } | null)?.config;
-  if (!(model instanceof Module) || config === undefined || typeof config.modelType !== 'string') {
+  if (!(model instanceof Module) || config === undefined || !hasConfigWriter(config.modelType)) {
     const what = model instanceof Module ? model.reprName() : typeof model;
     const hint = /^(PeftModel|LoraModel)/.test(what) ? ': call mergeAndUnload() first and save the model it returns' : '';
     throw new Error(`savePretrained: expected a causal LM with a config (LlamaForCausalLM, GPT2LMHeadModel, GemmaForCausalLM ...), got ${what}${hint}`);

@@ -8,6 +8,7 @@ import { Device } from '../tensor';
 import { LoraConfig } from './config';
 import { PEFT_MODEL_CLASS_NAMES, PEFT_VERSION } from './constants';
 import { writeFileAtomic } from '../io/fs-atomic';
+import { requireLocalFolder } from '../io/local-folder';
 import { autoMappingOf, isPretrainedLike, modelConfigInfo, modelNameOrPath } from './model-info';
 import { getPeftModelStateDict, loadPeftWeights, saveAdapterWeights, setPeftModelStateDict, writeModelCard } from './save-and-load';
 import { AddWeightedAdapterOptions, LoraModel } from './tuner';
@@ -272,6 +273,7 @@ export class PeftModel<M extends Module = Module> extends Module {
    */
   static async fromPretrained<M extends Module>(model: M, dir: string, opts: FromPretrainedOptions = {}): Promise<PeftModel<M>> {
     const adapterName = opts.adapterName ?? 'default';
+    requireLocalFolder(dir, 'adapter folder');
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
     const config = opts.config ?? LoraConfig.fromPretrained(folder);
     config.inferenceMode = !(opts.isTrainable ?? false);
