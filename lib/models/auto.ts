@@ -16,6 +16,7 @@ import { CausalLM } from './causal-lm';
 import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig } from './config';
 import { readGenerationConfig } from './generation-config';
 import { GemmaForCausalLM, GemmaConfig, parseGemmaConfig } from './gemma';
+import { Gemma2Config, Gemma2ForCausalLM, parseGemma2Config } from './gemma2';
 import { GPT2LMHeadModel } from './gpt2';
 import { LlamaForCausalLM } from './llama';
 
@@ -52,6 +53,14 @@ const ARCHITECTURES: Architecture[] = [
     className: 'GemmaForCausalLM',
     parse: parseGemmaConfig,
     build: (c, o) => new GemmaForCausalLM(c as GemmaConfig, o),
+    basePrefix: 'model',
+    ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
+  },
+  {
+    modelType: 'gemma2',
+    className: 'Gemma2ForCausalLM',
+    parse: parseGemma2Config,
+    build: (c, o) => new Gemma2ForCausalLM(c as Gemma2Config, o),
     basePrefix: 'model',
     ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
   },

@@ -631,6 +631,8 @@ const FLOAT_KEYS = [
   'beta_slow',
   'mscale',
   'mscale_all_dim',
+  'attn_logit_softcapping',
+  'final_logit_softcapping',
 ];
 
 /** The text of config.json as transformers writes it: json.dumps(indent=2, sort_keys=True) and a newline. */

@@ -104,8 +104,12 @@ export class GemmaModel extends LlamaModel {
 }
 
 /** The scaled embedding of the Gemma families: sqrt(hidden_size), the padding row at pad_token_id. */
-export function gemmaEmbedding(config: LlamaConfig, opts: ModelFactoryOptions): GemmaTextScaledWordEmbedding {
-  return new GemmaTextScaledWordEmbedding(config.vocabSize, config.hiddenSize, {
+export function gemmaEmbedding(
+  config: LlamaConfig,
+  opts: ModelFactoryOptions,
+  cls: typeof GemmaTextScaledWordEmbedding = GemmaTextScaledWordEmbedding,
+): GemmaTextScaledWordEmbedding {
+  return new cls(config.vocabSize, config.hiddenSize, {
     ...opts,
     paddingIdx: config.padTokenId,
     embedScale: Math.sqrt(config.hiddenSize),

@@ -58,3 +58,16 @@ export {
   GEMMA_PARTS,
 } from './gemma';
 export type { GemmaConfig } from './gemma';
+export {
+  Gemma2ForCausalLM,
+  Gemma2Model,
+  Gemma2DecoderLayer,
+  Gemma2Attention,
+  Gemma2MLP,
+  Gemma2RMSNorm,
+  Gemma2RotaryEmbedding,
+  Gemma2TextScaledWordEmbedding,
+  parseGemma2Config,
+  GEMMA2_PARTS,
+} from './gemma2';
+export type { Gemma2Config } from './gemma2';
