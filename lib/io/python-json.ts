@@ -30,7 +30,8 @@ function dump(value: unknown, indent: string, floatKeys: ReadonlySet<string>, ke
   if (value instanceof Set) value = [...value];
   if (Array.isArray(value)) {
     if (value.length === 0) return '[]';
-    return `[\n${value.map((v) => inner + dump(v, inner, floatKeys)).join(',\n')}\n${indent}]`;
+    // a list under a float key holds floats (longrope's long_factor: [1.0, 2.5])
+    return `[\n${value.map((v) => inner + dump(v, inner, floatKeys, key)).join(',\n')}\n${indent}]`;
   }
   if (typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -17,6 +17,7 @@ import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig
 import { readGenerationConfig } from './generation-config';
 import { GemmaForCausalLM, GemmaConfig, parseGemmaConfig } from './gemma';
 import { Gemma2Config, Gemma2ForCausalLM, parseGemma2Config } from './gemma2';
+import { parsePhi3Config, Phi3Config, Phi3ForCausalLM } from './phi3';
 import { GPT2LMHeadModel } from './gpt2';
 import { LlamaForCausalLM } from './llama';
 
@@ -61,6 +62,14 @@ const ARCHITECTURES: Architecture[] = [
     className: 'Gemma2ForCausalLM',
     parse: parseGemma2Config,
     build: (c, o) => new Gemma2ForCausalLM(c as Gemma2Config, o),
+    basePrefix: 'model',
+    ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
+  },
+  {
+    modelType: 'phi3',
+    className: 'Phi3ForCausalLM',
+    parse: parsePhi3Config,
+    build: (c, o) => new Phi3ForCausalLM(c as Phi3Config, o),
     basePrefix: 'model',
     ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
   },

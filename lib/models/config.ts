@@ -633,6 +633,8 @@ const FLOAT_KEYS = [
   'mscale_all_dim',
   'attn_logit_softcapping',
   'final_logit_softcapping',
+  'long_factor',
+  'short_factor',
 ];
 
 /** The text of config.json as transformers writes it: json.dumps(indent=2, sort_keys=True) and a newline. */

@@ -71,3 +71,5 @@ export {
   GEMMA2_PARTS,
 } from './gemma2';
 export type { Gemma2Config } from './gemma2';
+export { Phi3ForCausalLM, Phi3Model, Phi3DecoderLayer, Phi3Attention, Phi3MLP, Phi3RMSNorm, Phi3RotaryEmbedding, parsePhi3Config, PHI3_PARTS } from './phi3';
+export type { Phi3Config } from './phi3';

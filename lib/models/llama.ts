@@ -150,10 +150,10 @@ export class LlamaAttention extends Module {
   readonly slidingWindow?: number;
   /** Which of ctx.positionEmbeddings this layer uses. */
   ropeKey = 'default';
-  q_proj: Linear;
-  k_proj: Linear;
-  v_proj: Linear;
-  o_proj: Linear;
+  q_proj!: Linear;
+  k_proj!: Linear;
+  v_proj!: Linear;
+  o_proj!: Linear;
 
   constructor(config: LlamaConfig, layerIdx: number, opts: ModelFactoryOptions = {}, _parts: LlamaParts = LLAMA_PARTS) {
     super();
@@ -168,12 +168,22 @@ export class LlamaAttention extends Module {
       if (config.slidingWindow === undefined) throw new Error(`layer ${layerIdx} is a sliding_attention layer but the config has no sliding_window`);
       this.slidingWindow = config.slidingWindow;
     }
+    this.createProjections(config, opts);
+  }
+
+  /** q_proj, k_proj, v_proj and o_proj, in transformers' order (Phi-3 makes o_proj and a fused qkv_proj instead). */
+  protected createProjections(config: LlamaConfig, opts: ModelFactoryOptions): void {
     const [qkvBias, oBias] = this.projectionBias(config);
     const qkv = { ...opts, bias: qkvBias };
     this.q_proj = new Linear(config.hiddenSize, config.numAttentionHeads * config.headDim, qkv);
     this.k_proj = new Linear(config.hiddenSize, config.numKeyValueHeads * config.headDim, qkv);
     this.v_proj = new Linear(config.hiddenSize, config.numKeyValueHeads * config.headDim, qkv);
     this.o_proj = new Linear(config.numAttentionHeads * config.headDim, config.hiddenSize, { ...opts, bias: oBias });
+  }
+
+  /** The rotary embedding of q and k (Phi-3 rotates only the first partial_rotary_factor of each head). */
+  protected rotate(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
+    return applyRotaryPosEmb(q, k, cos, sin);
   }
 
   /** [bias of q/k/v, bias of o_proj]: attention_bias for both in Llama (Qwen2: q/k/v only). */
@@ -210,7 +220,7 @@ export class LlamaAttention extends Module {
       if (pe === undefined) throw new Error(`${this.reprName()} ${this.layerIdx}: no rotary embedding '${this.ropeKey}' in the layer context`);
       const mask = ctx.masks[this.layerType];
       if (mask === undefined) throw new Error(`${this.reprName()} ${this.layerIdx}: no attention mask for layer type '${this.layerType}'`);
-      let [q, k] = applyRotaryPosEmb(q0, k0, pe[0], pe[1]);
+      let [q, k] = this.rotate(q0, k0, pe[0], pe[1]);
       let v = v0;
       if (ctx.pastKeyValues) [k, v] = ctx.pastKeyValues.update(this.layerIdx, k, v);
       const out = this.attend(q, k, v, mask);
