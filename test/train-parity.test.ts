@@ -7,62 +7,18 @@
 // in a few adapter entries, so its adapter is held to 2e-5.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AutoModelForCausalLM, Dataset, loadSafetensorsSync, PeftModel, Trainer } from '../lib';
-import { Example } from '../lib/data';
-import { FIXTURES, maxFileDiff, tmpDir, TINY_LLAMA } from './helpers/train';
+import { FIXTURES, TINY_LLAMA } from './helpers/train';
+import { trainFixture } from './helpers/train-parity';
 
 const meta = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'meta.json'), 'utf8'));
 const FIX = path.join(FIXTURES, 'llama-train');
 
-function fixtureExamples(): Dataset<Example> {
-  const batch = loadSafetensorsSync(path.join(FIX, 'batch.safetensors'));
-  const ids = batch.input_ids;
-  const [rows, len] = ids.shape;
-  const flat = ids.data() as BigInt64Array;
-  ids.dispose();
-  const examples: Example[] = [];
-  for (let r = 0; r < rows; r++) {
-    const row = Int32Array.from(flat.subarray(r * len, (r + 1) * len), Number);
-    examples.push({ inputIds: row, labels: Int32Array.from(row) });
-  }
-  return new Dataset(examples);
-}
-
-async function trainFixture(chunkedLoss: boolean): Promise<{ losses: number[]; adapterDiff: number; out: string }> {
-  const model = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(TINY_LLAMA), path.join(FIX, 'init'), { isTrainable: true });
-  const data = fixtureExamples();
-  const out = tmpDir('parity');
-  const trainer = new Trainer({
-    model,
-    trainDataset: data,
-    args: {
-      outputDir: out,
-      maxSteps: 5,
-      perDeviceTrainBatchSize: data.length, // the whole batch each step, as the fixture's loop
-      shuffle: false,
-      learningRate: 1e-3,
-      lrSchedulerType: 'constant',
-      weightDecay: 0.01,
-      adamBeta1: 0.9,
-      adamBeta2: 0.999,
-      adamEpsilon: 1e-8,
-      maxGradNorm: 0,
-      loggingSteps: 1,
-      chunkedLoss,
-      report: 'none',
-    },
-  });
-  const result = await trainer.train();
-  model.dispose();
-  const losses = result.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss!);
-  const adapterDiff = maxFileDiff(path.join(out, 'adapter_model.safetensors'), path.join(FIX, 'final', 'adapter_model.safetensors'));
-  return { losses, adapterDiff, out };
-}
+const trainLlama = (chunkedLoss: boolean) => trainFixture(TINY_LLAMA, FIX, { chunkedLoss });
 
 const want: number[] = meta['llama-train'].losses;
 
 test("Trainer (loss from the logits): PEFT's five losses and final adapter within 1e-5", async () => {
-  const { losses, adapterDiff, out } = await trainFixture(false);
+  const { losses, adapterDiff, out } = await trainLlama(false);
   expect(losses).toHaveLength(5);
   losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThan(1e-5));
   expect(adapterDiff).toBeLessThan(1e-5);
@@ -73,7 +29,7 @@ test("Trainer (loss from the logits): PEFT's five losses and final adapter withi
 });
 
 test('Trainer (default chunked loss): the same losses within 1e-5, the adapter within 2e-5', async () => {
-  const { losses, adapterDiff } = await trainFixture(true);
+  const { losses, adapterDiff } = await trainLlama(true);
   expect(want).toHaveLength(5);
   expect(losses).toHaveLength(want.length);
   losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThan(1e-5));
