@@ -30,11 +30,14 @@ export function cliProcess(...argv: string[]): CliResult {
   return tsProcess(path.join(ROOT, 'lib', 'cli', 'main.ts'), argv);
 }
 
-/** A model folder in `dir`: tiny-llama's config and weights with the demo tokenizer (its ids fit tiny-llama's 128). */
-export function makeModelDir(dir: string): string {
+/**
+ * A model folder in `dir`: tiny-llama's config and weights (or another fixture model folder's, vocabulary
+ * 128 too: test/fixtures/gemma2/base ...) with the demo tokenizer (its ids fit the 128).
+ */
+export function makeModelDir(dir: string, source = path.join(FIXTURES, 'tiny-llama')): string {
   const m = path.join(dir, 'model');
   fs.mkdirSync(m, { recursive: true });
-  for (const f of ['config.json', 'model.safetensors', 'generation_config.json']) fs.copyFileSync(path.join(FIXTURES, 'tiny-llama', f), path.join(m, f));
+  for (const f of ['config.json', 'model.safetensors', 'generation_config.json']) fs.copyFileSync(path.join(source, f), path.join(m, f));
   // The demo vocabulary has 100 tokens; tiny-llama predicts 128: the rest get names, so that every id decodes.
   const tok = demoTokenizerJson() as { model: { vocab: Record<string, number> } };
   for (let id = Object.keys(tok.model.vocab).length; id < 128; id++) tok.model.vocab[`<extra_${id}>`] = id;
