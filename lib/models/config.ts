@@ -315,7 +315,10 @@ export interface LlamaFamilySpec<C extends LlamaConfig = LlamaConfig> {
   className: string;
   /** config.json defaults (transformers' names) that differ from LlamaConfig's; null: absent by default. */
   defaults?: HFConfig;
-  /** Llama keys the family's config class does not have: configToJSON does not write them. */
+  /**
+   * Llama keys the family's config class does not have (e.g. mlp_bias): not read (the Llama default
+   * holds), kept among the unknown keys if a config.json has them, and not written otherwise.
+   */
   omit?: string[];
   /** The family's own config.json keys (kept out of `extra`). */
   keys?: string[];
@@ -358,6 +361,12 @@ export function windowLayerTypes(c: HFConfig, numLayers: number, slidingWindow: 
 /** LlamaConfig (or a family's, given its spec) with transformers' defaults for absent keys. */
 export function parseLlamaConfig<C extends LlamaConfig = LlamaConfig>(c: HFConfig, spec?: LlamaFamilySpec<C>): C {
   const family = (spec ?? LLAMA_FAMILY) as LlamaFamilySpec<C>;
+  const omit = family.omit ?? [];
+  const all = c;
+  if (omit.length) {
+    c = { ...c };
+    for (const k of omit) delete c[k];
+  }
   const d = <T>(key: string, fallback: T): T => (family.defaults && key in family.defaults ? (family.defaults[key] as T) : fallback);
   const hiddenSize = int(c, 'hidden_size', d('hidden_size', 4096));
   const numAttentionHeads = int(c, 'num_attention_heads', d('num_attention_heads', 32));
@@ -393,7 +402,7 @@ export function parseLlamaConfig<C extends LlamaConfig = LlamaConfig>(c: HFConfi
     bosTokenId: tokenIds(c, 'bos_token_id', orUndefined(d<number | null>('bos_token_id', 1))),
     eosTokenId: tokenIds(c, 'eos_token_id', orUndefined(d<number | null>('eos_token_id', 2))),
     dtype: configDType(c),
-    extra: unmodeled(c, [...LLAMA_KEYS, ...(family.keys ?? [])]),
+    extra: unmodeled(all, [...LLAMA_KEYS.filter((k) => !omit.includes(k)), ...(family.keys ?? [])]),
   };
   return { ...base, ...(family.parse?.(c, base) ?? {}) } as C;
 }
