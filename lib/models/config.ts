@@ -324,7 +324,7 @@ export interface LlamaFamilySpec<C extends LlamaConfig = LlamaConfig> {
   keys?: string[];
   /** The family's own fields, from config.json and the Llama fields parsed so far. */
   parse?(c: HFConfig, base: LlamaConfig): Omit<C, keyof LlamaConfig> & Partial<LlamaConfig>;
-  /** config.json's values of the family's own keys. */
+  /** config.json's values of the family's own keys (undefined: a Llama key not to write). */
   write?(c: C): HFConfig;
 }
 
@@ -554,7 +554,11 @@ export function llamaConfigToJSON(c: LlamaConfig, opts: ConfigToJSONOptions = {}
       vocab_size: c.vocabSize,
     };
   for (const k of family.omit ?? []) delete fields[k];
-  Object.assign(fields, family.write?.(c) ?? {});
+  // a family's write() may drop a Llama key by giving it undefined
+  for (const [k, v] of Object.entries(family.write?.(c) ?? {})) {
+    if (v === undefined) delete fields[k];
+    else setKey(fields, k, v);
+  }
   const out = assemble(c.extra, fields, opts.dtype ?? c.dtype);
   // transformers 4 spellings of the rope values, where the source config used them.
   if ('rope_theta' in out) out.rope_theta = c.rope.ropeTheta;

@@ -53,7 +53,8 @@ export const QWEN2_FAMILY = registerLlamaFamily<Qwen2Config>({
   omit: ['attention_bias', 'mlp_bias'],
   keys: WINDOW_KEYS,
   parse: parseWindowKeys,
-  write: writeWindowKeys,
+  // Qwen2Config has no head_dim: written only when a config.json gave another than hidden / heads
+  write: (c) => ({ ...writeWindowKeys(c), head_dim: c.headDim === Math.floor(c.hiddenSize / c.numAttentionHeads) ? undefined : c.headDim }),
 });
 
 export const parseQwen2Config = (c: HFConfig): Qwen2Config => parseLlamaConfig(c, QWEN2_FAMILY);
