@@ -174,3 +174,20 @@ test('forward and generate() of a sliding-window model free what they make', asy
   ids.dispose();
   m.dispose();
 });
+
+test('config errors name the key: a zero window, layer_types of the wrong length or kind', () => {
+  const raw = readConfig(path.join(FIX, 'qwen2', 'model'));
+  expect(() => AutoModelForCausalLM.fromConfig({ ...raw, sliding_window: 0 }, { device: 'meta' })).toThrow(/'sliding_window' must be a positive integer/);
+  expect(() => AutoModelForCausalLM.fromConfig({ ...raw, layer_types: ['full_attention'] }, { device: 'meta' })).toThrow(
+    /'layer_types' must list 'full_attention' or 'sliding_attention' for each of the 4 layers/,
+  );
+  expect(() => AutoModelForCausalLM.fromConfig({ ...raw, use_sliding_window: false, layer_types: ['sliding_attention', 'full_attention', 'full_attention', 'full_attention'] }, { device: 'meta' })).toThrow(
+    /'sliding_attention' layers but there is no sliding_window/,
+  );
+  const mistral = readConfig(path.join(FIX, 'mistral', 'model'));
+  expect(() => AutoModelForCausalLM.fromConfig({ ...mistral, sliding_window: 0 }, { device: 'meta' })).toThrow(/'sliding_window' must be a positive integer/);
+  // null: full attention on every layer (Mistral 7B v0.2/v0.3)
+  const full = AutoModelForCausalLM.fromConfig({ ...mistral, sliding_window: null }, { device: 'meta' });
+  expect((full.config as LlamaConfig).layerTypes!.every((t) => t === 'full_attention')).toBe(true);
+  full.dispose();
+});

@@ -345,6 +345,7 @@ export const configField = { num, int, bool, str, optInt, tokenIds };
  * else 'sliding_attention' from layer max_window_layers on when the window is used.
  */
 export function windowLayerTypes(c: HFConfig, numLayers: number, slidingWindow: number | undefined, maxWindowLayers: number): string[] {
+  if (slidingWindow === 0) throw new Error("config: 'sliding_window' must be a positive integer (or null for full attention), got 0");
   const given = c.layer_types;
   if (given !== undefined && given !== null) {
     if (!Array.isArray(given) || given.length !== numLayers || !given.every((t) => t === 'full_attention' || t === 'sliding_attention'))

@@ -26,6 +26,7 @@ export const MISTRAL_FAMILY = registerLlamaFamily<MistralConfig>({
   parse(c: HFConfig, base: LlamaConfig) {
     // absent means MistralConfig's default 4096; null means full attention
     const slidingWindow = c.sliding_window === undefined ? 4096 : configField.optInt(c, 'sliding_window');
+    if (slidingWindow === 0) throw new Error("config: 'sliding_window' must be a positive integer (or null for full attention), got 0");
     const type = slidingWindow === undefined ? 'full_attention' : 'sliding_attention';
     return { slidingWindow, layerTypes: Array.from({ length: base.numHiddenLayers }, () => type) };
   },
