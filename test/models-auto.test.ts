@@ -201,7 +201,7 @@ test('architectures is the fallback for a model_type we do not know; the error l
   expect(m.config.modelType).toBe('llama');
   m.dispose();
   expect(() => AutoModelForCausalLM.fromConfig({ model_type: 'mamba', architectures: ['MambaForCausalLM'] })).toThrow(
-    /unsupported architecture \(model_type 'mamba', architectures \["MambaForCausalLM"\]\); AutoModelForCausalLM supports LlamaForCausalLM \(model_type 'llama'\), GPT2LMHeadModel \(model_type 'gpt2'\)/,
+    /unsupported architecture \(model_type 'mamba', architectures \["MambaForCausalLM"\]\); AutoModelForCausalLM supports LlamaForCausalLM \(model_type 'llama'\), .*Qwen2ForCausalLM \(model_type 'qwen2'\), .*GPT2LMHeadModel \(model_type 'gpt2'\)/,
   );
 });
 

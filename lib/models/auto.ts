@@ -20,6 +20,9 @@ import { Gemma2Config, Gemma2ForCausalLM, parseGemma2Config } from './gemma2';
 import { parsePhi3Config, Phi3Config, Phi3ForCausalLM } from './phi3';
 import { GPT2LMHeadModel } from './gpt2';
 import { LlamaForCausalLM } from './llama';
+import { MistralConfig, MistralForCausalLM, parseMistralConfig } from './mistral';
+import { parseQwen2Config, Qwen2Config, Qwen2ForCausalLM } from './qwen2';
+import { parseQwen3Config, Qwen3Config, Qwen3ForCausalLM } from './qwen3';
 
 interface Architecture {
   modelType: string;
@@ -38,6 +41,30 @@ const ARCHITECTURES: Architecture[] = [
     className: 'LlamaForCausalLM',
     parse: parseLlamaConfig,
     build: (c, o) => new LlamaForCausalLM(c as ReturnType<typeof parseLlamaConfig>, o),
+    basePrefix: 'model',
+    ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
+  },
+  {
+    modelType: 'mistral',
+    className: 'MistralForCausalLM',
+    parse: parseMistralConfig,
+    build: (c, o) => new MistralForCausalLM(c as MistralConfig, o),
+    basePrefix: 'model',
+    ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
+  },
+  {
+    modelType: 'qwen2',
+    className: 'Qwen2ForCausalLM',
+    parse: parseQwen2Config,
+    build: (c, o) => new Qwen2ForCausalLM(c as Qwen2Config, o),
+    basePrefix: 'model',
+    ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
+  },
+  {
+    modelType: 'qwen3',
+    className: 'Qwen3ForCausalLM',
+    parse: parseQwen3Config,
+    build: (c, o) => new Qwen3ForCausalLM(c as Qwen3Config, o),
     basePrefix: 'model',
     ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
   },

@@ -315,13 +315,16 @@ export interface LlamaFamilySpec<C extends LlamaConfig = LlamaConfig> {
   className: string;
   /** config.json defaults (transformers' names) that differ from LlamaConfig's; null: absent by default. */
   defaults?: HFConfig;
-  /** Llama keys the family's config class does not have: configToJSON does not write them. */
+  /**
+   * Llama keys the family's config class does not have (e.g. mlp_bias): not read (the Llama default
+   * holds), kept among the unknown keys if a config.json has them, and not written otherwise.
+   */
   omit?: string[];
   /** The family's own config.json keys (kept out of `extra`). */
   keys?: string[];
   /** The family's own fields, from config.json and the Llama fields parsed so far. */
   parse?(c: HFConfig, base: LlamaConfig): Omit<C, keyof LlamaConfig> & Partial<LlamaConfig>;
-  /** config.json's values of the family's own keys. */
+  /** config.json's values of the family's own keys (undefined: a Llama key not to write). */
   write?(c: C): HFConfig;
 }
 
@@ -342,6 +345,7 @@ export const configField = { num, int, bool, str, optInt, tokenIds };
  * else 'sliding_attention' from layer max_window_layers on when the window is used.
  */
 export function windowLayerTypes(c: HFConfig, numLayers: number, slidingWindow: number | undefined, maxWindowLayers: number): string[] {
+  if (slidingWindow === 0) throw new Error("config: 'sliding_window' must be a positive integer (or null for full attention), got 0");
   const given = c.layer_types;
   if (given !== undefined && given !== null) {
     if (!Array.isArray(given) || given.length !== numLayers || !given.every((t) => t === 'full_attention' || t === 'sliding_attention'))
@@ -358,6 +362,12 @@ export function windowLayerTypes(c: HFConfig, numLayers: number, slidingWindow: 
 /** LlamaConfig (or a family's, given its spec) with transformers' defaults for absent keys. */
 export function parseLlamaConfig<C extends LlamaConfig = LlamaConfig>(c: HFConfig, spec?: LlamaFamilySpec<C>): C {
   const family = (spec ?? LLAMA_FAMILY) as LlamaFamilySpec<C>;
+  const omit = family.omit ?? [];
+  const all = c;
+  if (omit.length) {
+    c = { ...c };
+    for (const k of omit) delete c[k];
+  }
   const d = <T>(key: string, fallback: T): T => (family.defaults && key in family.defaults ? (family.defaults[key] as T) : fallback);
   const hiddenSize = int(c, 'hidden_size', d('hidden_size', 4096));
   const numAttentionHeads = int(c, 'num_attention_heads', d('num_attention_heads', 32));
@@ -393,7 +403,7 @@ export function parseLlamaConfig<C extends LlamaConfig = LlamaConfig>(c: HFConfi
     bosTokenId: tokenIds(c, 'bos_token_id', orUndefined(d<number | null>('bos_token_id', 1))),
     eosTokenId: tokenIds(c, 'eos_token_id', orUndefined(d<number | null>('eos_token_id', 2))),
     dtype: configDType(c),
-    extra: unmodeled(c, [...LLAMA_KEYS, ...(family.keys ?? [])]),
+    extra: unmodeled(all, [...LLAMA_KEYS.filter((k) => !omit.includes(k)), ...(family.keys ?? [])]),
   };
   return { ...base, ...(family.parse?.(c, base) ?? {}) } as C;
 }
@@ -545,7 +555,11 @@ export function llamaConfigToJSON(c: LlamaConfig, opts: ConfigToJSONOptions = {}
       vocab_size: c.vocabSize,
     };
   for (const k of family.omit ?? []) delete fields[k];
-  Object.assign(fields, family.write?.(c) ?? {});
+  // a family's write() may drop a Llama key by giving it undefined
+  for (const [k, v] of Object.entries(family.write?.(c) ?? {})) {
+    if (v === undefined) delete fields[k];
+    else setKey(fields, k, v);
+  }
   const out = assemble(c.extra, fields, opts.dtype ?? c.dtype);
   // transformers 4 spellings of the rope values, where the source config used them.
   if ('rope_theta' in out) out.rope_theta = c.rope.ropeTheta;

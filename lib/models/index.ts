@@ -44,6 +44,9 @@ export {
   LLAMA_PARTS,
 } from './llama';
 export type { LlamaParts, LlamaLayerContext } from './llama';
+export * from './mistral';
+export * from './qwen2';
+export * from './qwen3';
 export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP } from './gpt2';
 export {
   GemmaForCausalLM,

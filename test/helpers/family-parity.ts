@@ -1,5 +1,5 @@
 // The checks every model family's fixture gets (test/fixtures/<family>, made by its make_<family>.py with
-// real transformers 5 and peft 0.21; see test/fixtures/family_fixture.py): base logits (safetensors, and
+// real transformers 5 and peft 0.21; see test/fixtures/family_parity_fixture.py): base logits (safetensors, and
 // sharded / .bin where the fixture has them), the printed tree, names and counts, greedy generate() with
 // the KV cache, a LoRA adapter from .safetensors and .bin (logits, merged logits, greedy ids), a DoRA
 // adapter, savePretrained writing what transformers wrote, fromConfig on 'meta', and gradient
