@@ -17,6 +17,7 @@ import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig
 import { readGenerationConfig } from './generation-config';
 import { GemmaForCausalLM, GemmaConfig, parseGemmaConfig } from './gemma';
 import { Gemma2Config, Gemma2ForCausalLM, parseGemma2Config } from './gemma2';
+import { Gemma3ForCausalLM, Gemma3TextConfig, parseGemma3TextConfig } from './gemma3';
 import { parsePhi3Config, Phi3Config, Phi3ForCausalLM } from './phi3';
 import { GPT2LMHeadModel } from './gpt2';
 import { LlamaForCausalLM } from './llama';
@@ -91,6 +92,14 @@ const ARCHITECTURES: Architecture[] = [
     build: (c, o) => new Gemma2ForCausalLM(c as Gemma2Config, o),
     basePrefix: 'model',
     ignoreUnexpected: [/(^|\.)rotary_emb\.inv_freq$/],
+  },
+  {
+    modelType: 'gemma3_text',
+    className: 'Gemma3ForCausalLM',
+    parse: parseGemma3TextConfig,
+    build: (c, o) => new Gemma3ForCausalLM(c as Gemma3TextConfig, o),
+    basePrefix: 'model',
+    ignoreUnexpected: [/(^|\.)rotary_emb\.\w*inv_freq$/],
   },
   {
     modelType: 'phi3',

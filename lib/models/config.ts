@@ -500,7 +500,7 @@ function assemble(extra: HFConfig | undefined, fields: HFConfig, dtype: DType | 
 }
 
 /** rope_parameters as transformers 5 writes it: the modeled values over the kept unknown ones. */
-function ropeToJSON(r: RopeParameters): Record<string, unknown> {
+export function ropeToJSON(r: RopeParameters): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r.extra ?? {})) setKey(out, k, structuredClone(v));
   out.rope_type = r.ropeType;

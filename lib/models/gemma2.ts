@@ -125,8 +125,9 @@ export class Gemma2DecoderLayer extends LlamaDecoderLayer {
 
   constructor(config: LlamaConfig, layerIdx: number, opts: ModelFactoryOptions = {}, parts?: LlamaParts) {
     super(config, layerIdx, opts, parts);
-    this.pre_feedforward_layernorm = new Gemma2RMSNorm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
-    this.post_feedforward_layernorm = new Gemma2RMSNorm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
+    const Norm = parts?.rmsNorm ?? Gemma2RMSNorm; // Gemma 3's layer prints Gemma3RMSNorm
+    this.pre_feedforward_layernorm = new Norm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
+    this.post_feedforward_layernorm = new Norm(config.hiddenSize, { ...opts, eps: config.rmsNormEps });
   }
 
   /** h + post_norm(attn(norm(h))), then h + post_ff_norm(mlp(pre_ff_norm(h))). */

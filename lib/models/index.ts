@@ -76,3 +76,16 @@ export {
 export type { Gemma2Config } from './gemma2';
 export { Phi3ForCausalLM, Phi3Model, Phi3DecoderLayer, Phi3Attention, Phi3MLP, Phi3RMSNorm, Phi3RotaryEmbedding, parsePhi3Config, PHI3_PARTS } from './phi3';
 export type { Phi3Config } from './phi3';
+export {
+  Gemma3ForCausalLM,
+  Gemma3TextModel,
+  Gemma3DecoderLayer,
+  Gemma3Attention,
+  Gemma3MLP,
+  Gemma3RMSNorm,
+  Gemma3RotaryEmbedding,
+  Gemma3TextScaledWordEmbedding,
+  parseGemma3TextConfig,
+  GEMMA3_TEXT_PARTS,
+} from './gemma3';
+export type { Gemma3TextConfig } from './gemma3';
