@@ -6,7 +6,7 @@ import { AutoModelForCausalLM, getPeftModel, LoraConfig } from '../lib';
 import { parsePhi3Config, Phi3ForCausalLM, readConfig } from '../lib/models';
 import { familyFixture, familyParityTests } from './helpers/family-parity';
 
-familyParityTests('phi3', 'Phi3ForCausalLM');
+familyParityTests('phi3', 'Phi3ForCausalLM', null);
 
 const DIR = familyFixture('phi3').dir;
 const BASE = path.join(DIR, 'base');

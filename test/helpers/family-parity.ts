@@ -42,7 +42,11 @@ function logitsOf(model: { forward(i: { inputIds: Tensor }): { logits: Tensor } 
 
 const ids = (t: Tensor) => JSON.stringify(t.tolist());
 
-export function familyParityTests(family: string, className: string): void {
+/**
+ * defaultTargets: PEFT 0.21's default LoRA target modules for the family's model_type, or null where PEFT
+ * has none (phi3: target_modules must be given).
+ */
+export function familyParityTests(family: string, className: string, defaultTargets: string[] | null): void {
   const fx = familyFixture(family);
   const base = path.join(fx.dir, 'base');
   let exp: Record<string, Tensor>;
@@ -118,6 +122,19 @@ export function familyParityTests(family: string, className: string): void {
     expect(maxAbsDiff(ml, exp.dora_merged_logits)).toBeLessThan(TOL);
     ml.dispose();
     merged.dispose();
+  });
+
+  test(defaultTargets ? `PEFT's default target modules: ${defaultTargets.join(', ')}` : 'no PEFT default target modules: a clear error asks for targetModules', async () => {
+    const model = await AutoModelForCausalLM.fromPretrained(base);
+    if (defaultTargets === null) {
+      expect(() => getPeftModel(model, new LoraConfig({ r: 2 }))).toThrow(/Please specify `targetModules`.*model_type '/);
+      model.dispose();
+      return;
+    }
+    const peft = getPeftModel(model, new LoraConfig({ r: 2 }));
+    const adapted = new Set([...peft.namedModules()].filter(([n]) => n.endsWith('.lora_A')).map(([n]) => n.split('.').slice(-2, -1)[0]));
+    expect([...adapted].sort()).toEqual([...defaultTargets].sort());
+    peft.dispose();
   });
 
   test('savePretrained writes the config text and weights transformers wrote; the folder loads back', async () => {
