@@ -2,7 +2,7 @@
 // with savePretrained for real transformers to load (step 2, transformers_interop.py). For each case,
 // OUT/<case>/model (the saved folder), our float32 logits in OUT/<case>/expect.safetensors and
 // OUT/<case>/case.json (the maxShardSize used, in bytes, or null for the default).
-// Cases: the fixture models saved whole and sharded, a tied model built by fromConfig, bfloat16 weights,
+// Cases: the fixture models saved whole and sharded (Gemma, Gemma 2, Gemma 3 text and Phi-3 too), a tied model built by fromConfig, bfloat16 weights,
 // and merged PEFT models (a PEFT fixture and a fresh random adapter on GPT-2's Conv1D).
 import * as fs from 'fs';
 import * as path from 'path';
@@ -39,6 +39,12 @@ async function main(): Promise<void> {
     await emit(`${short}-sharded`, await load(base), 60000, ids);
   }
   await emit('llama-bf16-sharded', await load('tiny-llama', 'bfloat16'), '50KB', ids);
+  // The Gemma families and Phi-3 (soft-caps, windows, two ropes, fused projections), sharded, and merged.
+  for (const family of ['gemma', 'gemma2', 'gemma3_text', 'phi3']) {
+    await emit(`${family}-sharded`, await load(path.join(family, 'base')), '20KB', ids);
+    const lora = await PeftModel.fromPretrained(await load(path.join(family, 'base')), path.join(FIX, family, 'lora'));
+    await emit(`merged-${family}-lora-single`, lora.mergeAndUnload() as CausalLM, undefined, ids);
+  }
   manualSeed(7);
   const tied = AutoModelForCausalLM.fromConfig({ ...readConfig(path.join(FIX, 'tiny-llama')), tie_word_embeddings: true, my_unknown_key: 'kept' });
   await emit('llama-tied-from-config-sharded', tied, 30000, ids);

@@ -56,7 +56,11 @@ for case in sorted(os.listdir(out)):
     expect = load_file(os.path.join(out, case, "expect.safetensors"))
     problems = []
 
-    model, info = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, output_loading_info=True)
+    # Gemma 2's attention-logit soft-cap is applied by transformers' eager attention only (its default, sdpa,
+    # leaves it out): we compute the capped model, so it is compared with eager.
+    capped = json.load(open(os.path.join(folder, "config.json"))).get("attn_logit_softcapping") is not None
+    extra = {"attn_implementation": "eager"} if capped else {}
+    model, info = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, output_loading_info=True, **extra)
     model.eval()
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         if info.get(kind):
