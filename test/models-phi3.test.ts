@@ -2,7 +2,7 @@
 // make_phi3.py: fused qkv_proj/gate_up_proj, partial rotary 0.5, longrope past its original 8 positions,
 // a window of 5 on every layer, sequences of 12): the shared family checks, then what is Phi-3's own.
 import * as path from 'path';
-import { AutoModelForCausalLM, getPeftModel, LoraConfig } from '../lib';
+import { AutoModelForCausalLM, getPeftModel, loadSafetensorsSync, LoraConfig } from '../lib';
 import { parsePhi3Config, Phi3ForCausalLM, readConfig } from '../lib/models';
 import { familyFixture, familyParityTests } from './helpers/family-parity';
 
@@ -31,4 +31,16 @@ test("LoRA on 'all-linear' targets the fused qkv_proj and gate_up_proj, as PEFT 
     ['down_proj', 'down_proj', 'gate_up_proj', 'gate_up_proj', 'o_proj', 'o_proj', 'qkv_proj', 'qkv_proj'].sort(),
   );
   peft.dispose();
+});
+
+test('generate() across original_max_position_embeddings (short -> long factors): the cache is rebuilt once, the ids are transformers\' uncached ones', async () => {
+  // expect_crossing.safetensors (make_phi3_crossing.py): a 6-token prompt, 8 new tokens, the original context 8.
+  const e = loadSafetensorsSync(path.join(DIR, 'expect_crossing.safetensors'));
+  const model = await AutoModelForCausalLM.fromPretrained(BASE);
+  const ids = (t: { tolist(): unknown }) => JSON.stringify(t.tolist());
+  const cached = model.generate(e.prompt, { maxNewTokens: 8, useCache: true });
+  const uncached = model.generate(e.prompt, { maxNewTokens: 8, useCache: false });
+  expect(ids(uncached)).toBe(ids(e.generated_no_cache));
+  expect(ids(cached)).toBe(ids(e.generated_no_cache));
+  [cached, uncached, model, ...Object.values(e)].forEach((t) => t.dispose());
 });

@@ -81,6 +81,11 @@ export interface CausalLM extends Module {
   generationConfig?: GenerationConfig;
   /** The folder fromPretrained read (transformers' name_or_path). */
   nameOrPath?: string;
+  /**
+   * generate(): whether the cache (pastLength positions) must be dropped and the whole sequence
+   * (totalLength tokens) recomputed before the next step; none of the architectures but Phi-3 do.
+   */
+  dropCacheBeforeStep?(totalLength: number, pastLength: number): boolean;
   /** Continues inputIds [B, S] by up to opts.maxNewTokens tokens (greedy or sampled), as transformers' generate. */
   generate(inputIds: Tensor, opts?: GenerateOptions): Tensor;
   /** Writes a Hugging Face model folder (config.json + model.safetensors or shards), as transformers' save_pretrained. */

@@ -103,7 +103,10 @@ export function generate(model: CausalLM, inputIds: Tensor, opts: GenerateOption
       try {
         for (let step = 0; step < maxNewTokens; step++) {
           const next = scope(() => {
-            const input = cache !== undefined && step > 0 ? sequences.narrow(1, sequences.shape[1] - 1, 1) : sequences;
+            // A model may need its cache rebuilt at some length (Phi-3's longrope past its original context).
+            const rebuild = cache !== undefined && step > 0 && model.dropCacheBeforeStep?.(sequences.shape[1], cache.length()) === true;
+            if (rebuild) cache.dispose();
+            const input = cache !== undefined && step > 0 && !rebuild ? sequences.narrow(1, sequences.shape[1] - 1, 1) : sequences;
             // As transformers' generate(): with a mask, positions count real tokens (left padding).
             const positionIds = mask === undefined ? undefined : generationPositionIds(mask, input.shape[1]);
             const { logits } = model.forward({ inputIds: input, attentionMask: mask, positionIds, pastKeyValues: cache });

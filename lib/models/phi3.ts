@@ -169,4 +169,16 @@ export class Phi3ForCausalLM extends LlamaForCausalLM {
   constructor(config: Phi3Config, opts: ModelFactoryOptions = {}, parts: LlamaParts = PHI3_PARTS) {
     super(config, opts, parts);
   }
+
+  /**
+   * When the sequence grows past original_max_position_embeddings, the cached keys were rotated with
+   * longrope's short factors and the rest would use the long ones: Phi-3 (its
+   * prepare_inputs_for_generation) drops the cache once and recomputes the whole sequence, so the result
+   * is what a generate() without cache gives. (transformers 5.18 then runs only the last token, a
+   * different, context-less result; we follow the intent and the uncached numbers, which agree.)
+   */
+  dropCacheBeforeStep(totalLength: number, pastLength: number): boolean {
+    const original = this.config.originalMaxPositionEmbeddings;
+    return totalLength >= original + 1 && pastLength <= original;
+  }
 }
