@@ -77,3 +77,10 @@ describe.each([
     [plain, peft, base, ids].forEach((m) => m.dispose());
   });
 });
+
+test('a Hub id for --model is refused with the download command', async () => {
+  const r = await cli('generate', '--model', 'Qwen/Qwen2.5-0.5B', '--prompt', 'hi');
+  expect(r.code).not.toBe(0);
+  expect(r.err).toContain("model folder 'Qwen/Qwen2.5-0.5B' is not a local folder: torch-lora reads only local folders");
+  expect(r.err).toContain('hf download Qwen/Qwen2.5-0.5B --local-dir ./Qwen2.5-0.5B');
+});

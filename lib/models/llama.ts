@@ -2,6 +2,11 @@
 // (model.layers.0.self_attn.q_proj.weight) and the fields come in the order of transformers' __init__,
 // so the printed tree and named parameters match. Reads top-down: rotary embedding, attention, MLP,
 // decoder layer, model, LM head.
+// A family that is "Llama plus X" (mistral.ts, qwen2.ts) says only X: a LlamaFamilySpec for its config
+// (config.ts), empty subclasses for transformers' class names, overrides of the hooks it changes
+// (LlamaAttention.projectionBias / projectQKV / attend, LlamaModel.inputEmbeddings / positionEmbeddings /
+// attentionMasks, a decoder layer's forward), and its LlamaParts passed to LlamaForCausalLM. A subclass
+// that re-declares a field of its base uses `declare` (ES2022 class fields would reset it after super()).
 import { noGrad } from '../autograd';
 import { empty, tensor } from '../creation';
 import { applyRotaryPosEmb as fusedRotary, scaledDotProductAttention, swiglu } from '../functional';
