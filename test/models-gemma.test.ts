@@ -1,7 +1,8 @@
 // GemmaForCausalLM against transformers 5.18 and peft 0.21 (fixture test/fixtures/gemma, made by its
 // make_gemma.py): the shared family checks (test/helpers/family-parity.ts), then what is Gemma's own.
 import * as path from 'path';
-import { AutoModelForCausalLM, noGrad, scope, tensor } from '../lib';
+import { AutoModelForCausalLM, loadSafetensorsSync, noGrad, PeftModel, scope, tensor, Tensor } from '../lib';
+import { maxAbsDiff } from './helpers/tensors';
 import { GemmaForCausalLM, parseGemmaConfig, readConfig } from '../lib/models';
 import { familyFixture, familyParityTests } from './helpers/family-parity';
 
@@ -34,4 +35,23 @@ test("config: Gemma's defaults, hidden_act 'gelu' read as the tanh approximation
   expect(parseGemmaConfig({ ...raw, hidden_act: 'gelu' }).hiddenAct).toBe('gelu_pytorch_tanh');
   const d = parseGemmaConfig({ model_type: 'gemma' });
   expect([d.vocabSize, d.hiddenSize, d.headDim, d.numHiddenLayers, d.padTokenId]).toEqual([256000, 3072, 256, 28, 0]);
+});
+
+test("LoRA on the scaled embedding: the update is scaled by embed_scale as PEFT does (logits and merged logits equal PEFT's)", async () => {
+  // embed-lora/ (make_gemma_embed_lora.py): embed_tokens and q_proj, tied lm_head as published Gemma has it.
+  const dir = path.join(familyFixture('gemma').dir, 'embed-lora');
+  const exp = loadSafetensorsSync(path.join(dir, 'expect.safetensors'));
+  const peft = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(BASE), dir);
+  scope(() => {
+    const logits = noGrad(() => (peft.forward({ inputIds: exp.input_ids }) as { logits: Tensor }).logits);
+    expect(maxAbsDiff(logits, exp.logits)).toBeLessThan(1e-4);
+  });
+  // Merging into the tied table changes lm_head too, in PEFT as here (PEFT warns about it).
+  const merged = peft.mergeAndUnload() as GemmaForCausalLM;
+  scope(() => {
+    const logits = noGrad(() => merged.forward({ inputIds: exp.input_ids }).logits);
+    expect(maxAbsDiff(logits, exp.merged_logits)).toBeLessThan(1e-4);
+  });
+  merged.dispose();
+  Object.values(exp).forEach((t) => t.dispose());
 });

@@ -78,7 +78,13 @@ export class LoraEmbedding extends LoraLayer {
       const s = this.scaling.get(a)!;
       const afterA = embedding(x, A.t(), this.embeddingBase.paddingIdx);
       const dora = this.lora_magnitude_vector.get(a) as DoraEmbeddingLayer | undefined;
-      if (dora === undefined) result = result.add(afterA.matmul(B.t()).mul(s));
+      if (dora === undefined) {
+        let update = afterA.matmul(B.t()).mul(s);
+        // A base that scales its output (Gemma's embed_scale): the update is scaled alike, as PEFT does.
+        const embedScale = (this.base_layer as unknown as { embed_scale?: unknown }).embed_scale;
+        if (embedScale instanceof Tensor) update = update.mul(embedScale.to(update.dtype));
+        result = result.add(update);
+      }
       else {
         // PEFT's DoRA embedding: scale base and update by m/‖W + s·(BA)ᵀ‖ per dimension (norm detached).
         const norm = dora.getWeightNorm(this.baseWeight.to(result.dtype), B.matmul(A).detach(), s).detach();
