@@ -10,7 +10,8 @@
 // |logits| ~ 1 stay well inside 1e-4.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AutoModelForCausalLM, getPeftModel, loadSafetensorsSync, LoraConfig, manualSeed, noGrad, PeftModel, scope, Tensor } from '../../lib';
+import { AutoModelForCausalLM, getPeftModel, loadSafetensorsSync, LoraConfig, manualSeed, memory, noGrad, PeftModel, scope, Tensor } from '../../lib';
+import { settleGarbage } from './gc';
 import type { CausalLM } from '../../lib';
 import { numParameters, readConfig } from '../../lib/models';
 import { checkpointedForwardBackward } from '../../lib/train';
@@ -180,6 +181,31 @@ export function familyParityTests(family: string, className: string, defaultTarg
       peft.dispose();
     });
   }
+
+  test('training steps, cached generation and the forward loss in a loop hold no native memory', async () => {
+    const peft = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(base), path.join(fx.dir, 'lora'), { isTrainable: true });
+    const core = peft.getBaseModel() as unknown as CausalLM & { forwardLoss(i: { inputIds: Tensor; labels: Tensor }): Tensor };
+    const step = () => {
+      peft.train();
+      scope(() => core.forwardLoss({ inputIds: exp.input_ids, labels: exp.input_ids }).backward());
+      scope(() => (peft.forward({ inputIds: exp.input_ids, labels: exp.input_ids }) as { loss: Tensor }).loss.backward());
+      peft.zeroGrad();
+      peft.eval();
+      core.generate(exp.prompt, { maxNewTokens: 4, doSample: false }).dispose();
+    };
+    step(); // a first step, so that anything made once (gradient buffers) exists before counting
+    await settleGarbage();
+    const counts: number[] = [];
+    const bytes: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      step();
+      counts.push(memory().tensors);
+      bytes.push(memory().bytes);
+    }
+    expect(new Set(counts).size).toBe(1);
+    expect(new Set(bytes).size).toBe(1);
+    peft.dispose();
+  });
 
   test('gradient checkpointing gives the LoRA gradients of a plain backward', async () => {
     const peft = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(base), path.join(fx.dir, 'lora'), { isTrainable: true });
