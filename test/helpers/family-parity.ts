@@ -69,6 +69,18 @@ export function familyParityTests(family: string, className: string, defaultTarg
     });
   }
 
+  test('bfloat16: the model runs in bfloat16 and stays close to the float32 logits', async () => {
+    const model = await AutoModelForCausalLM.fromPretrained(base, { dtype: 'bfloat16' });
+    scope(() => {
+      const logits = noGrad(() => model.forward({ inputIds: exp.input_ids }).logits);
+      expect(logits.dtype).toBe('bfloat16');
+      // bfloat16 keeps 8 bits of mantissa; over 2-3 layers the fixtures' logits (|x| < 3.2) drift by
+      // 0.011-0.029 (measured, 2026-12-02): twice the largest.
+      expect(maxAbsDiff(logits.float(), exp.logits)).toBeLessThan(0.06);
+    });
+    model.dispose();
+  });
+
   test("printed tree, names and parameter count are transformers'", async () => {
     const model = await AutoModelForCausalLM.fromPretrained(base);
     expect(model.toString() + '\n').toBe(fs.readFileSync(path.join(fx.dir, 'repr.txt'), 'utf8'));
