@@ -10,7 +10,7 @@ import { expected, FIXTURES, GPT2_DIR, LLAMA_DIR } from './helpers/models';
 import { maxAbsDiff } from './helpers/tensors';
 import { tmpDir } from './helpers/tmp-dir';
 import { AutoTokenizer } from '../lib/data';
-import { PeftModel } from '../lib/peft';
+import { LoraConfig, PeftModel } from '../lib/peft';
 
 let tmp: string;
 beforeAll(() => (tmp = tmpDir('models')));
@@ -211,6 +211,7 @@ test('a Hub id given for a model, tokenizer or adapter folder: only local folder
   expect(() => AutoTokenizer.fromPretrainedSync('meta-llama/Llama-3.2-1B')).toThrow(hint);
   const base = await AutoModelForCausalLM.fromPretrained(LLAMA_DIR);
   await expect(PeftModel.fromPretrained(base, 'meta-llama/Llama-3.2-1B')).rejects.toThrow(/adapter folder 'meta-llama\/Llama-3\.2-1B' is not a local folder/);
+  expect(() => LoraConfig.fromPretrained('tloen/alpaca-lora-7b')).toThrow(/adapter folder 'tloen\/alpaca-lora-7b' is not a local folder/);
   base.dispose();
   // A path (absolute, or with ./) that does not exist is just missing.
   await expect(AutoModelForCausalLM.fromPretrained('./no/such/dir')).rejects.toThrow(/model folder '.\/no\/such\/dir' does not exist/);

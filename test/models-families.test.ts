@@ -72,6 +72,13 @@ describe.each(FAMILIES)('%s', (family, className) => {
     });
   });
 
+  test("a left-padded batch: generate() with the attention mask gives transformers' ids", async () => {
+    const fresh = await AutoModelForCausalLM.fromPretrained(path.join(dir, 'model')); // as the fixture: no grown rope state
+    const n = exp.batch_generated.shape[1] - exp.batch_prompt.shape[1];
+    scope(() => expect(fresh.generate(exp.batch_prompt, { attentionMask: exp.batch_mask, maxNewTokens: n }).tolist()).toEqual(exp.batch_generated.tolist()));
+    fresh.dispose();
+  });
+
   test("fromConfig on 'meta' allocates nothing and counts the same parameters", () => {
     const before = memory().bytes;
     const m = AutoModelForCausalLM.fromConfig(readConfig(path.join(dir, 'model')), { device: 'meta' });

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../io/fs-atomic';
 import { pythonJsonDumps } from '../io/python-json';
 import { checkPattern } from './python-regex';
 import { peftWarn } from './warn';
+import { hubIdError, looksLikeHubId } from '../io/local-folder';
 
 export type LoraBias = 'none' | 'all' | 'lora_only';
 /** true: A kaiming-uniform(a=√5), B zeros; 'gaussian': A ~ N(0, 1/r); false: random A and B (no-op not guaranteed). */
@@ -355,6 +356,7 @@ export class LoraConfig {
 
   /** Reads `dir`/adapter_config.json (or `dir`/`subfolder`/adapter_config.json). */
   static fromPretrained(dir: string, opts: { subfolder?: string } = {}): LoraConfig {
+    if (looksLikeHubId(dir)) throw hubIdError(dir, 'adapter folder');
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
     const file = path.join(folder, CONFIG_NAME);
     if (!fs.existsSync(file)) throw new Error(`Can't find '${CONFIG_NAME}' at '${folder}'`);
