@@ -10,7 +10,7 @@
 // |logits| ~ 1 stay well inside 1e-4.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AutoModelForCausalLM, getPeftModel, loadSafetensorsSync, LoraConfig, manualSeed, memory, noGrad, PeftModel, scope, Tensor } from '../../lib';
+import { AutoModelForCausalLM, getPeftModel, loadSafetensorsSync, LoraConfig, manualSeed, memory, noGrad, PeftModel, scope, tensor, Tensor } from '../../lib';
 import { settleGarbage } from './gc';
 import type { CausalLM } from '../../lib';
 import { numParameters, readConfig } from '../../lib/models';
@@ -68,6 +68,26 @@ export function familyParityTests(family: string, className: string, defaultTarg
       model.dispose();
     });
   }
+
+  test('left padding with an attention mask gives the unpadded logits at the real positions (sliding windows included)', async () => {
+    const model = await AutoModelForCausalLM.fromPretrained(base);
+    scope(() => {
+      const rows = exp.input_ids.tolist() as number[][];
+      const n = rows[1].length;
+      const padded = tensor([rows[0], [0, 0, ...rows[1].slice(2)]], { dtype: 'int64' });
+      const mask = tensor([rows[0].map(() => 1), [0, 0, ...rows[1].slice(2).map(() => 1)]], { dtype: 'int64' });
+      const alone = tensor([rows[1].slice(2)], { dtype: 'int64' });
+      noGrad(() => {
+        const both = model.forward({ inputIds: padded, attentionMask: mask }).logits;
+        const single = model.forward({ inputIds: alone }).logits;
+        expect(both.isfinite().all().item()).toBe(true); // fully masked padding rows must not give NaN
+        expect(maxAbsDiff(both.select(0, 0), exp.logits.select(0, 0))).toBeLessThan(TOL);
+        // RoPE sees relative positions only: the shifted row computes the same (float32 rounding of the angles aside)
+        expect(maxAbsDiff(both.select(0, 1).narrow(0, 2, n - 2), single.select(0, 0))).toBeLessThan(TOL);
+      });
+    });
+    model.dispose();
+  });
 
   test('bfloat16: the model runs in bfloat16 and stays close to the float32 logits', async () => {
     const model = await AutoModelForCausalLM.fromPretrained(base, { dtype: 'bfloat16' });
