@@ -39,3 +39,10 @@ test('each layer type takes its own rotary embedding: swapping the two moves the
   m.dispose();
   Object.values(exp).forEach((t: Tensor) => t.dispose());
 });
+
+test('use_bidirectional_attention (EmbeddingGemma) is refused with a clear error, not run with a causal mask', () => {
+  for (const model_type of ['gemma', 'gemma2', 'gemma3_text'])
+    expect(() => AutoModelForCausalLM.fromConfig({ ...readConfig(BASE), model_type, use_bidirectional_attention: true }, { device: 'meta' })).toThrow(
+      /use_bidirectional_attention is true .*causal models only/,
+    );
+});

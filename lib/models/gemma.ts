@@ -19,6 +19,17 @@ export function gemmaActivation(name: string): string {
   return name === 'gelu' ? 'gelu_pytorch_tanh' : name;
 }
 
+/**
+ * use_bidirectional_attention (EmbeddingGemma and other encoders built on the Gemma families) makes every
+ * token attend to every other: not a causal LM, refused rather than computed with a causal mask.
+ */
+export function refuseBidirectional(c: HFConfig): void {
+  if (c.use_bidirectional_attention === true)
+    throw new Error(
+      `config: use_bidirectional_attention is true (an embedding model such as EmbeddingGemma); AutoModelForCausalLM builds causal models only`,
+    );
+}
+
 /** transformers' GemmaConfig: its defaults (gemma-7b) where they differ from Llama's; no mlp_bias. */
 export const GEMMA_FAMILY: LlamaFamilySpec = registerLlamaFamily({
   modelType: 'gemma',
@@ -38,11 +49,14 @@ export const GEMMA_FAMILY: LlamaFamilySpec = registerLlamaFamily({
     tie_word_embeddings: true,
   },
   omit: ['mlp_bias'],
-  parse: (c) => ({
-    hiddenAct: gemmaActivation(configField.str(c, 'hidden_act', 'gelu_pytorch_tanh')),
-    // transformers' default pad_token_id (0) is the embedding's padding row.
-    padTokenId: c.pad_token_id === undefined ? 0 : configField.optInt(c, 'pad_token_id'),
-  }),
+  parse: (c) => {
+    refuseBidirectional(c);
+    return {
+      hiddenAct: gemmaActivation(configField.str(c, 'hidden_act', 'gelu_pytorch_tanh')),
+      // transformers' default pad_token_id (0) is the embedding's padding row.
+      padTokenId: c.pad_token_id === undefined ? 0 : configField.optInt(c, 'pad_token_id'),
+    };
+  },
 });
 
 export function parseGemmaConfig(c: HFConfig): GemmaConfig {

@@ -11,7 +11,7 @@ import { arange } from '../creation';
 import { AttentionMaskArgs } from './attention-mask';
 import { ModelFactoryOptions } from './causal-lm';
 import { configField, HFConfig, LlamaConfig, LlamaFamilySpec, parseLlamaConfig, registerLlamaFamily, windowLayerTypes } from './config';
-import { gemmaActivation, gemmaEmbedding, GemmaForCausalLM, GemmaRMSNorm, GemmaTextScaledWordEmbedding } from './gemma';
+import { gemmaActivation, gemmaEmbedding, refuseBidirectional, GemmaForCausalLM, GemmaRMSNorm, GemmaTextScaledWordEmbedding } from './gemma';
 import { LlamaAttention, LlamaDecoderLayer, LlamaLayerContext, LlamaMLP, LlamaModel, LlamaParts, LlamaRotaryEmbedding } from './llama';
 
 export interface Gemma2Config extends LlamaConfig {
@@ -47,6 +47,7 @@ export const GEMMA2_FAMILY = registerLlamaFamily<Gemma2Config>({
   omit: ['mlp_bias', 'hidden_act'],
   keys: ['hidden_activation', 'query_pre_attn_scalar', 'sliding_window', 'layer_types', 'final_logit_softcapping', 'attn_logit_softcapping'],
   parse: (c, base) => {
+    refuseBidirectional(c);
     const slidingWindow = c.sliding_window === null ? undefined : configField.int(c, 'sliding_window', 4096);
     const layerTypes =
       c.layer_types !== undefined && c.layer_types !== null

@@ -24,7 +24,7 @@ import {
   ropeToJSON,
   windowLayerTypes,
 } from './config';
-import { gemmaActivation, gemmaEmbedding, GemmaRMSNorm, GemmaTextScaledWordEmbedding } from './gemma';
+import { gemmaActivation, gemmaEmbedding, refuseBidirectional, GemmaRMSNorm, GemmaTextScaledWordEmbedding } from './gemma';
 import { Gemma2Attention, Gemma2Config, Gemma2DecoderLayer, Gemma2ForCausalLM, GEMMA2_FAMILY } from './gemma2';
 import { LlamaMLP, LlamaModel, LlamaParts } from './llama';
 import { isSequenceDependent, ropeInverseFrequencies } from './rope';
@@ -64,6 +64,7 @@ export const GEMMA3_TEXT_FAMILY = registerLlamaFamily<Gemma3TextConfig>({
   omit: ['mlp_bias', 'hidden_act'],
   keys: ['hidden_activation', 'query_pre_attn_scalar', 'sliding_window', 'layer_types', 'final_logit_softcapping', 'attn_logit_softcapping'],
   parse: (c, base) => {
+    refuseBidirectional(c);
     const slidingWindow = c.sliding_window === null ? undefined : configField.int(c, 'sliding_window', 4096);
     const pattern = configField.int(c, c.sliding_window_pattern !== undefined ? 'sliding_window_pattern' : '_sliding_window_pattern', 6);
     if (pattern === 0) throw new Error("config: 'sliding_window_pattern' must be positive");
