@@ -5,6 +5,7 @@
 // non-Error throw, or an input slower than `hangMs`. A native crash kills the process: the long-run
 // script (scripts/fuzz-long.ts) runs each target in a child and reads the last input it was given.
 import * as fs from 'fs';
+import { types } from 'util';
 
 /** mulberry32: a small, fast, seedable generator (the same seed gives the same inputs). */
 export class Rng {
@@ -193,13 +194,14 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzCounts> {
       await opts.target(input);
       counts.accepted++;
     } catch (e) {
-      if (!(e instanceof Error)) {
+      // (util.types.isNativeError: errors the addon throws come from Node's realm, not jest's sandbox)
+      if (!(e instanceof Error) && !types.isNativeError(e)) {
         counts.crashes++;
         note('crash', `threw a non-Error: ${String(e)}`, input);
-      } else if (opts.isClear(e, input)) counts.clearErrors++;
+      } else if (opts.isClear(e as Error, input)) counts.clearErrors++;
       else {
         counts.unclear++;
-        note('unclear', `${e.name}: ${e.message}`, input);
+        note('unclear', `${(e as Error).name}: ${(e as Error).message}`, input);
       }
     }
     const took = Date.now() - t0;
