@@ -1,5 +1,6 @@
 #include "src/torch_load.h"
 #include <caffe2/serialize/inline_container.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -610,6 +611,44 @@ uint64_t checkMagic(const std::string& path) {
   throw LoadError("cannot load '" + path + "': it is not a torch.save file (no zip archive)");
 }
 
+// The uncompressed size that the archive's central directory gives its <dir>/data.pkl, read before
+// libtorch inflates the record into memory: a small deflated file can name gigabytes. Nothing when it
+// cannot be read here (zip64, an odd layout): libtorch's reader then has the last word, and the opcode
+// budget still bounds the work.
+c10::optional<uint64_t> pickleSizeInDirectory(const std::string& path, uint64_t fileSize) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return c10::nullopt;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
+  auto read = [&](uint64_t at, uint64_t n, std::string* out) {
+    out->resize(n);
+    return std::fseek(f, static_cast<long>(at), SEEK_SET) == 0 && std::fread(&(*out)[0], 1, n, f) == n;
+  };
+  auto u16 = [](const std::string& b, size_t i) { return uint32_t(uint8_t(b[i])) | uint32_t(uint8_t(b[i + 1])) << 8; };
+  auto u32 = [&](const std::string& b, size_t i) { return u16(b, i) | u16(b, i + 2) << 16; };
+  const uint64_t tail = std::min<uint64_t>(fileSize, 22 + 65535);  // the end record and its comment
+  std::string end;
+  if (tail < 22 || !read(fileSize - tail, tail, &end)) return c10::nullopt;
+  size_t e = end.size() - 22;
+  while (!(end[e] == 'P' && end[e + 1] == 'K' && end[e + 2] == 5 && end[e + 3] == 6)) {
+    if (e == 0) return c10::nullopt;
+    --e;
+  }
+  const uint64_t cdSize = u32(end, e + 12), cdOffset = u32(end, e + 16);
+  if (cdOffset == 0xffffffffu || cdSize > (uint64_t{64} << 20) || cdOffset + cdSize > fileSize) return c10::nullopt;
+  std::string cd;
+  if (!read(cdOffset, cdSize, &cd)) return c10::nullopt;
+  for (size_t p = 0; p + 46 <= cd.size() && u32(cd, p) == 0x02014b50u;) {
+    const uint32_t size = u32(cd, p + 24), nameLen = u16(cd, p + 28);
+    if (p + 46 + nameLen > cd.size()) return c10::nullopt;
+    const std::string name = cd.substr(p + 46, nameLen);
+    const size_t slash = name.find('/');
+    if (slash != std::string::npos && name.compare(slash, std::string::npos, "/data.pkl") == 0)
+      return size == 0xffffffffu ? c10::nullopt : c10::optional<uint64_t>(size);
+    p += 46 + nameLen + u16(cd, p + 30) + u16(cd, p + 32);
+  }
+  return c10::nullopt;
+}
+
 }  // namespace
 
 NamedTensors loadTorchStateDict(const std::string& path, const at::Device& device) {
@@ -625,6 +664,12 @@ NamedTensors loadTorchStateDict(const std::string& path, const at::Device& devic
                         "-endian; only little-endian files are supported");
     }
     if (!zip.hasRecord("data.pkl")) throw LoadError("cannot load '" + path + "': the archive has no data.pkl");
+    const auto pklSize = pickleSizeInDirectory(path, fileSize);
+    const uint64_t maxPkl = kOpsFloor + kOpsPerFileByte * fileSize;  // a byte is at most an opcode
+    if (pklSize && *pklSize > maxPkl)
+      throw LoadError("cannot load '" + path + "': its data.pkl expands to " + std::to_string(*pklSize) +
+                      " bytes, far more than a state dict in a file of " + std::to_string(fileSize) +
+                      " bytes needs (at most " + std::to_string(maxPkl) + "; a compressed pickle that expands without end?)");
     auto pkl = zip.getRecord("data.pkl");
     Unpickler u(path, static_cast<const uint8_t*>(std::get<0>(pkl).get()), std::get<1>(pkl), zip, fileSize);
     root = u.run();
