@@ -45,7 +45,7 @@ describe('tensor() data that does not fit the dtype', () => {
   });
 
   test('what fits is kept exactly; fractions truncate toward zero and uint8 wraps -255..-1, as torch.tensor', () => {
-    const a = tensor([-(2n ** 63n), 2n ** 63n - 1n, 2 ** 53, -1.7], { dtype: 'int64' });
+    const a = tensor([-(2n ** 63n), 2n ** 63n - 1n, 2 ** 53, -1.7] as never, { dtype: 'int64' });
     expect(a.tolist()).toEqual([-(2n ** 63n), 2n ** 63n - 1n, 2n ** 53n, -1n].map(Number));
     const b = tensor([-1, 255, 1.9], { dtype: 'uint8' });
     expect(b.tolist()).toEqual([255, 255, 1]);
