@@ -5,7 +5,7 @@
 namespace tl {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData<EnvState>(new EnvState());
+  env.SetInstanceData<EnvState>(new EnvState(env));
   registerTensorHandles(env, exports);
   registerCreationOps(env, exports);
   registerMathOps(env, exports);
@@ -24,5 +24,20 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace tl
 
-static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return tl::Init(env, exports); }
+// Nothing may be thrown out of registration: node-addon-api turns a Napi::Error into a JS exception, and
+// when a worker thread is terminated while it loads the addon that throw fails too and the rethrow reached
+// std::terminate (SIGABRT of the whole process). A JS exception already pending (or an environment that is
+// going away) is left as it is; any other C++ error becomes a JS Error when one can still be thrown.
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  try {
+    return tl::Init(env, exports);
+  } catch (const Napi::Error&) {
+    // its JS value is pending already, or the environment is terminating
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, (std::string("torch-lora: cannot register the addon: ") + e.what()).c_str());
+  } catch (...) {
+    napi_throw_error(env, nullptr, "torch-lora: cannot register the addon");
+  }
+  return exports;
+}
 NODE_API_MODULE(torch_lora, InitAddon)

@@ -6,6 +6,7 @@
 namespace tl {
 
 struct EnvState {
+  explicit EnvState(napi_env env) : tensors(env) {}
   TensorTable tensors;
 };
 

@@ -57,7 +57,14 @@ void registerIo(Napi::Env env, Napi::Object e) {
     a.allowMetaMix();
     auto path = a.str(0);
     auto prefix = bytesArg(a, 1);
+    // A snapshot, taken now on the JS thread: the caller may change the tensors in place (an optimizer
+    // step) before the Promise settles, and the worker reading them meanwhile wrote torn files. The
+    // price is a copy of the tensors for the length of the write.
     auto tensors = a.tensors(2);
+    for (auto& t : tensors) {
+      if (t.is_meta()) continue;  // fails with its own message when its turn comes
+      t = t.is_cpu() ? t.detach().clone(at::MemoryFormat::Contiguous) : t.detach().to(at::kCPU);  // (a copy already)
+    }
     return PromiseWorker::start(
         a.env(), "writeFileAtomicAsync", [=] { writeFileAtomic(path, prefix, tensors); },
         [](Napi::Env env) { return env.Undefined(); });

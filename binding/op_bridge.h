@@ -4,6 +4,8 @@
 #pragma once
 #include <napi.h>
 #include <ATen/ATen.h>
+#include <cmath>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -15,6 +17,23 @@ namespace tl {
 struct ArgError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// A JS number where PyTorch takes an int: NaN, infinities, fractions and values outside int64 are
+// refused as PyTorch refuses them (N-API's own conversion would make NaN 0 and truncate 1.5 to 1).
+inline int64_t intOf(double d, const std::string& where) {
+  if (!std::isfinite(d) || d != std::floor(d)) {
+    std::ostringstream os;
+    os << where << " must be an integer, got " << d;
+    throw ArgError(os.str());
+  }
+  // [-2^63, 2^63): both bounds are exact doubles
+  if (d < -9223372036854775808.0 || d >= 9223372036854775808.0) {
+    std::ostringstream os;
+    os << where << " = " << d << " does not fit in int64";
+    throw ArgError(os.str());
+  }
+  return static_cast<int64_t>(d);
+}
 
 class Args {
  public:
@@ -65,7 +84,7 @@ class Args {
       return r;
     }
     if (!v.IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be an integer");
-    return v.As<Napi::Number>().Int64Value();
+    return intOf(v.As<Napi::Number>().DoubleValue(), "argument " + std::to_string(i));
   }
   int64_t i64(size_t i, int64_t dflt) const { return has(i) ? i64(i) : dflt; }
   c10::optional<int64_t> optI64(size_t i) const {
@@ -112,7 +131,8 @@ class Args {
     for (uint32_t k = 0; k < arr.Length(); ++k) {
       Napi::Value e = arr.Get(k);
       if (!e.IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be an array of integers");
-      out[k] = e.As<Napi::Number>().Int64Value();
+      out[k] = intOf(e.As<Napi::Number>().DoubleValue(),
+                     "argument " + std::to_string(i) + "[" + std::to_string(k) + "]");
     }
     return out;
   }
@@ -190,6 +210,14 @@ inline bool isTensorArgAt(const Args& a, size_t i) {
   if (i >= a.size()) return false;
   Napi::Value v = a.raw(i);
   return TensorHandle::IsHandle(a.env(), v) || v.IsObject();
+}
+
+// A mask argument: bool only, as PyTorch 2.x requires (1.13 took a float mask without a word and filled
+// nothing, a uint8 one with a deprecation warning).
+inline const at::Tensor& boolMask(const at::Tensor& m, const char* op) {
+  TORCH_CHECK(m.scalar_type() == at::kBool, op, " only supports boolean masks, but got mask with dtype ",
+              m.scalar_type(), " (compare to make one, e.g. mask.ne(0))");
+  return m;
 }
 
 // --- results to JS ---

@@ -197,7 +197,7 @@ void registerMathOps(Napi::Env env, Napi::Object e) {
   });
   def(env, e, "fill_", [](Args& a) { a.t(0).fill_(a.scalar(1)); });
   def(env, e, "clamp_", [](Args& a) { a.t(0).clamp_(a.optScalar(1), a.optScalar(2)); });
-  def(env, e, "maskedFill_", [](Args& a) { a.t(0).masked_fill_(a.t(1), a.scalar(2)); });
+  def(env, e, "maskedFill_", [](Args& a) { a.t(0).masked_fill_(boolMask(a.t(1), "masked_fill_"), a.scalar(2)); });
   def(env, e, "uniform_", [](Args& a) { a.t(0).uniform_(a.f64(1, 0), a.f64(2, 1)); });
   def(env, e, "normal_", [](Args& a) { a.t(0).normal_(a.f64(1, 0), a.f64(2, 1)); });
   INPLACE_UNARY("zero_", zero_);

@@ -51,9 +51,10 @@ void registerShapeOps(Napi::Env env, Napi::Object e) {
     return at::index(a.t(0), idx);
   });
   def(env, e, "maskedFill", [](Args& a) {
-    return isTensorArgAt(a, 2) ? a.t(0).masked_fill(a.t(1), a.t(2)) : a.t(0).masked_fill(a.t(1), a.scalar(2));
+    const at::Tensor& mask = boolMask(a.t(1), "masked_fill");
+    return isTensorArgAt(a, 2) ? a.t(0).masked_fill(mask, a.t(2)) : a.t(0).masked_fill(mask, a.scalar(2));
   });
-  def(env, e, "maskedSelect", [](Args& a) { return a.t(0).masked_select(a.t(1)); });
+  def(env, e, "maskedSelect", [](Args& a) { return a.t(0).masked_select(boolMask(a.t(1), "masked_select")); });
   def(env, e, "tril", [](Args& a) { return a.t(0).tril(a.i64(1, 0)); });
   def(env, e, "triu", [](Args& a) { return a.t(0).triu(a.i64(1, 0)); });
   def(env, e, "flip", [](Args& a) { auto s = a.dims(1); return a.t(0).flip(asRef(s)); });

@@ -30,6 +30,7 @@ void registerRuntime(Napi::Env env, Napi::Object e) {
   def(env, e, "cudaDeviceCount", [](Args&) { return static_cast<int64_t>(at::hasCUDA() ? at::getNumGPUs() : 0); });
   def(env, e, "liveTensors", [](Args&) { return liveCounts().tensors; });
   def(env, e, "liveBytes", [](Args&) { return liveCounts().bytes; });
+  def(env, e, "liveCudaBytes", [](Args&) { return liveCounts().cudaBytes; });
   def(env, e, "torchVersion", [](Args&) { return std::string(TORCH_VERSION); });
 }
 

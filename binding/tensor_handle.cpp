@@ -43,11 +43,12 @@ LiveCounts liveCounts() {
   for (const TensorTable* t : tables().all) {
     c.tensors += t->tensors_.load(std::memory_order_relaxed);
     c.bytes += t->bytes_.load(std::memory_order_relaxed);
+    c.cudaBytes += t->cudaBytes_.load(std::memory_order_relaxed);
   }
   return c;
 }
 
-TensorTable::TensorTable() {
+TensorTable::TensorTable(napi_env env) : env_(env) {
   static std::atomic<uint64_t> nextTag{0};
   tag_ = kHandleBit | ((nextTag.fetch_add(1) & 0x7f) << 56);
   std::lock_guard<std::mutex> lock(tables().mutex);
@@ -60,12 +61,20 @@ TensorTable::~TensorTable() {
     auto& all = tables().all;
     all.erase(std::remove(all.begin(), all.end(), this), all.end());
   }
-  slots_.clear();  // frees what JS left undisposed; the counts went with the table
+  // Frees what JS left undisposed; the counts went with the table, and the environment's external
+  // memory goes with the environment (no call into it while it is torn down).
+  slots_.clear();
 }
 
-void TensorTable::count(int64_t tensors, int64_t bytes) {
+void TensorTable::count(int64_t tensors, int64_t bytes, bool cuda) {
   tensors_.store(tensors_.load(std::memory_order_relaxed) + tensors, std::memory_order_relaxed);
+  if (bytes == 0) return;
   bytes_.store(bytes_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  if (cuda) cudaBytes_.store(cudaBytes_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  // GPU bytes too: forgotten GPU tensors must make the GC run as well. (A view reports the bytes it
+  // views, as memory() does; that overstates shared storage, which only makes collection come sooner.)
+  int64_t unused;
+  napi_adjust_external_memory(env_, bytes, &unused);
 }
 
 uint64_t TensorTable::add(at::Tensor t) {
@@ -79,8 +88,9 @@ uint64_t TensorTable::add(at::Tensor t) {
   }
   Slot& s = slots_[index];
   s.bytes = bytesOf(t);
+  s.cuda = t.is_cuda();
   s.t = std::move(t);
-  count(1, s.bytes);
+  count(1, s.bytes, s.cuda);
   return tag_ | (static_cast<uint64_t>(s.gen) << 32) | index;
 }
 
@@ -98,7 +108,7 @@ bool TensorTable::release(uint64_t key) {
   at::Tensor* t;
   if (find(key, &t) != HandleState::kLive) return false;
   Slot& s = slots_[static_cast<uint32_t>(key)];
-  count(-1, -s.bytes);
+  count(-1, -s.bytes, s.cuda);
   s.bytes = 0;
   s.gen = (s.gen + 1) & kGenMask;  // the old key now reads as disposed
   free_.push_back(static_cast<uint32_t>(key));

@@ -20,10 +20,12 @@
 
 namespace tl {
 
-// Live tensors and the bytes they view, over every environment's table (what memory() reports).
+// Live tensors and the bytes they view, over every environment's table (what memory() reports), with
+// the bytes on CUDA devices apart from the rest (CPU; meta tensors count 0).
 struct LiveCounts {
   int64_t tensors = 0;
   int64_t bytes = 0;
+  int64_t cudaBytes = 0;
 };
 LiveCounts liveCounts();
 
@@ -32,7 +34,10 @@ enum class HandleState { kLive, kDisposed, kNotAHandle };
 // The tensors one JavaScript environment (the main thread, or one worker) holds handles to.
 class TensorTable {
  public:
-  TensorTable();   // registers with liveCounts()
+  // Registers with liveCounts(); the bytes of its tensors are reported to `env`'s garbage collector as
+  // external memory, so that tensors JS forgot (freed only when the GC finalizes their owners) push V8
+  // to collect: without it a loop of undisposed tensors grew to gigabytes while V8 saw a small heap.
+  explicit TensorTable(napi_env env);
   ~TensorTable();  // the environment is going away: frees what is left
   TensorTable(const TensorTable&) = delete;
   TensorTable& operator=(const TensorTable&) = delete;
@@ -49,16 +54,19 @@ class TensorTable {
     at::Tensor t;
     int64_t bytes = 0;
     uint32_t gen = 0;  // 24 bits used
+    bool cuda = false;
   };
-  void count(int64_t tensors, int64_t bytes);
+  void count(int64_t tensors, int64_t bytes, bool cuda);
 
   std::deque<Slot> slots_;  // a deque: references to slots stay valid as it grows
   std::vector<uint32_t> free_;
   uint64_t tag_;
+  napi_env env_;
   // Written only by the table's own thread (plain stores, no locked read-modify-write on every op);
   // atomic so that liveCounts() may read them from any thread.
   std::atomic<int64_t> tensors_{0};
   std::atomic<int64_t> bytes_{0};
+  std::atomic<int64_t> cudaBytes_{0};
   friend LiveCounts liveCounts();
 };
 

@@ -26,6 +26,15 @@ function finish(t: Tensor, opts: TensorOptions): Tensor {
   return t;
 }
 
+/** The values each integer dtype holds (fractions are truncated toward zero first, as torch.tensor does). */
+const INT_RANGE: Partial<Record<DType, [bigint, bigint]>> = {
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  int32: [-(2n ** 31n), 2n ** 31n - 1n],
+  int16: [-(2n ** 15n), 2n ** 15n - 1n],
+  int8: [-128n, 127n],
+  uint8: [0n, 255n],
+};
+
 /** Typed array constructors for building tensor() data on the host. */
 function hostArray(dtype: DType, n: number): TypedArray {
   switch (dtype) {
@@ -89,13 +98,25 @@ export function tensor(
   const host = hostArray(dtype, n);
   let i = 0;
   const isBig = host instanceof BigInt64Array;
+  const range = INT_RANGE[dtype];
   const fill = (x: unknown, d: number, where: string): void => {
     if (d === shape.length) {
       if (Array.isArray(x)) throw new TypeError(`tensor(): ragged data at ${where}: expected a scalar, got an array`);
       const v = typeof x === 'boolean' ? (x ? 1 : 0) : x;
       if (typeof v !== 'number' && typeof v !== 'bigint')
         throw new TypeError(`tensor(): expected a number at ${where}, got ${typeof x}`);
-      if (isBig) (host as BigInt64Array)[i++] = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
+      if (range !== undefined) {
+        // Typed arrays wrap out-of-range integers (2**70 became 0); torch.tensor refuses them.
+        // As c10::checked_convert: an integer must fit (uint8 also takes -255..-1, wrapping, as torch does);
+        // a fraction must lie within the type's range before it is truncated.
+        const integral = typeof v === 'bigint' || Number.isInteger(v);
+        const n = typeof v === 'bigint' ? v : Number.isFinite(v) ? BigInt(Math.trunc(v)) : undefined;
+        const lo = integral && dtype === 'uint8' ? -255n : range[0];
+        if (n === undefined || n < lo || n > range[1] || (!integral && (v < Number(range[0]) || v > Number(range[1]))))
+          throw new RangeError(`tensor(): value ${v} at ${where} cannot be converted to type ${dtype} without overflow`);
+        if (isBig) (host as BigInt64Array)[i++] = n;
+        else (host as Int32Array)[i++] = Number(n); // (a typed array wraps -255..-1 into uint8 as torch does)
+      }
       // bool bytes must be 0/1 (nonzero is true, as torch.tensor(..., dtype=torch.bool))
       else if (dtype === 'bool') (host as Uint8Array)[i++] = Number(v) !== 0 ? 1 : 0;
       else (host as Float32Array)[i++] = Number(v);

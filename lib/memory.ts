@@ -125,11 +125,21 @@ export function dispose(value: unknown): void {
 export interface MemoryInfo {
   /** Tensors whose native memory is still referenced from JavaScript (not disposed, not collected). */
   tensors: number;
-  /** Bytes those tensors view (numel × itemsize each; meta tensors count 0). */
+  /** Bytes those tensors view (numel × itemsize each; meta tensors count 0): cpuBytes + cudaBytes. */
   bytes: number;
+  /** The part of `bytes` in host memory. */
+  cpuBytes: number;
+  /** The part of `bytes` on CUDA devices (what the tensors view, not what the caching allocator holds). */
+  cudaBytes: number;
 }
 
-/** Live-tensor and byte counts of the native layer: a loop that frees what it makes keeps them flat. */
+/**
+ * Live-tensor and byte counts of the native layer: a loop that frees what it makes keeps them flat. The
+ * same bytes are reported to V8 as external memory, so that tensors left to the garbage collector make
+ * it run.
+ */
 export function memory(): MemoryInfo {
-  return { tensors: native.liveTensors(), bytes: native.liveBytes() };
+  const bytes = native.liveBytes();
+  const cudaBytes = native.liveCudaBytes();
+  return { tensors: native.liveTensors(), bytes, cpuBytes: bytes - cudaBytes, cudaBytes };
 }

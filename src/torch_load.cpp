@@ -1,5 +1,6 @@
 #include "src/torch_load.h"
 #include <caffe2/serialize/inline_container.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -40,11 +41,61 @@ struct Value {
 };
 
 constexpr int kMaxDepth = 64;
+// Bounds on what a hostile pickle can make us hold. Python's pickler adds a dict's items in batches of
+// 1000, so a state dict's stack stays at a few thousand values; it memoizes about six objects a tensor.
+constexpr size_t kMaxStack = size_t{1} << 20;
+constexpr size_t kMaxMemo = size_t{1} << 22;
+// The opcodes a file may run: a pickle is stored uncompressed by torch.save, so a real one runs fewer
+// opcodes than the file has bytes; a deflated record (a 39 KB file once held 40M opcodes) may not run
+// more than this many per byte of the file, plus a floor for tiny files.
+constexpr uint64_t kOpsPerFileByte = 16;
+constexpr uint64_t kOpsFloor = uint64_t{1} << 20;
 
 V make(Kind k) {
   auto v = std::make_shared<Value>();
   v->kind = k;
   return v;
+}
+
+// None, True and False are shared, as in Python: a pickle of nothing but None opcodes cost a whole
+// Value per byte. (Marking one sealed when it is placed in a container changes nothing: it is no container.)
+const V& none() {
+  static const V* v = new V(make(Kind::None));
+  return *v;
+}
+const V& boolean(bool b) {
+  static const V* t = [] { auto* v = new V(make(Kind::Bool)); (*v)->b = true; return v; }();
+  static const V* f = new V(make(Kind::Bool));
+  return b ? *t : *f;
+}
+
+// Strict UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF): what a JavaScript string can
+// hold exactly. Returns the offset of the first bad byte, or npos.
+size_t invalidUtf8At(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp, min;
+    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
+    else return i;
+    if (n - i < len) return i;
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return i;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += len;
+  }
+  return std::string::npos;
 }
 
 std::string describe(const Value& v) {
@@ -106,12 +157,16 @@ bool addOverflows(int64_t a, int64_t b, int64_t* out) { return __builtin_add_ove
 class Unpickler {
  public:
   Unpickler(const std::string& path, const uint8_t* data, size_t size,
-            caffe2::serialize::PyTorchStreamReader& zip)
-      : path_(path), p_(data), end_(data + size), begin_(data), zip_(zip) {}
+            caffe2::serialize::PyTorchStreamReader& zip, uint64_t fileSize)
+      : path_(path), p_(data), end_(data + size), begin_(data), zip_(zip),
+        fileSize_(fileSize), maxOps_(kOpsFloor + kOpsPerFileByte * fileSize) {}
 
   V run() {
-    for (;;) {
+    for (uint64_t ops = 1;; ++ops) {
       const size_t at = static_cast<size_t>(p_ - begin_);
+      if (ops > maxOps_)
+        fail("it runs more than " + std::to_string(maxOps_) + " opcodes, far more than a state dict in a file of " +
+             std::to_string(fileSize_) + " bytes needs (a compressed pickle that expands without end?)");
       const uint8_t op = u8();
       switch (op) {
         case 0x80: {  // PROTO
@@ -128,7 +183,7 @@ class Unpickler {
         case '0': pop(); break;
         case '1': popMark(); break;
         case '2': push(top()); break;
-        case 'N': push(make(Kind::None)); break;
+        case 'N': push(none()); break;
         case 0x88: pushBool(true); break;
         case 0x89: pushBool(false); break;
         case 'J': {
@@ -235,14 +290,14 @@ class Unpickler {
           break;
         }
         case 'Q': push(persistent(*pop())); break;  // BINPERSID
-        case 'q': memo_[u8()] = top(); break;
+        case 'q': memoPut(u8()); break;
         case 'r': {
           uint32_t i;
           readRaw(&i, 4);
-          memo_[i] = top();
+          memoPut(i);
           break;
         }
-        case 0x94: memo_[static_cast<uint32_t>(memo_.size())] = top(); break;  // MEMOIZE
+        case 0x94: memoPut(static_cast<uint32_t>(memo_.size())); break;  // MEMOIZE
         case 'h': push(memo(u8())); break;
         case 'j': {
           uint32_t i;
@@ -310,11 +365,17 @@ class Unpickler {
   }
 
   // ---- the stack ----
-  void push(V v) { stack_.push_back(std::move(v)); }
-  void pushBool(bool b) {
-    auto v = make(Kind::Bool);
-    v->b = b;
-    push(v);
+  void push(V v) {
+    if (stack_.size() >= kMaxStack)
+      fail("its stack grows past " + std::to_string(kMaxStack) + " values (a state dict needs a few thousand)");
+    stack_.push_back(std::move(v));
+  }
+  void pushBool(bool b) { push(boolean(b)); }
+  void memoPut(uint32_t i) {
+    const V& v = top();
+    if (memo_.size() >= kMaxMemo && memo_.find(i) == memo_.end())
+      fail("its memo grows past " + std::to_string(kMaxMemo) + " entries (a state dict needs a few per tensor)");
+    memo_[i] = v;
   }
   void pushInt(int64_t i) {
     auto v = make(Kind::Int);
@@ -325,6 +386,14 @@ class Unpickler {
     need(n);
     auto v = make(k);
     v->s.assign(reinterpret_cast<const char*>(p_), static_cast<size_t>(n));
+    if (k == Kind::Str) {
+      // torch.load decodes strs as UTF-8 and raises on bad bytes; passing them on would turn a tensor's
+      // name into U+FFFD replacement characters.
+      const size_t bad = invalidUtf8At(v->s);
+      if (bad != std::string::npos)
+        fail("a str at byte " + std::to_string(static_cast<size_t>(p_ - begin_)) + " is not valid UTF-8 (byte " +
+             std::to_string(bad) + " of it)");
+    }
     p_ += n;
     push(v);
   }
@@ -364,7 +433,9 @@ class Unpickler {
     return v.get();
   }
   void adopt(Value& parent, const std::vector<V>& children) {
-    for (const auto& c : children) c->sealed = true;
+    // (only containers are sealed: the shared None/True/False are never written, from any thread)
+    for (const auto& c : children)
+      if (c->kind == Kind::Tuple || c->kind == Kind::List || c->kind == Kind::Dict) c->sealed = true;
     if (parent.sealed) fail("a container is changed after it was placed in another (not a plain state dict)");
     for (const auto& c : children) {
       parent.depth = std::max(parent.depth, c->depth + 1);
@@ -507,23 +578,32 @@ class Unpickler {
   const uint8_t* end_;
   const uint8_t* begin_;
   caffe2::serialize::PyTorchStreamReader& zip_;
+  uint64_t fileSize_;
+  uint64_t maxOps_;
   std::vector<V> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint32_t, V> memo_;
   std::unordered_map<std::string, c10::Storage> storages_;
 };
 
-// The first bytes tell a zip (PyTorch >= 1.6) from the legacy format and from anything else.
-void checkMagic(const std::string& path) {
+// The first bytes tell a zip (PyTorch >= 1.6) from the legacy format and from anything else. Returns the
+// file's size.
+uint64_t checkMagic(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) throw LoadError("cannot open '" + path + "': " + std::strerror(errno));
   unsigned char m[4] = {0, 0, 0, 0};
   const size_t n = std::fread(m, 1, 4, f);
   const bool failed = std::ferror(f) != 0;
-  const int err = errno;
+  int err = errno;
+  long size = -1;
+  if (!failed && std::fseek(f, 0, SEEK_END) == 0) size = std::ftell(f);
+  if (size < 0) err = errno;
   std::fclose(f);
   if (failed) throw LoadError("cannot read '" + path + "': " + std::strerror(err));
-  if (n == 4 && m[0] == 'P' && m[1] == 'K' && m[2] == 3 && m[3] == 4) return;
+  if (n == 4 && m[0] == 'P' && m[1] == 'K' && m[2] == 3 && m[3] == 4) {
+    if (size < 0) throw LoadError("cannot read '" + path + "': " + std::strerror(err));
+    return static_cast<uint64_t>(size);
+  }
   if (n >= 2 && m[0] == 0x80 && m[1] <= 5)
     throw LoadError("cannot load '" + path +
                     "': it is in the legacy torch.save format of PyTorch < 1.6, which is not supported; "
@@ -531,10 +611,48 @@ void checkMagic(const std::string& path) {
   throw LoadError("cannot load '" + path + "': it is not a torch.save file (no zip archive)");
 }
 
+// The uncompressed size that the archive's central directory gives its <dir>/data.pkl, read before
+// libtorch inflates the record into memory: a small deflated file can name gigabytes. Nothing when it
+// cannot be read here (zip64, an odd layout): libtorch's reader then has the last word, and the opcode
+// budget still bounds the work.
+c10::optional<uint64_t> pickleSizeInDirectory(const std::string& path, uint64_t fileSize) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return c10::nullopt;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
+  auto read = [&](uint64_t at, uint64_t n, std::string* out) {
+    out->resize(n);
+    return std::fseek(f, static_cast<long>(at), SEEK_SET) == 0 && std::fread(&(*out)[0], 1, n, f) == n;
+  };
+  auto u16 = [](const std::string& b, size_t i) { return uint32_t(uint8_t(b[i])) | uint32_t(uint8_t(b[i + 1])) << 8; };
+  auto u32 = [&](const std::string& b, size_t i) { return u16(b, i) | u16(b, i + 2) << 16; };
+  const uint64_t tail = std::min<uint64_t>(fileSize, 22 + 65535);  // the end record and its comment
+  std::string end;
+  if (tail < 22 || !read(fileSize - tail, tail, &end)) return c10::nullopt;
+  size_t e = end.size() - 22;
+  while (!(end[e] == 'P' && end[e + 1] == 'K' && end[e + 2] == 5 && end[e + 3] == 6)) {
+    if (e == 0) return c10::nullopt;
+    --e;
+  }
+  const uint64_t cdSize = u32(end, e + 12), cdOffset = u32(end, e + 16);
+  if (cdOffset == 0xffffffffu || cdSize > (uint64_t{64} << 20) || cdOffset + cdSize > fileSize) return c10::nullopt;
+  std::string cd;
+  if (!read(cdOffset, cdSize, &cd)) return c10::nullopt;
+  for (size_t p = 0; p + 46 <= cd.size() && u32(cd, p) == 0x02014b50u;) {
+    const uint32_t size = u32(cd, p + 24), nameLen = u16(cd, p + 28);
+    if (p + 46 + nameLen > cd.size()) return c10::nullopt;
+    const std::string name = cd.substr(p + 46, nameLen);
+    const size_t slash = name.find('/');
+    if (slash != std::string::npos && name.compare(slash, std::string::npos, "/data.pkl") == 0)
+      return size == 0xffffffffu ? c10::nullopt : c10::optional<uint64_t>(size);
+    p += 46 + nameLen + u16(cd, p + 30) + u16(cd, p + 32);
+  }
+  return c10::nullopt;
+}
+
 }  // namespace
 
 NamedTensors loadTorchStateDict(const std::string& path, const at::Device& device) {
-  checkMagic(path);
+  const uint64_t fileSize = checkMagic(path);
   V root;
   try {
     caffe2::serialize::PyTorchStreamReader zip(path);
@@ -546,8 +664,14 @@ NamedTensors loadTorchStateDict(const std::string& path, const at::Device& devic
                         "-endian; only little-endian files are supported");
     }
     if (!zip.hasRecord("data.pkl")) throw LoadError("cannot load '" + path + "': the archive has no data.pkl");
+    const auto pklSize = pickleSizeInDirectory(path, fileSize);
+    const uint64_t maxPkl = kOpsFloor + kOpsPerFileByte * fileSize;  // a byte is at most an opcode
+    if (pklSize && *pklSize > maxPkl)
+      throw LoadError("cannot load '" + path + "': its data.pkl expands to " + std::to_string(*pklSize) +
+                      " bytes, far more than a state dict in a file of " + std::to_string(fileSize) +
+                      " bytes needs (at most " + std::to_string(maxPkl) + "; a compressed pickle that expands without end?)");
     auto pkl = zip.getRecord("data.pkl");
-    Unpickler u(path, static_cast<const uint8_t*>(std::get<0>(pkl).get()), std::get<1>(pkl), zip);
+    Unpickler u(path, static_cast<const uint8_t*>(std::get<0>(pkl).get()), std::get<1>(pkl), zip, fileSize);
     root = u.run();
   } catch (const LoadError&) {
     throw;

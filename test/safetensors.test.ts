@@ -237,6 +237,8 @@ describe('hostile and corrupt files are clear errors', () => {
     ['trailing bytes', () => craft('trail', { a: f32([2], 0, 8) }, 12), /tensors end at data byte 8 but the file has 12 bytes of data/],
     ['size not matching shape x itemsize', () => craft('size', { a: f32([2, 3], 0, 16) }, 16), /tensor 'a' of shape \[2, 3\] float32 needs 24 bytes but data_offsets \[0, 16\] give 16/],
     ['a shape whose product passes 2^53', () => craft('overflow', { a: f32([2 ** 40, 2 ** 40, 0], 0, 0), b: f32([2 ** 26, 2 ** 26, 2 ** 2], 0, 0) }), /tensor 'b' of shape .* needs 72057594037927936 bytes/],
+    ['a byte size past int64', () => craft('int64a', { a: f32([2 ** 31, 2 ** 31], 0, 0) }), /tensor 'a' has shape \[2147483648, 2147483648\], whose element count or byte size overflow int64/],
+    ['strides past int64 behind a zero size', () => craft('int64b', { a: f32([0, 2 ** 53 - 1, 2 ** 53 - 1], 0, 0) }), /tensor 'a' has shape \[0, 9007199254740991, 9007199254740991\], whose strides overflow int64/],
     ['non-string metadata', () => craft('meta', { __metadata__: { format: 1 } }), /__metadata__\["format"\] must be a string, got 1/],
     ['metadata not an object', () => craft('meta2', { __metadata__: ['pt'] }), /__metadata__ must be an object of strings/],
   ];
@@ -383,5 +385,50 @@ describe('async IO runs off the JS thread', () => {
     for (const k of ['w', 'b']) expect(bytesOf(loaded[k]).equals(bytesOf(tensors[k as 'w' | 'b']))).toBe(true);
     disposeAll(loaded);
     disposeAll(tensors);
+  });
+
+  test('a large hostile header is parsed on a worker thread by loadSafetensors: the event loop keeps turning', async () => {
+    // 400,000 empty tensors (a 26 MB header), valid one by one, and 4 stray data bytes that fail the
+    // file only at the end: the whole header is parsed and checked first.
+    const file = path.join(dir, 'big-header.safetensors');
+    const entries = Array.from({ length: 400_000 }, (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
+    const text = Buffer.from(`{${entries.join(',')}}`);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(text.length));
+    fs.writeFileSync(file, Buffer.concat([len, text, Buffer.alloc(4)]));
+    const why = /tensors end at data byte 0 but the file has 4 bytes of data/;
+    const t0 = performance.now();
+    expect(() => readSafetensorsHeader(file)).toThrow(why);
+    const syncMs = performance.now() - t0;
+
+    let last = performance.now();
+    let longest = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 5);
+    const err = await failure(() => loadSafetensors(file));
+    clearInterval(timer);
+    expect(err.message).toContain(`'${file}'`);
+    expect(err.message).toMatch(why);
+    // Parsed on this thread, the loop would stall for all of syncMs; what is left here (reading into a
+    // buffer, starting the worker) is a small part of it.
+    expect(syncMs).toBeGreaterThan(100);
+    expect(longest).toBeLessThan(syncMs / 2);
+  });
+});
+
+describe('an un-awaited async save holds the values of the moment it was called', () => {
+  test('saveSafetensors: the tensor filled in place right after the call does not reach the file', async () => {
+    const file = path.join(dir, 'snapshot.safetensors');
+    const w = zeros([2048, 4096]).add_(1); // 32 MiB: the write takes far longer than the fill
+    const saving = saveSafetensors({ w }, file);
+    w.fill_(2);
+    await saving;
+    const back = loadSafetensorsSync(file);
+    const [lo, hi] = [back.w.min(), back.w.max()];
+    expect([lo.item(), hi.item()]).toEqual([1, 1]);
+    disposeAll({ ...back, w, lo, hi });
   });
 });

@@ -20,7 +20,7 @@ import {
 } from '../lib';
 import { zipBytes } from '../lib/io/torch-bin';
 import { leftovers, previousFile } from './helpers/atomic-save';
-import { failure } from './helpers/errors';
+import { catchError, failure } from './helpers/errors';
 import { settleGarbage } from './helpers/gc';
 import { pythonWithTorch, runPythonJson, skipNote } from './helpers/python';
 import { bytesOf, disposeAll } from './helpers/tensors';
@@ -306,6 +306,21 @@ describe('saves are atomic', () => {
     t.dispose();
   });
 
+  test('an un-awaited saveTorchBin holds the values of the moment it was called, though the tensor changes', async () => {
+    const { file } = previous('snapshot');
+    const w = zeros([1024, 4096]).add_(1); // 16 MiB, written in chunks between awaits
+    const b = zeros([8]).add_(1);
+    const saving = saveTorchBin({ b, w }, file);
+    w.fill_(2);
+    b.fill_(2);
+    await saving;
+    const back = loadTorchBinSync(file);
+    const stats = [back.w.min(), back.w.max(), back.b.min(), back.b.max()];
+    expect(stats.map((t) => t.item())).toEqual([1, 1, 1, 1]);
+    disposeAll(back);
+    for (const t of [w, b, ...stats]) t.dispose();
+  });
+
   test('disposing a tensor while an async save runs does not break the save', async () => {
     const { file } = previous('during');
     const a = randn([300, 300]);
@@ -360,6 +375,53 @@ describe('hostile and corrupt .bin files are clear errors', () => {
     return file;
   }
   const fine = () => dict(str('w'), tensorPk('0', 4, [2, 2], [2, 1]));
+  /** The same archive with data.pkl deflated (torch.save stores it; torch.load reads either). */
+  function deflatedArchive(name: string, pkl: Buffer): string {
+    const records = [
+      { name: 'archive/data.pkl', data: pkl, method: 8 },
+      { name: 'archive/version', data: raw('3\n'), method: 0 },
+    ];
+    const locals: Buffer[] = [];
+    const central: Buffer[] = [];
+    let pos = 0;
+    for (const r of records) {
+      const body = r.method === 8 ? zlib.deflateRawSync(r.data, { level: 9 }) : r.data;
+      const nameBytes = Buffer.from(r.name);
+      const crc = zlib.crc32(r.data);
+      const h = Buffer.alloc(30);
+      h.writeUInt32LE(0x04034b50, 0);
+      h.writeUInt16LE(20, 4);
+      h.writeUInt16LE(r.method, 8);
+      h.writeUInt32LE(crc, 14);
+      h.writeUInt32LE(body.length, 18);
+      h.writeUInt32LE(r.data.length, 22);
+      h.writeUInt16LE(nameBytes.length, 26);
+      const c = Buffer.alloc(46);
+      c.writeUInt32LE(0x02014b50, 0);
+      c.writeUInt16LE(20, 4);
+      c.writeUInt16LE(20, 6);
+      c.writeUInt16LE(r.method, 10);
+      c.writeUInt32LE(crc, 16);
+      c.writeUInt32LE(body.length, 20);
+      c.writeUInt32LE(r.data.length, 24);
+      c.writeUInt16LE(nameBytes.length, 28);
+      c.writeUInt32LE(pos, 42);
+      locals.push(h, nameBytes, body);
+      central.push(c, nameBytes);
+      pos += 30 + nameBytes.length + body.length;
+    }
+    const cd = Buffer.concat(central);
+    const end = Buffer.alloc(22);
+    end.writeUInt32LE(0x06054b50, 0);
+    end.writeUInt16LE(records.length, 8);
+    end.writeUInt16LE(records.length, 10);
+    end.writeUInt32LE(cd.length, 12);
+    end.writeUInt32LE(pos, 16);
+    const file = path.join(dir, `${name}.bin`);
+    fs.writeFileSync(file, Buffer.concat([...locals, cd, end]));
+    return file;
+  }
+  const badUtf8 = (b: number[]) => Buffer.concat([raw('X'), u32(b.length), Buffer.from(b)]);
 
   const cases: [string, () => string, RegExp][] = [
     ['not a zip', () => (fs.writeFileSync(path.join(dir, 'text.bin'), 'hello world'), path.join(dir, 'text.bin')), /it is not a torch\.save file \(no zip archive\)/],
@@ -388,6 +450,11 @@ describe('hostile and corrupt .bin files are clear errors', () => {
     ['a memo read before it is written', () => archive('memo', raw('\x80\x02h\x07.')), /memo entry 7 is read before it is written/],
     ['a dict that contains itself', () => archive('cycle', raw('\x80\x02}q\x00X\x01\x00\x00\x00ah\x00s.')), /a container is changed after it was placed in another/],
     ['values nested too deep', () => archive('deep', Buffer.concat([raw('\x80\x02'), raw(']'.repeat(200)), raw('a'.repeat(199)), raw('.')])), /nested more than 64 deep/],
+    ['a tensor name that is not UTF-8 (torch.load raises)', () => archive('utf8', dict(badUtf8([0x77, 0xff]), tensorPk('0', 1, [1], [1])), [{ name: 'data/0', data: f32([1]) }]), /data\.pkl: a str at byte \d+ is not valid UTF-8 \(byte 1 of it\)/],
+    ['an overlong UTF-8 form', () => archive('overlong', dict(badUtf8([0xc0, 0xaf]), tensorPk('0', 1, [1], [1])), [{ name: 'data/0', data: f32([1]) }]), /is not valid UTF-8 \(byte 0 of it\)/],
+    ['a UTF-8 surrogate, which a JS string cannot take from UTF-8', () => archive('surrogate', dict(badUtf8([0xed, 0xa0, 0x80]), tensorPk('0', 1, [1], [1])), [{ name: 'data/0', data: f32([1]) }]), /is not valid UTF-8/],
+    ['a stack of a million None values', () => archive('stack', Buffer.concat([raw('\x80\x02'), Buffer.alloc(1_100_000, 'N'), raw('.')])), /its stack grows past 1048576 values \(a state dict needs a few thousand\)/],
+    ['a deflated data.pkl of 40M opcodes in a small file (refused by its size before it is inflated)', () => deflatedArchive('bomb', Buffer.concat([raw('\x80\x02'), Buffer.alloc(40_000_000, 'N0'), raw('].')])), /its data\.pkl expands to 40000004 bytes, far more than a state dict in a file of \d+ bytes needs/],
     ['a persistent id that is not a storage', () => archive('persid', raw('\x80\x02X\x01\x00\x00\x00xQ.')), /a persistent id must be a 5-tuple, got a str/],
   ];
 
@@ -402,11 +469,17 @@ describe('hostile and corrupt .bin files are clear errors', () => {
     expect(memory().tensors).toBe(before);
   });
 
-  test('the hand-made archive itself is valid (so the cases above fail for their own reason)', () => {
+  test('the hand-made archives themselves are valid (so the cases above fail for their own reason)', () => {
     const file = archive('valid', fine(), [{ name: 'data/0', data: f32([1, 2, 3, 4]) }]);
     const t = loadTorchBinSync(file);
     expect(t.w.tolist()).toEqual([[1, 2], [3, 4]]);
     t.w.dispose();
+    // a deflated data.pkl with a few thousand values on the stack and in the memo, and a valid UTF-8 name
+    const many = Buffer.concat([raw('\x80\x02]('), Buffer.alloc(5000, 'N'), raw('e'), ...Array.from({ length: 3000 }, () => raw('\x94')), raw('0}'), str('wé€😀'), raw('Ns.')]);
+    const r = fs.readFileSync(deflatedArchive('deflated', many));
+    const file2 = path.join(dir, 'deflated-ok.bin');
+    fs.writeFileSync(file2, r);
+    expect(catchError(() => loadTorchBinSync(file2)).message).toMatch(/value for 'wé€😀' is None/);
   });
 
   test('a missing file names the path', async () => {

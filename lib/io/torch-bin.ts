@@ -360,9 +360,11 @@ function archiveName(path: string): string {
 
 /**
  * Checks the tensors and holds our own reference to each (so that disposing a caller's tensor during an
- * async save cannot break it); the caller frees them with `release`.
+ * async save cannot break it); the caller frees them with `release`. With `snapshot` (the async save) each
+ * is a copy taken now: the caller may update its tensors in place before the save settles, and the file
+ * must hold the values of one moment (a copy of the tensors for the length of the save).
  */
-function prepare(tensors: TensorDict, path: string): { records: ZipRecord[]; release: () => void } {
+function prepare(tensors: TensorDict, path: string, snapshot: boolean): { records: ZipRecord[]; release: () => void } {
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   for (const [name, t] of list) {
     if (!(t instanceof Tensor)) throw new TypeError(`saveTorchBin: '${name}' is not a Tensor`);
@@ -374,7 +376,7 @@ function prepare(tensors: TensorDict, path: string): { records: ZipRecord[]; rel
   const release = () => handles.forEach((h) => native.dispose(h));
   try {
     const entries: Entry[] = list.map(([name, t]) => {
-      const handle = native.detach(t.handle) as NativeHandle;
+      const handle = (snapshot ? native.clone(t.handle) : native.detach(t.handle)) as NativeHandle;
       handles.push(handle);
       const shape = t.shape;
       const numel = shape.reduce((a, b) => a * b, 1);
@@ -407,7 +409,7 @@ function prepare(tensors: TensorDict, path: string): { records: ZipRecord[]; rel
  * temporary file.
  */
 export async function saveTorchBin(tensors: TensorDict, path: string): Promise<void> {
-  const { records, release } = prepare(tensors, path);
+  const { records, release } = prepare(tensors, path, true);
   try {
     await writeAtomic(path, async (f) => {
       for (const chunk of zipChunks(records, path)) {
@@ -423,7 +425,7 @@ export async function saveTorchBin(tensors: TensorDict, path: string): Promise<v
 
 /** The same, blocking. */
 export function saveTorchBinSync(tensors: TensorDict, path: string): void {
-  const { records, release } = prepare(tensors, path);
+  const { records, release } = prepare(tensors, path, false);
   try {
     writeAtomicSync(path, (fd) => {
       for (const chunk of zipChunks(records, path)) {
