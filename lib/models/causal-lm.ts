@@ -1,5 +1,6 @@
 // What every causal LM here takes and returns, and the loss transformers computes for it.
 import { DType } from '../dtype';
+import type { BitsAndBytesConfig } from '../quant/bnb-config';
 import { crossEntropy, pad } from '../functional';
 import { Module } from '../nn';
 import { Device, Tensor } from '../tensor';
@@ -81,6 +82,8 @@ export interface CausalLM extends Module {
   generationConfig?: GenerationConfig;
   /** The folder fromPretrained read (transformers' name_or_path). */
   nameOrPath?: string;
+  /** The bitsandbytes quantization the model was loaded with (config.json's quantization_config). */
+  quantizationConfig?: BitsAndBytesConfig;
   /** Continues inputIds [B, S] by up to opts.maxNewTokens tokens (greedy or sampled), as transformers' generate. */
   generate(inputIds: Tensor, opts?: GenerateOptions): Tensor;
   /** Writes a Hugging Face model folder (config.json + model.safetensors or shards), as transformers' save_pretrained. */

@@ -2,6 +2,7 @@
 // under an LM head, and the forward, forwardLoss and segments built on it. Each architecture keeps its
 // own field names (model / transformer, as its checkpoints name them) and says where its parts are.
 import { scope } from '../memory';
+import type { BitsAndBytesConfig } from '../quant/bnb-config';
 import { Embedding, Linear, Module } from '../nn';
 import { Tensor } from '../tensor';
 import { KVCache } from './cache';
@@ -51,6 +52,8 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
   generationConfig?: GenerationConfig;
   /** The folder fromPretrained read (transformers' name_or_path): PEFT records it as base_model_name_or_path. */
   nameOrPath?: string;
+  /** The bitsandbytes quantization the model was loaded with (config.json's quantization_config). */
+  quantizationConfig?: BitsAndBytesConfig;
 
   protected abstract decoder(): DecoderParts<C>;
 

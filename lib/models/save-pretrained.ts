@@ -5,6 +5,7 @@
 // The native writer copies each tensor that is on a GPU or not contiguous to the CPU as it is written,
 // one at a time, so a save never holds a second copy of the model.
 import * as fs from 'fs';
+import type { BitsAndBytesConfig } from '../quant/bnb-config';
 import * as path from 'path';
 import { DType, isFloatingPoint, ITEMSIZE } from '../dtype';
 import { saveSafetensors } from '../io/safetensors';
@@ -133,7 +134,7 @@ export function shardFileName(index: number, count: number): string {
   return `model-${five(index + 1)}-of-${five(count)}.safetensors`;
 }
 
-type SavableModel = Module & { config: CausalLMConfig; generationConfig?: GenerationConfig };
+type SavableModel = Module & { config: CausalLMConfig; generationConfig?: GenerationConfig; quantizationConfig?: BitsAndBytesConfig };
 
 function checkModel(model: unknown): asserts model is SavableModel {
   const config = (model as { config?: { modelType?: unknown } } | null)?.config;
@@ -203,7 +204,10 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
   const sharded = shards.length > 1;
   const files = sharded ? shards.map((_, i) => shardFileName(i, shards.length)) : [SAFE_WEIGHTS_NAME];
   const dtype = modelDType(model) ?? model.config.dtype;
-  const config = configJSONString(configToJSON(model.config, { dtype, architectures: [model.reprName()] }));
+  const configJson = configToJSON(model.config, { dtype, architectures: [model.reprName()] });
+  // A bitsandbytes-quantized model says so, as transformers writes it, so that it loads quantized again.
+  if (model.quantizationConfig !== undefined) configJson.quantization_config = model.quantizationConfig.toDict();
+  const config = configJSONString(configJson);
 
   await fs.promises.mkdir(dir, { recursive: true });
   const part = (names: string[]) => new Map(names.map((n) => [n, tensors.get(n)!]));
