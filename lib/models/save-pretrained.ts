@@ -6,6 +6,7 @@
 // one at a time, so a save never holds a second copy of the model.
 import * as fs from 'fs';
 import type { BitsAndBytesConfig } from '../quant/bnb-config';
+import { Linear4bit } from '../quant/linear-4bit';
 import * as path from 'path';
 import { DType, isFloatingPoint, ITEMSIZE } from '../dtype';
 import { saveSafetensors } from '../io/safetensors';
@@ -206,7 +207,10 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
   const dtype = modelDType(model) ?? model.config.dtype;
   const configJson = configToJSON(model.config, { dtype, architectures: [model.reprName()] });
   // A bitsandbytes-quantized model says so, as transformers writes it, so that it loads quantized again.
-  if (model.quantizationConfig !== undefined) configJson.quantization_config = model.quantizationConfig.toDict();
+  // (Only while 4-bit layers remain: a merged or dequantized model is a float model, whatever its config said.)
+  const quantized = [...model.modules()].some((m) => m instanceof Linear4bit);
+  if (quantized && model.quantizationConfig !== undefined) configJson.quantization_config = model.quantizationConfig.toDict();
+  else delete configJson.quantization_config;
   const config = configJSONString(configJson);
 
   await fs.promises.mkdir(dir, { recursive: true });

@@ -9,7 +9,7 @@ import { svd, qr } from '../../linalg';
 import { scope } from '../../memory';
 import { isFloatingPoint } from '../../dtype';
 import { Linear4bit } from '../../quant/linear-4bit';
-import { Parameter } from '../../nn/parameter';
+import { dequantizedLinear } from '../../quant/dequantize';
 import { Tensor } from '../../tensor';
 import { peftWarn } from '../warn';
 import { DoraLinearLayer, outInLayout } from './dora';
@@ -104,14 +104,7 @@ export class LoraLinear extends LoraLayer {
     if (base instanceof Linear4bit && pending.length > 0) {
       if (this.base_layer !== base) throw new Error(`${this.reprName()}: cannot merge into a 4-bit layer wrapped twice`);
       peftWarn('Merge lora module to 4-bit linear may get different generations due to rounding errors.');
-      const w = noGrad(() => base.dequantize());
-      const lin = new Linear(base.inFeatures, base.outFeatures, { bias: false, device: 'meta', dtype: w.dtype });
-      lin.weight.dispose();
-      lin.weight = new Parameter(w, false);
-      w.dispose();
-      if (base.bias) lin.bias = base.bias;
-      base.bias = undefined;
-      lin.training = base.training;
+      const lin = dequantizedLinear(base);
       this.base_layer = lin;
       base.dispose();
     }
