@@ -338,6 +338,8 @@ export class AutoModelForCausalLM {
       }
       loader.finish(dir);
       loader.install();
+      // A 'meta' load of a 4-bit model: its Linear layers take their 4-bit shapes (nothing is read).
+      if (bnb !== undefined && device === 'meta') bnb.quantizeLoaded({ meta: true });
       // Non-persistent buffers (rotary inv_freq) are computed, not loaded.
       for (const m of model.modules()) {
         const reset = (m as { resetBuffers?: (o: { device?: Device }) => void }).resetBuffers;

@@ -86,6 +86,8 @@ export interface CausalLM extends Module {
   quantizationConfig?: BitsAndBytesConfig;
   /** Continues inputIds [B, S] by up to opts.maxNewTokens tokens (greedy or sampled), as transformers' generate. */
   generate(inputIds: Tensor, opts?: GenerateOptions): Tensor;
+  /** Bytes of the parameters (and buffers, unless returnBuffers is false), as transformers' get_memory_footprint. */
+  getMemoryFootprint(opts?: { returnBuffers?: boolean }): number;
   /** Writes a Hugging Face model folder (config.json + model.safetensors or shards), as transformers' save_pretrained. */
   savePretrained(dir: string, opts?: SavePretrainedOptions): Promise<SavedCheckpoint>;
 }

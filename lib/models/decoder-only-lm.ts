@@ -12,6 +12,7 @@ import { BaseModelInput, CausalLM, CausalLMInput, CausalLMOutput, causalLMLoss, 
 import { CausalLMConfig } from './config';
 import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 import { savePretrained, SavedCheckpoint, SavePretrainedOptions } from './save-pretrained';
+import { getMemoryFootprint } from './memory-footprint';
 import { decoderSegments } from './segments';
 
 /** Where a decoder-only model's parts are; C is what its layers take besides the hidden states. */
@@ -96,6 +97,11 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
    * model.safetensors.index.json above opts.maxShardSize (default '50GB'). transformers'
    * from_pretrained and AutoModelForCausalLM.fromPretrained load the folder.
    */
+  /** Bytes of the parameters (and buffers, unless returnBuffers is false), as transformers' get_memory_footprint. */
+  getMemoryFootprint(opts: { returnBuffers?: boolean } = {}): number {
+    return getMemoryFootprint(this, opts);
+  }
+
   savePretrained(dir: string, opts: SavePretrainedOptions = {}): Promise<SavedCheckpoint> {
     return savePretrained(this, dir, opts);
   }

@@ -35,3 +35,4 @@ export {
   ropeInverseFrequencies,
 } from './llama';
 export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP } from './gpt2';
+export { getMemoryFootprint } from './memory-footprint';

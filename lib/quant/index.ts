@@ -4,5 +4,5 @@ export { BitsAndBytesConfig } from './bnb-config';
 export type { BitsAndBytesConfigOptions } from './bnb-config';
 export { Linear4bit, quantStateJson } from './linear-4bit';
 export type { Linear4bitOptions } from './linear-4bit';
-export { shouldConvertModule, modulesToNotConvert } from './load';
+export { shouldConvertModule, modulesToNotConvert, quantizeModel } from './load';
 export { dequantizeModel, dequantizedLinear } from './dequantize';

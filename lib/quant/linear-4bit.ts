@@ -3,7 +3,7 @@
 // result cast back to x's dtype), as bitsandbytes' forward. The state dict is bitsandbytes' own:
 // weight, weight.absmax, weight.quant_map, [weight.nested_absmax, weight.nested_quant_map],
 // weight.quant_state.bitsandbytes__<nf4|fp4> (the other fields as JSON bytes).
-import { tensor } from '../creation';
+import { empty, tensor } from '../creation';
 import { DType } from '../dtype';
 import { noGrad } from '../autograd';
 import { pyFloat } from '../nn/format';
@@ -70,6 +70,29 @@ export class Linear4bit extends Module {
       quantize4bit(linear.weight, { quantType: opts.quantType ?? 'fp4', blocksize: opts.blocksize ?? 64, compressStatistics: opts.compressStatistics }),
     );
     return new Linear4bit(linear.inFeatures, linear.outFeatures, packed, state, { bias: linear.bias, computeDtype: opts.computeDtype });
+  }
+
+  /**
+   * A Linear4bit with shapes only (every tensor on 'meta'), as quantizing a [out, in] weight would make it:
+   * to size a model (getMemoryFootprint) without its weights.
+   */
+  static meta(inFeatures: number, outFeatures: number, opts: Linear4bitOptions & { bias?: Parameter; dtype?: DType } = {}): Linear4bit {
+    const quantType = opts.quantType ?? 'fp4';
+    const blocksize = opts.blocksize ?? 64;
+    const n = inFeatures * outFeatures;
+    const blocks = Math.ceil(n / blocksize);
+    const meta = (shape: number[], dtype: DType) => empty(shape, { device: 'meta', dtype });
+    const state: QuantState = {
+      quantType,
+      blocksize,
+      dtype: opts.dtype ?? 'float32',
+      shape: [outFeatures, inFeatures],
+      absmax: meta([blocks], opts.compressStatistics ? 'uint8' : 'float32'),
+      quantMap: meta([16], 'float32'),
+    };
+    if (opts.compressStatistics)
+      state.nested = { absmax: meta([Math.ceil(blocks / 256)], 'float32'), quantMap: meta([256], 'float32'), blocksize: 256, offset: 0 };
+    return new Linear4bit(inFeatures, outFeatures, meta([Math.ceil(n / 2), 1], 'uint8'), state, { bias: opts.bias, computeDtype: opts.computeDtype });
   }
 
   forward(x: Tensor): Tensor {

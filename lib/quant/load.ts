@@ -155,22 +155,38 @@ export class BnbLoader {
     return [...groups.values()];
   }
 
-  /** Replaces every loaded (not meta) float Linear that is not skipped with a Linear4bit; frees the float weight. */
-  quantizeLoaded(): number {
+  /**
+   * Replaces every loaded float Linear that is not skipped with a Linear4bit and frees the float weight;
+   * with `meta`, the Linear layers still on 'meta' become meta Linear4bit layers (shapes only).
+   */
+  quantizeLoaded(opts: { meta?: boolean } = {}): number {
     const todo: [string, Linear][] = [];
-    for (const [name, m] of this.model.namedModules()) if (this.convertible(name, m) && m.weight.device !== 'meta') todo.push([name, m]);
+    for (const [name, m] of this.model.namedModules())
+      if (this.convertible(name, m) && (m.weight.device === 'meta') === (opts.meta ?? false)) todo.push([name, m]);
+    const lin4 = {
+      quantType: this.config.bnb4bitQuantType,
+      blocksize: this.config.blocksize,
+      compressStatistics: this.config.bnb4bitUseDoubleQuant,
+      computeDtype: this.config.bnb4bitComputeDtype,
+    };
     for (const [name, lin] of todo) {
-      const q = Linear4bit.fromLinear(lin, {
-        quantType: this.config.bnb4bitQuantType,
-        blocksize: this.config.blocksize,
-        compressStatistics: this.config.bnb4bitUseDoubleQuant,
-        computeDtype: this.config.bnb4bitComputeDtype,
-      });
+      const q = opts.meta
+        ? Linear4bit.meta(lin.inFeatures, lin.outFeatures, { ...lin4, bias: lin.bias, dtype: lin.weight.dtype })
+        : Linear4bit.fromLinear(lin, lin4);
       lin.weight.dispose();
       setChild(this.model, name, q);
     }
     return todo.length;
   }
+}
+
+/**
+ * Quantizes a model's Linear layers in place as fromPretrained({ quantizationConfig }) does (all but the
+ * output head and the skip modules); on a 'meta' model, shapes only (e.g. to size Llama-2-7B in 4 bits).
+ */
+export function quantizeModel(model: Module, config: BitsAndBytesConfig): number {
+  const q = new BnbLoader(model, config);
+  return q.quantizeLoaded() + q.quantizeLoaded({ meta: true });
 }
 
 function nestedDtypeOk(d: unknown): boolean {
