@@ -181,3 +181,16 @@ describe('bitsandbytes-format folders', () => {
 function bytes(s: string): Tensor {
   return tensor(Array.from(Buffer.from(s, 'utf8')), { dtype: 'uint8' });
 }
+
+test("a 4-bit model refuses to('bfloat16') (its quant state would be cast), as transformers; moving is fine", async () => {
+  const model = await AutoModelForCausalLM.fromPretrained(LLAMA_DIR, { quantizationConfig: NF4_DQ });
+  try {
+    expect(() => model.to('bfloat16')).toThrow(/\.to\('bfloat16'\) is not supported for 4-bit bitsandbytes models/);
+    const q = model.getSubmodule('model.layers.0.self_attn.q_proj') as Linear4bit;
+    expect(q.quantState.nested!.absmax.dtype).toBe('float32');
+    model.to('cpu');
+    scope(() => expect(maxAbsDiff(logitsOf(model), EXPECT.logits_nf4_dq)).toBeLessThan(TOL));
+  } finally {
+    model.dispose();
+  }
+});

@@ -112,6 +112,15 @@ export class Linear4bit extends Module {
     }
   }
 
+  /** As transformers for bitsandbytes models: moving is fine, casting would cast the quant state and is refused. */
+  protected override checkTo(_device: unknown, dtype: DType | undefined): void {
+    if (dtype !== undefined)
+      throw new Error(
+        `.to('${dtype}') is not supported for 4-bit bitsandbytes models: Linear4bit keeps packed weights and a float32 quant state; ` +
+          'load the model with the dtype you want (fromPretrained({ dtype })) or dequantize it first (quant.dequantizeModel)',
+      );
+  }
+
   /** The weight dequantized, [out, in] in `dtype` (default the dtype it was quantized from). */
   dequantize(dtype?: DType): Tensor {
     return dequantize4bit(this.weight, this.quantState, dtype);
