@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import type { BitsAndBytesConfig } from '../quant/bnb-config';
 import { Linear4bit } from '../quant/linear-4bit';
+import { Linear8bit } from '../quant/linear-8bit';
 import * as path from 'path';
 import { DType, isFloatingPoint, ITEMSIZE } from '../dtype';
 import { saveSafetensors } from '../io/safetensors';
@@ -208,7 +209,7 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
   const configJson = configToJSON(model.config, { dtype, architectures: [model.reprName()] });
   // A bitsandbytes-quantized model says so, as transformers writes it, so that it loads quantized again.
   // (Only while 4-bit layers remain: a merged or dequantized model is a float model, whatever its config said.)
-  const quantized = [...model.modules()].some((m) => m instanceof Linear4bit);
+  const quantized = [...model.modules()].some((m) => m instanceof Linear4bit || m instanceof Linear8bit);
   if (quantized && model.quantizationConfig !== undefined) configJson.quantization_config = model.quantizationConfig.toDict();
   else delete configJson.quantization_config;
   const config = configJSONString(configJson);

@@ -11,6 +11,8 @@ import { Device, Tensor } from '../tensor';
 import { BitsAndBytesConfig } from './bnb-config';
 import { QuantState, QuantType } from './functional';
 import { Linear4bit } from './linear-4bit';
+import { Linear8bit } from './linear-8bit';
+import { empty } from '../creation';
 
 const QUANT_STATE_KEY = /^(.*)\.weight\.quant_state\.bitsandbytes__(nf4|fp4)$/;
 const QUANT_SUFFIXES = ['weight', 'weight.absmax', 'weight.quant_map', 'weight.nested_absmax', 'weight.nested_quant_map'];
@@ -64,7 +66,6 @@ export class BnbLoader {
     private readonly model: Module,
     readonly config: BitsAndBytesConfig,
   ) {
-    if (config.loadIn8bit) throw new Error('loadIn8bit: 8-bit (LLM.int8) weights are not supported yet; use loadIn4bit');
     this.skip = modulesToNotConvert(config);
   }
 
@@ -79,6 +80,8 @@ export class BnbLoader {
   takePrequantized(shapes: Map<string, number[]>, keyOf: (name: string) => string): Map<string, number[]> {
     const mods = new Map<string, string>(); // checkpoint prefix -> model name
     for (const name of shapes.keys()) {
+      if (/\.SCB$/.test(name))
+        throw new Error(`'${name}': checkpoints saved in bitsandbytes' 8-bit format do not load yet; load the float checkpoint with quantizationConfig { loadIn8bit: true }`);
       const m = QUANT_STATE_KEY.exec(name);
       if (m === null) continue;
       const modelName = keyOf(m[1]);
@@ -170,9 +173,15 @@ export class BnbLoader {
       computeDtype: this.config.bnb4bitComputeDtype,
     };
     for (const [name, lin] of todo) {
-      const q = opts.meta
-        ? Linear4bit.meta(lin.inFeatures, lin.outFeatures, { ...lin4, bias: lin.bias, dtype: lin.weight.dtype })
-        : Linear4bit.fromLinear(lin, lin4);
+      let q: Module;
+      if (this.config.loadIn8bit)
+        q = opts.meta
+          ? new Linear8bit(lin.inFeatures, lin.outFeatures, empty([lin.outFeatures, lin.inFeatures], { device: 'meta', dtype: 'int8' }), empty([lin.outFeatures], { device: 'meta' }), { bias: lin.bias })
+          : Linear8bit.fromLinear(lin);
+      else
+        q = opts.meta
+          ? Linear4bit.meta(lin.inFeatures, lin.outFeatures, { ...lin4, bias: lin.bias, dtype: lin.weight.dtype })
+          : Linear4bit.fromLinear(lin, lin4);
       lin.weight.dispose();
       setChild(this.model, name, q);
     }

@@ -9,6 +9,7 @@ import { svd, qr } from '../../linalg';
 import { scope } from '../../memory';
 import { isFloatingPoint } from '../../dtype';
 import { Linear4bit } from '../../quant/linear-4bit';
+import { Linear8bit } from '../../quant/linear-8bit';
 import { dequantizedLinear } from '../../quant/dequantize';
 import { Tensor } from '../../tensor';
 import { peftWarn } from '../warn';
@@ -19,7 +20,7 @@ import { AdapterSpec, LoraLayer, scaledLoraProduct } from './lora-layer';
 export function linearFeatures(base: Module): [number, number] {
   if (base instanceof Linear) return [base.inFeatures, base.outFeatures];
   if (base instanceof Conv1D) return [base.nx, base.nf];
-  if (base instanceof Linear4bit) return [base.inFeatures, base.outFeatures];
+  if (base instanceof Linear4bit || base instanceof Linear8bit) return [base.inFeatures, base.outFeatures];
   throw new TypeError(`LoRA Linear: cannot adapt a ${base.reprName()} (expected Linear, Conv1D or Linear4bit)`);
 }
 
@@ -91,7 +92,7 @@ export class LoraLinear extends LoraLayer {
    */
   floatBaseWeight(): Tensor {
     const base = this.getBaseLayer();
-    return base instanceof Linear4bit ? base.dequantize() : this.baseWeight;
+    return base instanceof Linear4bit || base instanceof Linear8bit ? base.dequantize() : this.baseWeight;
   }
 
   /**
@@ -101,9 +102,9 @@ export class LoraLinear extends LoraLayer {
   override merge(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): void {
     const base = this.getBaseLayer();
     const pending = (opts.adapterNames ?? this.activeAdapters).filter((a) => !this.mergedAdapters.includes(a) && this.hasLoraWeights(a));
-    if (base instanceof Linear4bit && pending.length > 0) {
+    if ((base instanceof Linear4bit || base instanceof Linear8bit) && pending.length > 0) {
       if (this.base_layer !== base) throw new Error(`${this.reprName()}: cannot merge into a 4-bit layer wrapped twice`);
-      peftWarn('Merge lora module to 4-bit linear may get different generations due to rounding errors.');
+      peftWarn(`Merge lora module to ${base instanceof Linear4bit ? '4-bit' : '8-bit'} linear may get different generations due to rounding errors.`);
       const lin = dequantizedLinear(base);
       this.base_layer = lin;
       base.dispose();
@@ -271,6 +272,7 @@ export class LoraLinear extends LoraLayer {
   }
 
   reprName(): string {
-    return this.getBaseLayer() instanceof Linear4bit ? 'lora.Linear4bit' : 'lora.Linear';
+    const base = this.getBaseLayer();
+    return base instanceof Linear4bit ? 'lora.Linear4bit' : base instanceof Linear8bit ? 'lora.Linear8bitLt' : 'lora.Linear';
   }
 }
