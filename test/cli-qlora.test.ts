@@ -84,3 +84,16 @@ test('merge of a run on a bitsandbytes 4-bit folder: a plain float model (no 4-b
   expect(diff).toBeLessThan(1e-4);
   [plain, peft, x].forEach((m) => m.dispose());
 });
+
+test('train --load-in-8bit trains on an 8-bit base; both flags together are a usage error', async () => {
+  const out = path.join(dir, 'run8');
+  const r = await cli('train', '--model', model, '--data', data, '--output', out, '--load-in-8bit', '--r', '4', '--lora-alpha', '8',
+    '--target-modules', 'q_proj,v_proj', '--lr', '0.01', '--batch-size', '4', '--max-steps', '6', '--logging-steps', '1', '--report', 'plain', '--seed', '1');
+  expect(r.err).toBe('');
+  expect(r.code).toBe(0);
+  const l = losses(r.out);
+  expect(l[l.length - 1]).toBeLessThan(l[0]);
+  const both = await cli('train', '--model', model, '--data', data, '--output', out, '--load-in-8bit', '--load-in-4bit');
+  expect(both.code).toBe(2);
+  expect(both.err).toContain('--load-in-4bit and --load-in-8bit exclude each other');
+});
