@@ -1,6 +1,7 @@
 // 8-bit bases (LLM.int8's row-wise absmax int8, bitsandbytes' Linear8bitLt state dict): quantized on load,
 // codes and SCB byte-identical to bitsandbytes' definitions (test/fixtures/quant/make_bnb_llama.py), logits
 // as transformers' on the dequantized weights, LoRA trains on top, merging dequantizes.
+import * as fs from 'fs';
 import * as path from 'path';
 import { AdamW, BitsAndBytesConfig, loadSafetensorsSync, memory, noGrad, scope, Tensor } from '../lib';
 import { AutoModelForCausalLM, CausalLM } from '../lib/models';
@@ -10,6 +11,7 @@ import { Linear8bit } from '../lib/quant';
 import * as warn from '../lib/peft/warn';
 import { FIXTURES, LLAMA_DIR } from './helpers/models';
 import { bytesOf, maxAbsDiff } from './helpers/tensors';
+import { tmpDir } from './helpers/tmp-dir';
 
 const EXPECT = loadSafetensorsSync(path.join(FIXTURES, 'quant', 'expect-4bit.safetensors'));
 afterAll(() => Object.values(EXPECT).forEach((t) => t.dispose()));
@@ -68,4 +70,25 @@ test('LoRA on an 8-bit base trains the adapters only and leaks nothing; mergeAnd
   scope(() => expect(maxAbsDiff(logitsOf(merged), unmerged)).toBeLessThan(1e-4));
   unmerged.dispose();
   merged.dispose();
+});
+
+test('an 8-bit model saved by savePretrained (Linear8bitLt\'s format, quantization_config load_in_8bit) loads as it is, byte-identical on a second save', async () => {
+  const tmp = tmpDir('quant-8bit');
+  const model = await AutoModelForCausalLM.fromPretrained(LLAMA_DIR, { quantizationConfig: INT8 });
+  const a = path.join(tmp, 'a');
+  const b = path.join(tmp, 'b');
+  await model.savePretrained(a);
+  const want = logitsOf(model);
+  model.dispose();
+  expect(JSON.parse(fs.readFileSync(path.join(a, 'config.json'), 'utf8')).quantization_config.load_in_8bit).toBe(true);
+  const again = await AutoModelForCausalLM.fromPretrained(a);
+  try {
+    expect(again.getSubmodule('model.layers.1.self_attn.o_proj')).toBeInstanceOf(Linear8bit);
+    scope(() => expect(maxAbsDiff(logitsOf(again), want)).toBe(0));
+    await again.savePretrained(b);
+  } finally {
+    again.dispose();
+    want.dispose();
+  }
+  for (const f of ['config.json', 'model.safetensors']) expect([f, fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f)))]).toEqual([f, true]);
 });

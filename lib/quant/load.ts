@@ -58,7 +58,7 @@ export interface QuantizedLoadOptions {
 export class BnbLoader {
   readonly skip: string[];
   /** pre-quantized module name -> its quant type, found in the checkpoint headers */
-  private readonly prequantized = new Map<string, QuantType>();
+  private readonly prequantized = new Map<string, QuantType | 'int8'>();
   /** the checkpoint names of their weights (a 'meta' load marks them present) */
   readonly prequantizedWeights: string[] = [];
 
@@ -80,8 +80,15 @@ export class BnbLoader {
   takePrequantized(shapes: Map<string, number[]>, keyOf: (name: string) => string): Map<string, number[]> {
     const mods = new Map<string, string>(); // checkpoint prefix -> model name
     for (const name of shapes.keys()) {
-      if (/\.SCB$/.test(name))
-        throw new Error(`'${name}': checkpoints saved in bitsandbytes' 8-bit format do not load yet; load the float checkpoint with quantizationConfig { loadIn8bit: true }`);
+      const m8 = /^(.*)\.SCB$/.exec(name);
+      if (m8 !== null) {
+        // Linear8bitLt's saved layer: weight (int8), SCB, weight_format
+        const modelName = keyOf(m8[1]);
+        this.prequantized.set(modelName, 'int8');
+        mods.set(m8[1], modelName);
+        this.prequantizedWeights.push(`${m8[1]}.weight`);
+        continue;
+      }
       const m = QUANT_STATE_KEY.exec(name);
       if (m === null) continue;
       const modelName = keyOf(m[1]);
@@ -93,6 +100,8 @@ export class BnbLoader {
     const rest = new Map(shapes);
     for (const prefix of mods.keys()) {
       for (const s of QUANT_SUFFIXES) rest.delete(`${prefix}.${s}`);
+      rest.delete(`${prefix}.SCB`);
+      rest.delete(`${prefix}.weight_format`);
       rest.delete(`${prefix}.weight.quant_state.bitsandbytes__${this.prequantized.get(mods.get(prefix)!)}`);
     }
     return rest;
@@ -102,7 +111,7 @@ export class BnbLoader {
   prequantizedNames(names: Iterable<string>, keyOf: (name: string) => string): Map<string, string[]> {
     const out = new Map<string, string[]>();
     for (const name of names) {
-      const m = /^(.*)\.weight(\..*)?$/.exec(name);
+      const m = /^(.*)\.(?:weight(?:\..*)?|SCB|weight_format)$/.exec(name);
       if (m === null) continue;
       const modelName = keyOf(m[1]);
       if (!this.prequantized.has(modelName)) continue;
@@ -124,9 +133,12 @@ export class BnbLoader {
       const t = await loadSafetensors(file, { device, keys });
       const local: Record<string, Tensor> = {};
       for (const [k, v] of Object.entries(t)) local[k.slice(prefix.length + 1)] = v;
-      let m: Linear4bit;
+      let m: Module;
       try {
-        m = linear4bitFromStateDict(modelName, target, local, this.config.bnb4bitComputeDtype, file);
+        m =
+          this.prequantized.get(modelName) === 'int8'
+            ? linear8bitFromStateDict(modelName, target, local, file)
+            : linear4bitFromStateDict(modelName, target, local, this.config.bnb4bitComputeDtype, file);
       } catch (e) {
         for (const v of Object.values(local)) v.dispose();
         throw e;
@@ -196,6 +208,22 @@ export class BnbLoader {
 export function quantizeModel(model: Module, config: BitsAndBytesConfig): number {
   const q = new BnbLoader(model, config);
   return q.quantizeLoaded() + q.quantizeLoaded({ meta: true });
+}
+
+/** A Linear8bit from Linear8bitLt's saved entries (weight int8 [out, in], SCB float32 [out], weight_format). */
+export function linear8bitFromStateDict(name: string, like: Linear, t: Record<string, Tensor>, file: string): Linear8bit {
+  const where = `'${file}', module '${name}'`;
+  const w = t.weight;
+  const scb = t.SCB;
+  if (w === undefined || scb === undefined) throw new Error(`${where}: an 8-bit layer needs weight and SCB entries`);
+  if (w.dtype !== 'int8' || w.shape.length !== 2 || w.shape[0] !== like.outFeatures || w.shape[1] !== like.inFeatures)
+    throw new Error(`${where}: weight must be int8 [${like.outFeatures}, ${like.inFeatures}], got ${w.dtype} [${w.shape.join(', ')}]`);
+  const format = t.weight_format;
+  if (format !== undefined && format.numel() === 1 && Number(format.item()) !== 0)
+    throw new Error(`${where}: weight_format ${String(format.item())} is not row-major (0); only row-major 8-bit weights load`);
+  format?.dispose();
+  const bias = like.bias instanceof Parameter ? like.bias : undefined;
+  return new Linear8bit(like.inFeatures, like.outFeatures, w, scb, { bias });
 }
 
 function nestedDtypeOk(d: unknown): boolean {
