@@ -97,3 +97,14 @@ test('train --load-in-8bit trains on an 8-bit base; both flags together are a us
   expect(both.code).toBe(2);
   expect(both.err).toContain('--load-in-4bit and --load-in-8bit exclude each other');
 });
+
+test('train --load-in-4bit --dtype bfloat16: the 4-bit base computes in bfloat16, the float32 adapters learn', async () => {
+  const out = path.join(dir, 'run4bf');
+  const r = await cli('train', '--model', model, '--data', data, '--output', out, '--load-in-4bit', '--dtype', 'bfloat16', '--r', '4', '--lora-alpha', '8',
+    '--target-modules', 'q_proj,v_proj', '--lr', '0.01', '--batch-size', '4', '--max-steps', '6', '--logging-steps', '1', '--report', 'plain', '--seed', '1');
+  expect(r.err).toBe('');
+  expect(r.code).toBe(0);
+  const l = losses(r.out);
+  expect(l.every(Number.isFinite)).toBe(true);
+  expect(l[l.length - 1]).toBeLessThan(l[0]);
+});
