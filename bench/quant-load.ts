@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as torch from '../lib';
-import { BitsAndBytesConfig, noGrad, scope } from '../lib';
+import { BitsAndBytesConfig, getPeftModel, LoraConfig, noGrad, scope } from '../lib';
 import { AutoModelForCausalLM } from '../lib/models';
 
 const THRESHOLD = '65536';
@@ -21,12 +21,13 @@ function statusBytes(field: string): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-async function child(dir: string, mode: 'float32' | 'nf4'): Promise<void> {
+type Mode = 'float32' | 'bfloat16' | 'nf4';
+async function child(dir: string, mode: Mode): Promise<void> {
   const before = statusBytes('VmRSS');
   fs.writeFileSync('/proc/self/clear_refs', '5');
   const t0 = Date.now();
   const model = await AutoModelForCausalLM.fromPretrained(dir, {
-    dtype: 'float32',
+    dtype: mode === 'bfloat16' ? 'bfloat16' : 'float32',
     quantizationConfig: mode === 'nf4' ? new BitsAndBytesConfig({ loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true }) : undefined,
   });
   const loadMs = Date.now() - t0;
@@ -36,11 +37,22 @@ async function child(dir: string, mode: 'float32' | 'nf4'): Promise<void> {
   const t1 = Date.now();
   for (let i = 0; i < 3; i++) noGrad(() => scope(() => model.forward({ inputIds: ids })));
   const fwdMs = (Date.now() - t1) / 3;
-  process.stdout.write(JSON.stringify({ mode, peak, footprint: model.getMemoryFootprint(), loadMs, fwdMs }) + '\n');
+  const footprint = model.getMemoryFootprint();
+  // one LoRA training step (r 8 on q/v, forward + backward, 1×128 tokens): time and peak above the start
+  const peft = getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] }));
+  const stepOnce = () => scope(() => (peft.forward({ inputIds: ids, labels: ids }) as { loss: torch.Tensor }).loss.backward());
+  stepOnce();
+  const rss = statusBytes('VmRSS');
+  fs.writeFileSync('/proc/self/clear_refs', '5');
+  const t2 = Date.now();
+  stepOnce();
+  const stepMs = Date.now() - t2;
+  const stepPeak = statusBytes('VmHWM') - rss;
+  process.stdout.write(JSON.stringify({ mode, peak, footprint, loadMs, fwdMs, stepMs, stepPeak }) + '\n');
 }
 
 async function main(): Promise<void> {
-  if (args[0] === '--child') return child(args[1], args[2] as 'float32' | 'nf4');
+  if (args[0] === '--child') return child(args[1], args[2] as Mode);
   const layers = opt('--layers', 6);
   const hidden = opt('--hidden', 768);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-quant-bench-'));
@@ -55,20 +67,22 @@ async function main(): Promise<void> {
     await m.savePretrained(dir);
     const size = m.getMemoryFootprint();
     m.dispose();
-    const rows = (['float32', 'nf4'] as const).map((mode) => {
+    const rows = (['float32', 'bfloat16', 'nf4'] as const).map((mode) => {
       const r = spawnSync(process.execPath, [__filename, '--child', dir, mode], { env: { ...process.env, MALLOC_MMAP_THRESHOLD_: THRESHOLD }, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`child ${mode} failed: ${r.stderr}`);
-      return JSON.parse(r.stdout.trim().split('\n').pop()!) as { mode: string; peak: number; footprint: number; loadMs: number; fwdMs: number };
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as { mode: string; peak: number; footprint: number; loadMs: number; fwdMs: number; stepMs: number; stepPeak: number };
     });
     const mb = (b: number) => (b / 2 ** 20).toFixed(1);
     const lines = [
-      `# 4-bit (NF4 + double quant) load vs float32 load: Llama ${layers} layers, hidden ${hidden}, ${mb(size)} MiB in float32`,
+      `# 4-bit (NF4 + double quant) base vs float32 and bfloat16 bases: Llama ${layers} layers, hidden ${hidden}, ${mb(size)} MiB in float32`,
       '',
       `${os.cpus()[0]?.model ?? 'CPU'} (${os.cpus().length} cores), libtorch ${torch.torchVersion}, ${new Date().toISOString().slice(0, 10)}`,
       '',
-      '| load | peak RSS during load (MiB) | footprint (MiB) | load (ms) | forward 1×128 (ms) |',
-      '|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.mode} | ${mb(r.peak)} | ${mb(r.footprint)} | ${r.loadMs} | ${r.fwdMs.toFixed(0)} |`),
+      '| base | peak RSS during load (MiB) | footprint (MiB) | load (ms) | forward 1×128 (ms) | LoRA step 1×128 (ms) | step peak RSS (MiB) |',
+      '|---|---|---|---|---|---|---|',
+      ...rows.map((r) => `| ${r.mode} | ${mb(r.peak)} | ${mb(r.footprint)} | ${r.loadMs} | ${r.fwdMs.toFixed(0)} | ${r.stepMs} | ${mb(r.stepPeak)} |`),
+      '',
+      'nf4: NF4 with double quantization, computing in float32. The machine is shared (2 cores, several builds at once): times are upper bounds.',
     ];
     process.stdout.write(lines.join('\n') + '\n');
     if (!args.includes('--no-write')) {
