@@ -19,6 +19,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerOptimOps(env, exports);
   registerLinalgOps(env, exports);
   registerFusedOps(env, exports);
+  registerQuantOps(env, exports);
   return exports;
 }
 

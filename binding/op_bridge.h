@@ -308,5 +308,6 @@ void registerTorchLoad(Napi::Env env, Napi::Object exports);
 void registerOptimOps(Napi::Env env, Napi::Object exports);
 void registerLinalgOps(Napi::Env env, Napi::Object exports);
 void registerFusedOps(Napi::Env env, Napi::Object exports);
+void registerQuantOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace tl

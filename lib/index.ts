@@ -56,6 +56,9 @@ export * as train from './train';
 export { Trainer, resolveTrainingArguments } from './train';
 export type { TrainingArgumentsOptions, TrainOutput, TrainerOptions, LogEntry } from './train';
 export { getRngState, setRngState } from './random-state';
+export * as quant from './quant';
+export { BitsAndBytesConfig, Linear4bit } from './quant';
+export type { BitsAndBytesConfigOptions } from './quant';
 
 import { native } from './native';
 /** The libtorch version the addon was built against, e.g. '1.13.0' or '2.11.0'. */

@@ -4,6 +4,7 @@ import { AutoTokenizer, Tokenizer } from '../data';
 import { DType } from '../dtype';
 import { AutoModelForCausalLM, CausalLM } from '../models';
 import { PeftModel } from '../peft';
+import { BitsAndBytesConfig } from '../quant/bnb-config';
 import { cuda } from '../cuda';
 import { requireDir } from './io';
 import { UsageError } from './options';
@@ -12,6 +13,8 @@ export interface LoadOptions {
   device?: string;
   /** 'auto' (default): the dtype config.json names. */
   dtype?: DType | 'auto';
+  /** bitsandbytes quantization on load (train --load-in-4bit). */
+  quantizationConfig?: BitsAndBytesConfig;
 }
 
 /**
@@ -25,7 +28,7 @@ export function requireModelDir(dir: string): string {
 /** The causal LM of a model folder (config.json + weights), in eval mode. */
 export async function loadBaseModel(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
   requireModelDir(dir);
-  return AutoModelForCausalLM.fromPretrained(dir, { device: opts.device, dtype: opts.dtype ?? 'auto' });
+  return AutoModelForCausalLM.fromPretrained(dir, { device: opts.device, dtype: opts.dtype ?? 'auto', quantizationConfig: opts.quantizationConfig });
 }
 
 /** The tokenizer of a model folder (tokenizer.json, tokenizer_config.json). */

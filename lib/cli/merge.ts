@@ -12,6 +12,7 @@ import { DEFAULT_MAX_SHARD_SIZE, parseShardSize, SAFE_WEIGHTS_INDEX_NAME, SAFE_W
 import { CliIO, formatBytes, say } from './io';
 import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel } from './load-model';
 import type { Command } from './main';
+import { dequantizeModel } from '../quant/dequantize';
 import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
 
 /** Files of a model folder that describe it besides the weights; copied as they are. */
@@ -68,6 +69,10 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const peft = await loadAdapter(base, v.adapter as string);
   const nModules = peft.targetedModuleNames.length;
   const merged = peft.mergeAndUnload() as CausalLM;
+  // A 4-bit base (a bitsandbytes folder): the layers the adapter did not touch are dequantized too, so
+  // that the merged model is a plain float model, as transformers' dequantize() after merge_and_unload.
+  const dequantized = dequantizeModel(merged);
+  if (dequantized > 0) say(io, `dequantized ${dequantized} 4-bit layers of the base`);
 
   // config.json: the base's keys (unknown ones too), with the merged weights' dtype.
   let saved: SavedCheckpoint;

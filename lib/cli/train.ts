@@ -10,6 +10,7 @@ import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, Tr
 import { CliIO, requireDir, requireFile, say } from './io';
 import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
+import { BitsAndBytesConfig } from '../quant/bnb-config';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
 
 const DATA = 'Model and data';
@@ -64,6 +65,8 @@ const options: OptionSpec[] = [
   { name: 'report', type: 'string', placeholder: 'MODE', default: 'auto', choices: ['auto', 'progress', 'plain', 'none'], group: LOG, description: 'progress output (auto: a bar on a terminal)' },
   { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', group: HW, description: 'cpu, cuda or cuda:N' },
   { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'float32', choices: ['float32', 'bfloat16', 'float16'], group: HW, description: 'dtype of the base weights (adapters train in float32)' },
+  { name: 'load-in-4bit', type: 'boolean', group: HW, description: 'QLoRA: quantize the base to 4 bits on load (NF4, double quantization, computing in --dtype)' },
+  { name: 'load-in-8bit', type: 'boolean', group: HW, description: "quantize the base to 8 bits on load (LLM.int8's row-wise int8)" },
   { name: 'threads', type: 'integer', placeholder: 'N', group: HW, description: 'CPU threads for libtorch' },
   { name: 'config', type: 'string', placeholder: 'FILE', group: 'Other', description: 'JSON file of these options (keys like "lr" or "lora-alpha"); flags override it' },
 ];
@@ -183,7 +186,15 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   if (v.adapter !== undefined && ignored.length)
     throw new UsageError(`${ignored.map((k) => `--${kebab(k)}`).join(', ')}: the adapter given with --adapter has its own LoRA settings`);
   const loraConfig = v.adapter === undefined ? loraConfigOf(v) : undefined;
-  const base = await loadBaseModel(modelDir, { device, dtype });
+  // QLoRA as its paper and transformers' docs set it up: NF4 with double quantization, computing in the
+  // base dtype; the Linear layers but lm_head are quantized as each decoder layer is read.
+  if (v.loadIn4bit && v.loadIn8bit) throw new UsageError('--load-in-4bit and --load-in-8bit exclude each other');
+  const quantizationConfig = v.loadIn4bit
+    ? new BitsAndBytesConfig({ loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true, bnb4bitComputeDtype: dtype })
+    : v.loadIn8bit
+      ? new BitsAndBytesConfig({ loadIn8bit: true })
+      : undefined;
+  const base = await loadBaseModel(modelDir, { device, dtype, quantizationConfig });
   let model: PeftModel;
   if (loraConfig === undefined) {
     model = await loadAdapter(base, v.adapter as string, { isTrainable: true });

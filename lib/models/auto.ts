@@ -11,6 +11,8 @@ import { loadSafetensors, readSafetensorsHeader } from '../io/safetensors';
 import { loadTorchBin } from '../io/torch-bin';
 import { keep } from '../memory';
 import { Module, Parameter } from '../nn';
+import { BitsAndBytesConfig } from '../quant/bnb-config';
+import { BnbLoader, resolveQuantizationConfig } from '../quant/load';
 import { Device, Tensor } from '../tensor';
 import { CausalLM } from './causal-lm';
 import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig } from './config';
@@ -163,6 +165,12 @@ export interface FromPretrainedOptions {
    * transformers itself ignores (old GPT-2 attn.bias buffers, rotary inv_freq) are always skipped.
    */
   strict?: boolean;
+  /**
+   * bitsandbytes quantization (transformers' quantization_config): loadIn4bit quantizes every Linear layer
+   * but the output head and llmInt8SkipModules as its decoder layer is read. A folder whose config.json has
+   * a bitsandbytes quantization_config loads quantized as it was saved, without this.
+   */
+  quantizationConfig?: BitsAndBytesConfig;
 }
 
 function resolveDType(opt: DType | 'auto', config: CausalLMConfig): DType | undefined {
@@ -222,14 +230,14 @@ class CheckpointLoader {
    * A checkpoint of the bare base model (GPT2Model's 'h.0.attn...', as the original gpt2 weights) has
    * keys without the base prefix: decided once, from the first file's names, as transformers does.
    */
-  private decidePrefix(names: string[]): void {
+  decidePrefix(names: string[]): void {
     if (this.addPrefix !== undefined) return;
     const prefix = `${this.arch.basePrefix}.`;
     this.addPrefix = !names.some((n) => n in this.own) && names.some((n) => prefix + n in this.own);
   }
 
   /** The model's key for a checkpoint key. */
-  private keyOf(name: string): string {
+  keyOf(name: string): string {
     return this.addPrefix ? `${this.arch.basePrefix}.${name}` : name;
   }
 
@@ -352,18 +360,37 @@ export class AutoModelForCausalLM {
     const { kind, files } = weightFiles(dir);
     const model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
     const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
+    const quantConfig = resolveQuantizationConfig(raw, opts.quantizationConfig);
+    const bnb = quantConfig !== undefined ? new BnbLoader(model, quantConfig) : undefined;
     try {
       for (const file of files) {
         if (kind === 'safetensors') {
           const header = readSafetensorsHeader(file);
-          const shapes = new Map([...header.tensors].map(([k, e]) => [k, e.shape]));
+          let shapes = new Map([...header.tensors].map(([k, e]) => [k, e.shape]));
+          if (bnb !== undefined) {
+            loader.decidePrefix([...shapes.keys()].map((k) => k.replace(/\.weight\..*$/, '.weight')));
+            shapes = bnb.takePrequantized(shapes, (n) => loader.keyOf(n));
+          }
           loader.check(file, shapes);
           if (device === 'meta') {
             loader.markPresent(shapes.keys());
+            if (bnb !== undefined) loader.markPresent(bnb.prequantizedWeights);
             continue;
           }
-          loader.assign(await loadSafetensors(file, { device }));
+          if (bnb === undefined) {
+            loader.assign(await loadSafetensors(file, { device }));
+            continue;
+          }
+          // bitsandbytes: the saved 4-bit modules first, then the float tensors a decoder layer at a time,
+          // each layer's Linear weights quantized before the next is read.
+          loader.markPresent(await bnb.loadPrequantized(file, header.tensors.keys(), (n) => loader.keyOf(n), device));
+          for (const group of BnbLoader.layerGroups([...shapes.keys()])) {
+            loader.assign(await loadSafetensors(file, { device, keys: group }));
+            loader.install();
+            if (!bnb.hasPrequantized) bnb.quantizeLoaded();
+          }
         } else {
+          if (bnb !== undefined) throw new Error(`quantizationConfig: quantizing on load reads safetensors checkpoints; '${file}' is a torch.save file`);
           // torch.save files have no separate header: the tensors are read (on the CPU for a meta load).
           const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : device });
           const entries = Object.entries(tensors);
@@ -383,6 +410,8 @@ export class AutoModelForCausalLM {
       }
       loader.finish(dir);
       loader.install();
+      // A 'meta' load of a 4-bit model: its Linear layers take their 4-bit shapes (nothing is read).
+      if (bnb !== undefined && device === 'meta') bnb.quantizeLoaded({ meta: true });
       // Non-persistent buffers (rotary inv_freq) are computed, not loaded.
       for (const m of model.modules()) {
         const reset = (m as { resetBuffers?: (o: { device?: Device }) => void }).resetBuffers;
@@ -395,6 +424,7 @@ export class AutoModelForCausalLM {
     }
     model.eval();
     model.nameOrPath = dir;
+    if (quantConfig !== undefined) model.quantizationConfig = quantConfig;
     model.generationConfig = readGenerationConfig(dir);
     return model;
   }

@@ -1,5 +1,6 @@
 // What every causal LM here takes and returns, and the loss transformers computes for it.
 import { DType } from '../dtype';
+import type { BitsAndBytesConfig } from '../quant/bnb-config';
 import { crossEntropy, pad } from '../functional';
 import { Module } from '../nn';
 import { Device, Tensor } from '../tensor';
@@ -86,8 +87,12 @@ export interface CausalLM extends Module {
    * (totalLength tokens) recomputed before the next step; none of the architectures but Phi-3 do.
    */
   dropCacheBeforeStep?(totalLength: number, pastLength: number): boolean;
+  /** The bitsandbytes quantization the model was loaded with (config.json's quantization_config). */
+  quantizationConfig?: BitsAndBytesConfig;
   /** Continues inputIds [B, S] by up to opts.maxNewTokens tokens (greedy or sampled), as transformers' generate. */
   generate(inputIds: Tensor, opts?: GenerateOptions): Tensor;
+  /** Bytes of the parameters (and buffers, unless returnBuffers is false), as transformers' get_memory_footprint. */
+  getMemoryFootprint(opts?: { returnBuffers?: boolean }): number;
   /** Writes a Hugging Face model folder (config.json + model.safetensors or shards), as transformers' save_pretrained. */
   savePretrained(dir: string, opts?: SavePretrainedOptions): Promise<SavedCheckpoint>;
 }

@@ -2,6 +2,7 @@
 // under an LM head, and the forward, forwardLoss and segments built on it. Each architecture keeps its
 // own field names (model / transformer, as its checkpoints name them) and says where its parts are.
 import { scope } from '../memory';
+import type { BitsAndBytesConfig } from '../quant/bnb-config';
 import { Embedding, Linear, Module } from '../nn';
 import { Tensor } from '../tensor';
 import { KVCache } from './cache';
@@ -11,6 +12,7 @@ import { BaseModelInput, CausalLM, CausalLMInput, CausalLMOutput, causalLMLoss, 
 import { CausalLMConfig } from './config';
 import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 import { savePretrained, SavedCheckpoint, SavePretrainedOptions } from './save-pretrained';
+import { getMemoryFootprint } from './memory-footprint';
 import { decoderSegments } from './segments';
 
 /** Where a decoder-only model's parts are; C is what its layers take besides the hidden states. */
@@ -51,6 +53,8 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
   generationConfig?: GenerationConfig;
   /** The folder fromPretrained read (transformers' name_or_path): PEFT records it as base_model_name_or_path. */
   nameOrPath?: string;
+  /** The bitsandbytes quantization the model was loaded with (config.json's quantization_config). */
+  quantizationConfig?: BitsAndBytesConfig;
 
   protected abstract decoder(): DecoderParts<C>;
 
@@ -105,6 +109,11 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
    * model.safetensors.index.json above opts.maxShardSize (default '50GB'). transformers'
    * from_pretrained and AutoModelForCausalLM.fromPretrained load the folder.
    */
+  /** Bytes of the parameters (and buffers, unless returnBuffers is false), as transformers' get_memory_footprint. */
+  getMemoryFootprint(opts: { returnBuffers?: boolean } = {}): number {
+    return getMemoryFootprint(this, opts);
+  }
+
   savePretrained(dir: string, opts: SavePretrainedOptions = {}): Promise<SavedCheckpoint> {
     return savePretrained(this, dir, opts);
   }

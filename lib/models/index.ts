@@ -89,3 +89,4 @@ export {
   GEMMA3_TEXT_PARTS,
 } from './gemma3';
 export type { Gemma3TextConfig } from './gemma3';
+export { getMemoryFootprint } from './memory-footprint';

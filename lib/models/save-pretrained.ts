@@ -5,6 +5,9 @@
 // The native writer copies each tensor that is on a GPU or not contiguous to the CPU as it is written,
 // one at a time, so a save never holds a second copy of the model.
 import * as fs from 'fs';
+import type { BitsAndBytesConfig } from '../quant/bnb-config';
+import { Linear4bit } from '../quant/linear-4bit';
+import { Linear8bit } from '../quant/linear-8bit';
 import * as path from 'path';
 import { DType, isFloatingPoint, ITEMSIZE } from '../dtype';
 import { saveSafetensors } from '../io/safetensors';
@@ -133,7 +136,7 @@ export function shardFileName(index: number, count: number): string {
   return `model-${five(index + 1)}-of-${five(count)}.safetensors`;
 }
 
-type SavableModel = Module & { config: CausalLMConfig; generationConfig?: GenerationConfig };
+type SavableModel = Module & { config: CausalLMConfig; generationConfig?: GenerationConfig; quantizationConfig?: BitsAndBytesConfig };
 
 function checkModel(model: unknown): asserts model is SavableModel {
   const config = (model as { config?: { modelType?: unknown } } | null)?.config;
@@ -203,7 +206,13 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
   const sharded = shards.length > 1;
   const files = sharded ? shards.map((_, i) => shardFileName(i, shards.length)) : [SAFE_WEIGHTS_NAME];
   const dtype = modelDType(model) ?? model.config.dtype;
-  const config = configJSONString(configToJSON(model.config, { dtype, architectures: [model.reprName()] }));
+  const configJson = configToJSON(model.config, { dtype, architectures: [model.reprName()] });
+  // A bitsandbytes-quantized model says so, as transformers writes it, so that it loads quantized again.
+  // (Only while 4-bit layers remain: a merged or dequantized model is a float model, whatever its config said.)
+  const quantized = [...model.modules()].some((m) => m instanceof Linear4bit || m instanceof Linear8bit);
+  if (quantized && model.quantizationConfig !== undefined) configJson.quantization_config = model.quantizationConfig.toDict();
+  else delete configJson.quantization_config;
+  const config = configJSONString(configJson);
 
   await fs.promises.mkdir(dir, { recursive: true });
   const part = (names: string[]) => new Map(names.map((n) => [n, tensors.get(n)!]));

@@ -174,6 +174,7 @@ export abstract class Module {
           ? { device: target, dtype: undefined }
           : { device: undefined, dtype: target as DType }
         : target;
+    for (const m of this.modules()) m.checkTo(device, dtype);
     const done = new Set<Tensor>();
     const move = (t: Tensor) => {
       if (done.has(t)) return;
@@ -196,6 +197,9 @@ export abstract class Module {
     for (const b of this.buffers()) move(b);
     return this;
   }
+
+  /** Refuses a to() this module cannot follow (a quantized layer refuses a dtype cast); called on each module first. */
+  protected checkTo(_device: Device | undefined, _dtype: DType | undefined): void {}
 
   // ---- state dict ----
   /**

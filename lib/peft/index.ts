@@ -9,6 +9,8 @@ export { LoraLayer, LoraLinear, LoraEmbedding, DoraLinearLayer, DoraEmbeddingLay
 export type { AdapterSpec, MergedAdapterSpec } from './layers';
 export { getPeftModelStateDict, setPeftModelStateDict, loadPeftWeights, removeAdapterNameFromKey } from './save-and-load';
 export { checkTargetModuleExists, findMinimalTargetModules } from './target-modules';
+export { prepareModelForKbitTraining } from './prepare-kbit';
+export type { PrepareModelForKbitTrainingOptions } from './prepare-kbit';
 export {
   PEFT_VERSION,
   CONFIG_NAME,

@@ -6,6 +6,8 @@ import { LoraConfig } from './config';
 import { INCLUDE_LINEAR_LAYERS_SHORTHAND } from './constants';
 import { LoraLayer } from './layers/lora-layer';
 import { isPretrainedLike, outputEmbeddings } from './model-info';
+import { Linear4bit } from '../quant/linear-4bit';
+import { Linear8bit } from '../quant/linear-8bit';
 import { pyFullmatch, pyMatch } from './python-regex';
 
 export type TargetMatch = 'matched' | 'unmatched' | 'excluded';
@@ -106,7 +108,7 @@ export function includeAllLinearLayers(config: LoraConfig, model: Module): void 
   if (!(typeof tm === 'string' && tm.toLowerCase() === INCLUDE_LINEAR_LAYERS_SHORTHAND)) return;
   const names: string[] = [];
   for (const [name, m] of model.namedModules()) {
-    if (m instanceof Linear || m instanceof Conv1D) names.push(name);
+    if (m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit || m instanceof Linear8bit) names.push(name);
     else if (m instanceof LoraLayer && m.reprName().includes('Linear')) names.push(name);
   }
   const exclude = new Set<string>();

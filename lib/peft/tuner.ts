@@ -13,6 +13,8 @@ import { LoraConfig } from './config';
 import { MIN_TARGET_MODULES_FOR_OPTIMIZATION, TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING } from './constants';
 import { LoraEmbedding } from './layers/embedding';
 import { LoraLinear } from './layers/linear';
+import { Linear4bit } from '../quant/linear-4bit';
+import { Linear8bit } from '../quant/linear-8bit';
 import { AdapterSpec, LoraLayer } from './layers/lora-layer';
 import { ModulesToSaveWrapper } from './layers/modules-to-save';
 import { modelConfigInfo } from './model-info';
@@ -188,10 +190,10 @@ export class LoraModel extends Module {
     }
     let layer: LoraLayer;
     if (target instanceof Embedding) layer = new LoraEmbedding(target, adapterName, spec);
-    else if (target instanceof Linear || target instanceof Conv1D) layer = new LoraLinear(target, adapterName, spec);
+    else if (target instanceof Linear || target instanceof Conv1D || target instanceof Linear4bit || target instanceof Linear8bit) layer = new LoraLinear(target, adapterName, spec);
     else
       throw new Error(
-        `Target module ${target.reprName()} (${key}) is not supported. Currently, only the following modules are supported: Linear, Embedding, Conv1D.`,
+        `Target module ${target.reprName()} (${key}) is not supported. Currently, only the following modules are supported: Linear, Embedding, Conv1D (and Linear4bit).`,
       );
     if (!this.activeAdapters.includes(adapterName)) layer.requiresGrad_(false);
     setChild(parent, targetName, layer);

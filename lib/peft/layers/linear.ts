@@ -7,6 +7,10 @@ import { Conv1D, Dropout, Identity, Linear, Module } from '../../nn';
 import * as F from '../../functional';
 import { svd, qr } from '../../linalg';
 import { scope } from '../../memory';
+import { isFloatingPoint } from '../../dtype';
+import { Linear4bit } from '../../quant/linear-4bit';
+import { Linear8bit } from '../../quant/linear-8bit';
+import { dequantizedLinear } from '../../quant/dequantize';
 import { Tensor } from '../../tensor';
 import { peftWarn } from '../warn';
 import { DoraLinearLayer, outInLayout } from './dora';
@@ -16,7 +20,8 @@ import { AdapterSpec, LoraLayer, scaledLoraProduct } from './lora-layer';
 export function linearFeatures(base: Module): [number, number] {
   if (base instanceof Linear) return [base.inFeatures, base.outFeatures];
   if (base instanceof Conv1D) return [base.nx, base.nf];
-  throw new TypeError(`LoRA Linear: cannot adapt a ${base.reprName()} (expected Linear or Conv1D)`);
+  if (base instanceof Linear4bit || base instanceof Linear8bit) return [base.inFeatures, base.outFeatures];
+  throw new TypeError(`LoRA Linear: cannot adapt a ${base.reprName()} (expected Linear, Conv1D or Linear4bit)`);
 }
 
 /** The weight's device and dtype, where adapters of this layer live. */
@@ -75,10 +80,36 @@ export class LoraLinear extends LoraLayer {
       const a = this.loraAWeight(adapterName);
       const b = this.loraBWeight(adapterName);
       if (w.device === 'meta') dora.allocateMeta(this.outFeatures, w);
-      else dora.updateLayer(w, a, b, this.scaling.get(adapterName)!);
+      else scope(() => dora.updateLayer(this.floatBaseWeight(), a, b, this.scaling.get(adapterName)!));
       this.lora_magnitude_vector.set(adapterName, dora);
     }
     this.setAdapter(this.activeAdapters, config.inferenceMode);
+  }
+
+  /**
+   * The base weight in float: a 4-bit base dequantized (to the dtype it was quantized from, as PEFT's
+   * dequantize_module_weight; a new tensor, so call it inside a scope), else the weight itself.
+   */
+  floatBaseWeight(): Tensor {
+    const base = this.getBaseLayer();
+    return base instanceof Linear4bit || base instanceof Linear8bit ? base.dequantize() : this.baseWeight;
+  }
+
+  /**
+   * Merging into a 4-bit base: the base becomes a float Linear holding the dequantized weight (in the dtype
+   * it was quantized from), into which ΔW is added, with PEFT's warning about rounding.
+   */
+  override merge(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): void {
+    const base = this.getBaseLayer();
+    const pending = (opts.adapterNames ?? this.activeAdapters).filter((a) => !this.mergedAdapters.includes(a) && this.hasLoraWeights(a));
+    if ((base instanceof Linear4bit || base instanceof Linear8bit) && pending.length > 0) {
+      if (this.base_layer !== base) throw new Error(`${this.reprName()}: cannot merge into a 4-bit layer wrapped twice`);
+      peftWarn(`Merge lora module to ${base instanceof Linear4bit ? '4-bit' : '8-bit'} linear may get different generations due to rounding errors.`);
+      const lin = dequantizedLinear(base);
+      this.base_layer = lin;
+      base.dispose();
+    }
+    super.merge(opts);
   }
 
   loraAWeight(adapter: string): Tensor {
@@ -102,12 +133,15 @@ export class LoraLinear extends LoraLayer {
 
   /** Puts an adapter's weights on the base weight's device and dtype. */
   protected moveAdapterToBase(adapter: string): void {
-    const { device, dtype } = placeOf(this.baseWeight);
+    const place = placeOf(this.baseWeight);
+    const device = place.device;
+    // A quantized (uint8) base: the adapters keep their float dtype and only follow the device, as PEFT.
+    const dtype = isFloatingPoint(place.dtype) ? place.dtype : undefined;
     for (const d of [this.lora_A, this.lora_B]) {
       const m = d.get(adapter);
       if (m === undefined) continue;
       const p = m.parameters().next().value as Tensor | undefined;
-      if (p && (p.device !== device || p.dtype !== dtype)) m.to({ device, dtype });
+      if (p && (p.device !== device || (dtype !== undefined && p.dtype !== dtype))) m.to({ device, dtype });
     }
   }
 
@@ -198,7 +232,7 @@ export class LoraLinear extends LoraLayer {
             loraA: A,
             loraB: B,
             scaling: s,
-            baseWeight: this.baseWeight,
+            baseWeight: this.floatBaseWeight(),
             baseBias: this.baseBias,
             baseResult: identity ? result : undefined,
           }),
@@ -238,6 +272,7 @@ export class LoraLinear extends LoraLayer {
   }
 
   reprName(): string {
-    return 'lora.Linear';
+    const base = this.getBaseLayer();
+    return base instanceof Linear4bit ? 'lora.Linear4bit' : base instanceof Linear8bit ? 'lora.Linear8bitLt' : 'lora.Linear';
   }
 }
