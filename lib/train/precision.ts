@@ -1,25 +1,36 @@
-// Mixed precision for training: the frozen (base) weights in bfloat16 or float16 to halve their memory,
-// the trainable ones in float32 (PEFT's autocast_adapter_dtype: the optimizer's small updates are not
-// lost to rounding), or everything in one dtype. The LoRA layers cast their input to the adapter's
-// dtype and the sum back to the base's, and the loss is computed in float32.
+// Mixed precision for training, PEFT's policy: the model in bfloat16 or float16 to halve its memory,
+// with only the adapter weights (lora_A/B, lora_embedding_A/B, DoRA magnitudes) upcast to float32 (PEFT's
+// autocast_adapter_dtype: the optimizer's small updates are not lost to rounding); modules_to_save copies
+// and trained biases stay in the model's dtype, as they do under PEFT, so that they meet activations of
+// their own dtype. Or everything in one dtype. The LoRA layers cast their input to the adapter's dtype and
+// the sum back to the base's, and the loss is computed in float32.
 import { noGrad } from '../autograd';
 import { ones } from '../creation';
 import { DType, isFloatingPoint } from '../dtype';
 import { linear } from '../functional';
 import { scope } from '../memory';
 import { native } from '../native';
-import { Module } from '../nn';
+import { Module, Parameter } from '../nn';
+import { LoraLayer } from '../peft';
+
+/** The adapter weights of every LoRA layer in `model`. */
+function adapterParameters(model: Module): Set<Parameter> {
+  const out = new Set<Parameter>();
+  for (const m of model.modules()) if (m instanceof LoraLayer) for (const p of m.adapterParameters()) out.add(p);
+  return out;
+}
 
 /**
  * Casts `model`'s floating-point parameters in place (the same Parameter objects, so optimizers and
- * tied weights stay valid): frozen ones to `dtype`, trainable ones to float32 or, with trainable
- * 'same', to `dtype` as well. Buffers (rotary tables) are left in their dtype.
+ * tied weights stay valid) to `dtype`, except the LoRA adapter weights, which go to float32 or, with
+ * trainable 'same', to `dtype` as well. Buffers (rotary tables) are left in their dtype.
  */
 export function castForTraining(model: Module, dtype: DType, trainable: 'float32' | 'same' = 'float32'): void {
+  const adapters = trainable === 'float32' ? adapterParameters(model) : new Set<Parameter>();
   noGrad(() => {
     for (const p of model.parameters()) {
       if (!isFloatingPoint(p.dtype)) continue;
-      const want: DType = p.requiresGrad && trainable === 'float32' ? 'float32' : dtype;
+      const want: DType = adapters.has(p) ? 'float32' : dtype;
       if (p.dtype === want) continue;
       const cast = p.to(want);
       p.setData_(cast);
