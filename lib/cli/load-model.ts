@@ -5,6 +5,7 @@ import { DType } from '../dtype';
 import { AutoModelForCausalLM, CausalLM } from '../models';
 import { PeftModel } from '../peft';
 import { cuda } from '../cuda';
+import { nonFiniteNames } from '../finite';
 import { requireDir } from './io';
 import { UsageError } from './options';
 
@@ -37,7 +38,14 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
 /** `model` with the adapter saved in `dir` (adapter_config.json + adapter_model.safetensors or .bin). */
 export async function loadAdapter(model: CausalLM, dir: string, opts: { isTrainable?: boolean } = {}): Promise<PeftModel> {
   requireDir(dir, 'adapter folder', ['adapter_config.json']);
-  return PeftModel.fromPretrained(model, dir, { isTrainable: opts.isTrainable ?? false });
+  const peft = await PeftModel.fromPretrained(model, dir, { isTrainable: opts.isTrainable ?? false });
+  // A diverged adapter (NaN/Inf) would make generate print nothing and merge write NaNs: refuse it by name.
+  const bad = nonFiniteNames([...peft.namedParameters()].filter(([name]) => /(^|\.)(lora_[A-Za-z_]+|modules_to_save)\./.test(name)));
+  if (bad.length) {
+    peft.dispose();
+    throw new Error(`adapter folder '${dir}' holds NaN or Inf weights (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', ...' : ''}): its training diverged; train it again with a lower learning rate`);
+  }
+  return peft;
 }
 
 /** The dtype option of a command: 'auto' or a floating-point dtype. */

@@ -67,7 +67,14 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const base = await loadBaseModel(modelDir, { device: checkDevice(v.device as string), dtype: dtypeOpt });
   const peft = await loadAdapter(base, v.adapter as string);
   const nModules = peft.targetedModuleNames.length;
-  const merged = peft.mergeAndUnload() as CausalLM;
+  // safeMerge: a diverged adapter (NaN/Inf, or so large that W + ΔW overflows) is refused before any file is written.
+  let merged: CausalLM;
+  try {
+    merged = peft.mergeAndUnload({ safeMerge: true }) as CausalLM;
+  } catch (e) {
+    peft.dispose();
+    throw new Error(`'${v.adapter}' cannot be merged: ${(e as Error).message}; nothing was written to '${out}'`);
+  }
 
   // config.json: the base's keys (unknown ones too), with the merged weights' dtype.
   let saved: SavedCheckpoint;

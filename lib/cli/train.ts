@@ -164,6 +164,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   requireModelDir(modelDir);
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
   const maxLength = v.maxLength as number | undefined;
+  if (maxLength !== undefined && maxLength < 2) throw new UsageError(`--max-length must be at least 2 (a token and the next one to learn), got ${maxLength}`);
   let train: Dataset<Example | MaybeMasked> = loadDataset(dataFile, tokenizer, { maxLength });
   let evalSet: Dataset<Example | MaybeMasked> | undefined = evalFile ? loadDataset(evalFile, tokenizer, { maxLength }) : undefined;
   if (v.evalSplit !== undefined) {

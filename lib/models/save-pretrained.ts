@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DType, isFloatingPoint, ITEMSIZE } from '../dtype';
+import { assertAllFinite } from '../finite';
 import { saveSafetensors } from '../io/safetensors';
 import { Module } from '../nn';
 import { syncDir, tempPathFor, writeFileAtomic } from '../io/fs-atomic';
@@ -161,6 +162,7 @@ function tensorsToWrite(model: SavableModel): Map<string, Tensor> {
     seen.add(t);
     out.set(name, t);
   }
+  if (lora.length === 0) assertAllFinite(out, 'savePretrained');
   if (lora.length)
     throw new Error(
       `savePretrained: the model still holds LoRA layers (${lora.slice(0, 3).join(', ')}${lora.length > 3 ? ', ...' : ''}); ` +

@@ -7,6 +7,7 @@ import { Module } from '../nn';
 import { Device } from '../tensor';
 import { LoraConfig } from './config';
 import { PEFT_MODEL_CLASS_NAMES, PEFT_VERSION } from './constants';
+import { assertAllFinite } from '../finite';
 import { writeFileAtomic } from '../io/fs-atomic';
 import { autoMappingOf, isPretrainedLike, modelConfigInfo, modelNameOrPath } from './model-info';
 import { getPeftModelStateDict, loadPeftWeights, saveAdapterWeights, setPeftModelStateDict, writeModelCard } from './save-and-load';
@@ -209,11 +210,14 @@ export class PeftModel<M extends Module = Module> extends Module {
     const selected = opts.selectedAdapters ?? names;
     if (selected.some((a) => !names.includes(a)))
       throw new Error(`You passed an invalid \`selectedAdapters\` argument, current supported adapter names are ${JSON.stringify(names)} - got ${JSON.stringify(selected)}.`);
+    // Every adapter's weights are checked before anything is written: a diverged adapter never replaces a good save.
+    const states = new Map(selected.map((a) => [a, getPeftModelStateDict(this, a, { saveEmbeddingLayers: opts.saveEmbeddingLayers })]));
+    for (const [a, tensors] of states) assertAllFinite(tensors, `savePretrained('${dir}'): adapter '${a}'`);
     await fs.promises.mkdir(dir, { recursive: true });
     await this.writeModelCard(dir);
     for (const adapterName of selected) {
       const config = this.peftConfig.get(adapterName)!;
-      const tensors = getPeftModelStateDict(this, adapterName, { saveEmbeddingLayers: opts.saveEmbeddingLayers });
+      const tensors = states.get(adapterName)!;
       const outDir = adapterName === 'default' ? dir : path.join(dir, adapterName);
       await fs.promises.mkdir(outDir, { recursive: true });
       await saveAdapterWeights(tensors, outDir, opts.safeSerialization ?? true);

@@ -41,6 +41,20 @@ import { writeLossPlot } from './loss-plot';
 import { castForTraining, checkTrainingPrecision } from './precision';
 import { ProgressReporter, ReportStream } from './progress';
 
+/**
+ * Steps in a row whose loss or gradients were not finite after which training stops (each such step is
+ * skipped, as a GradScaler skips one; a few in a row means the run diverged, not a passing overflow).
+ */
+export const MAX_NON_FINITE_STEPS = 3;
+
+/** Training diverged: the loss or the gradients stayed NaN/Inf (nothing was saved over the output). */
+export class TrainingDivergedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
 export const LOG_FILE_NAME = 'trainer_log.jsonl';
 export const LOSS_PLOT_NAME = 'training_loss.svg';
 export const TRAINING_ARGS_NAME = 'training_args.json';
@@ -109,6 +123,12 @@ function countTokens(b: Batch): { labels: number; tokens: number } {
   return { labels: nl, tokens: nt };
 }
 
+/** Whether any example has a label token the loss is taken on (not -100, and not the first token: the causal shift). */
+function hasLabelTokens(ds: Dataset<Example | MaybeMasked>): boolean {
+  for (const e of ds) for (let j = 1; j < e.labels.length; j++) if (e.labels[j] !== IGNORE_INDEX) return true;
+  return false;
+}
+
 /** pad_token_id, else the (first) eos_token_id of a model's config, if it has one. */
 function configPadToken(model: Module): number | undefined {
   const c = (model as { config?: { padTokenId?: number | null; eosTokenId?: number | number[] | null } }).config;
@@ -163,6 +183,11 @@ export class Trainer {
     if (!(opts.model instanceof Module)) throw new TypeError('Trainer: `model` must be a Module (a causal LM or a PeftModel)');
     if (!(opts.trainDataset instanceof Dataset)) throw new TypeError('Trainer: `trainDataset` must be a Dataset of tokenized examples (loadDataset)');
     if (opts.trainDataset.length === 0) throw new Error('Trainer: the training dataset is empty');
+    if (!hasLabelTokens(opts.trainDataset))
+      throw new Error(
+        `Trainer: none of the ${opts.trainDataset.length} training examples has a token to learn (every label is -100, or examples are ` +
+          'a single token long): the loss would be 0/0. Check the examples (a max length cutting off every completion, records without completions)',
+      );
     if (opts.evalDataset !== undefined && !(opts.evalDataset instanceof Dataset)) throw new TypeError('Trainer: `evalDataset` must be a Dataset');
     this.args = resolveTrainingArguments(opts.args);
     this.model = opts.model;
@@ -277,7 +302,15 @@ export class Trainer {
    * One optimizer step over `group` (micro-batches on the CPU, disposed here). Returns the step's loss
    * (a 0-d tensor, not read back, so that the device is not waited for), the lr it used, and counts.
    */
-  private trainingStep(group: Batch[]): { loss?: Tensor; gradNorm?: Tensor; lr: number; tokens: number; skipped: boolean } {
+  private trainingStep(group: Batch[]): {
+    loss?: Tensor;
+    gradNorm?: Tensor;
+    gradNormValue: number;
+    lr: number;
+    tokens: number;
+    skipped: boolean;
+    diverging: boolean;
+  } {
     const counts = group.map(countTokens);
     const total = counts.reduce((n, c) => n + c.labels, 0);
     const tokens = counts.reduce((n, c) => n + c.tokens, 0);
@@ -304,18 +337,22 @@ export class Trainer {
     if (this.scaler) this.scaler.unscale(this.params);
     const maxNorm = this.args.maxGradNorm > 0 ? this.args.maxGradNorm : Infinity;
     const gradNorm = clipGradNorm(this.params, maxNorm);
-    let skipped = false;
-    if (this.scaler) {
-      skipped = !Number.isFinite(gradNorm.item() as number);
-      this.scaler.update(skipped);
-    }
+    // A step whose loss or gradients are NaN/Inf is skipped (no update, no schedule step), as a GradScaler
+    // skips one; the scaler also backs off. Both values are read back: one small sync per step.
+    const lossFinite = loss === undefined || Number.isFinite(loss.item() as number);
+    const gradFinite = Number.isFinite(gradNorm.item() as number);
+    const skipped = !lossFinite || !gradFinite;
+    this.scaler?.update(!gradFinite);
     this.callbacks.onPreOptimizerStep?.({ globalStep: this.stepIndex, model: this.model });
     if (!skipped) {
       this.optimizer.step();
       this.scheduler.step();
     }
     this.optimizer.zeroGrad();
-    return { loss: loss === undefined ? undefined : keep(loss), gradNorm: keep(gradNorm), lr, tokens, skipped };
+    // float16's overflowing gradients with a finite loss are the scaler's business (it halves the scale
+    // until they fit) until the scale falls below 1; anything else non-finite counts toward divergence.
+    const diverging = !lossFinite || (!gradFinite && (this.scaler === undefined || this.scaler.scale < 1));
+    return { loss: loss === undefined ? undefined : keep(loss), gradNorm: keep(gradNorm), gradNormValue: gradNorm.item() as number, lr, tokens, skipped, diverging };
   }
 
   /**
@@ -441,6 +478,9 @@ export class Trainer {
     let epoch = state.data_position.epoch;
     let batchInEpoch = state.data_position.batch;
     let lrUsed = this.optimizer.paramGroups[0].lr;
+    let nonFiniteRun = 0;
+    let collapsedRun = 0;
+    let sawGradient = false;
     reporter.start(state.global_step);
     try {
       let iterator: Generator<Batch> | undefined;
@@ -462,7 +502,30 @@ export class Trainer {
         this.stepIndex = state.global_step;
         const r = this.trainingStep(group);
         lrUsed = r.lr; // logged as learning_rate: the rate this step used (transformers 5 reads it before lr_scheduler.step())
-        if (r.loss) pendingLoss.push(r.loss);
+        nonFiniteRun = r.diverging ? nonFiniteRun + 1 : 0;
+        // Gradients that were non-zero and then are exactly zero, with tokens to learn: the weights grew so
+        // large that the activations saturate (an RMSNorm of overflowing values gives 0) and the loss no
+        // longer depends on them; the run is as lost as a NaN one, only quieter.
+        const collapsed = r.loss !== undefined && r.gradNormValue === 0 && sawGradient;
+        if (r.gradNormValue > 0 && Number.isFinite(r.gradNormValue)) sawGradient = true;
+        collapsedRun = collapsed ? collapsedRun + 1 : 0;
+        if (collapsedRun >= MAX_NON_FINITE_STEPS)
+          throw new TrainingDivergedError(
+            `Trainer: the gradients collapsed to exactly zero in ${collapsedRun} steps in a row (up to step ${state.global_step + 1}): the ` +
+              `weights grew until the activations saturated and the loss no longer depends on them; training stopped and the adapter ` +
+              `was not saved to '${out}'. Lower the learning rate (learningRate ${a.learningRate}), or resume from a checkpoint saved before this`,
+          );
+        if (r.diverging) {
+          // The step was skipped; its loss stays out of the logged means (a NaN would make them all NaN).
+          r.loss?.dispose();
+          reporter.message(`step ${state.global_step + 1}: the loss or the gradients were NaN/Inf; step skipped`);
+          if (nonFiniteRun >= MAX_NON_FINITE_STEPS)
+            throw new TrainingDivergedError(
+              `Trainer: the loss or the gradients were NaN/Inf in ${nonFiniteRun} steps in a row (up to step ${state.global_step + 1}); ` +
+                `training stopped and the adapter was not saved to '${out}'. Lower the learning rate (learningRate ${a.learningRate}), ` +
+                'check the data, or resume from a checkpoint saved before the divergence',
+            );
+        } else if (r.loss) pendingLoss.push(r.loss);
         lastGradNorm?.dispose();
         lastGradNorm = r.gradNorm;
         state.global_step++;
