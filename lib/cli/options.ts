@@ -143,6 +143,8 @@ export interface Parsed {
   given: Set<string>;
   positionals: string[];
   help: boolean;
+  /** The command's arguments as typed (to print a command to run again, e.g. to resume). */
+  argv?: string[];
 }
 
 /** Parses argv for a command. Throws a UsageError for an unknown flag, a missing or malformed value. */
@@ -180,7 +182,7 @@ export function parseCommand(cmd: CommandSpec, argv: string[], opts: { defaults?
   }
   if (!cmd.positionals && raw.positionals.length) throw new UsageError(`unexpected argument '${raw.positionals[0]}'`);
   if (cmd.positionals && raw.positionals.length > 1) throw new UsageError(`unexpected argument '${raw.positionals[1]}'`);
-  return { values, given, positionals: raw.positionals, help: false };
+  return { values, given, positionals: raw.positionals, help: false, argv: [...argv] };
 }
 
 /** Throws a UsageError naming the required options that have no value. */

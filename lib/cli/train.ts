@@ -2,11 +2,12 @@
 // the loss curve and checkpoints, through the Trainer. Options come from flags or a JSON config file
 // (the same names; flags win).
 import * as fs from 'fs';
+import * as path from 'path';
 import { manualSeed, setNumThreads } from '../autograd';
 import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
-import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, TrainingDType } from '../train';
+import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
 import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
@@ -141,7 +142,48 @@ export function resolveTrainOptions(parsed: Parsed): Record<string, OptionValue 
   return v;
 }
 
-async function run(parsed: Parsed, io: CliIO): Promise<void> {
+/**
+ * Ctrl-C / SIGTERM while training: the first finishes the step under way and writes a checkpoint (the
+ * Trainer sees the signal between steps); a second one quits at once. Removed when training ends.
+ */
+function onStopSignal(io: CliIO): { signal: AbortSignal; remove(): void } {
+  const controller = new AbortController();
+  const handler = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      io.err.write(`torch-lora train: ${sig} again: quitting without a checkpoint\n`);
+      process.exit(130);
+    }
+    say(io, `\n${sig}: finishing this step and writing a checkpoint (${sig === 'SIGINT' ? 'Ctrl-C' : sig} again to quit now)`);
+    controller.abort();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    signal: controller.signal,
+    remove: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
+/** A POSIX shell word: as it is when it is safe, else in single quotes. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command line that continues this run from `checkpoint`: the same arguments, with --resume-from-checkpoint. */
+export function resumeCommand(argv: string[], checkpoint: string): string {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--resume-from-checkpoint') i++;
+    else if (!a.startsWith('--resume-from-checkpoint=')) args.push(a);
+  }
+  return ['torch-lora', 'train', ...args, '--resume-from-checkpoint', path.resolve(checkpoint)].map(shellWord).join(' ');
+}
+
+async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   const v = resolveTrainOptions(parsed);
   const modelDir = v.model as string;
   const dataFile = requireFile(v.data as string, 'data file');
@@ -226,7 +268,19 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
     throw e;
   }
   const resume = v.resumeFromCheckpoint as string | undefined;
-  const result = await trainer.train({ resumeFromCheckpoint: resume === undefined ? undefined : resume === 'latest' ? true : resume });
+  const stop = onStopSignal(io);
+  let result: TrainOutput;
+  try {
+    result = await trainer.train({ resumeFromCheckpoint: resume === undefined ? undefined : resume === 'latest' ? true : resume, signal: stop.signal });
+  } finally {
+    stop.remove();
+  }
+  if (result.interrupted) {
+    say(io, `stopped at step ${result.globalStep} of ${trainer.maxSteps}; checkpoint: ${result.checkpoint}`);
+    say(io, `resume with: ${resumeCommand(parsed.argv ?? [], result.checkpoint!)}`);
+    model.dispose();
+    return 130; // 128 + SIGINT, as a shell reports a Ctrl-C
+  }
   say(io, `done: ${result.globalStep} steps, mean loss ${result.trainingLoss.toFixed(4)}${result.evalLoss !== undefined ? `, eval loss ${result.evalLoss.toFixed(4)}` : ''}`);
   say(io, `adapter: ${result.adapterDir} (adapter_config.json, adapter_model.safetensors)`);
   say(io, `log: ${result.logFile}${result.lossPlot ? `\nloss curve: ${result.lossPlot}` : ''}`);

@@ -88,6 +88,11 @@ export interface TrainerOptions {
 export interface TrainOptions {
   /** A checkpoint folder, or true: the newest checkpoint in outputDir. */
   resumeFromCheckpoint?: string | boolean;
+  /**
+   * Aborting it (Ctrl-C in the CLI) ends training after the step under way: a checkpoint of that step is
+   * written and train() resolves with interrupted set and the checkpoint's folder.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainOutput {
@@ -108,6 +113,10 @@ export interface TrainOutput {
   resumedFrom?: string;
   /** A callback stopped the run before maxSteps. */
   stoppedEarly: boolean;
+  /** The signal stopped the run: the final adapter was not written; `checkpoint` holds the last step. */
+  interrupted?: boolean;
+  /** The checkpoint written when the run was interrupted (resume from it with resumeFromCheckpoint). */
+  checkpoint?: string;
 }
 
 /** Counts from a batch's CPU tensors: label tokens the loss is taken on (after the causal shift) and real tokens. */
@@ -478,6 +487,7 @@ export class Trainer {
     let epoch = state.data_position.epoch;
     let batchInEpoch = state.data_position.batch;
     let lrUsed = this.optimizer.paramGroups[0].lr;
+    let interruptedAt: string | undefined;
     let nonFiniteRun = 0;
     let collapsedRun = 0;
     let sawGradient = false;
@@ -565,10 +575,23 @@ export class Trainer {
           lastEvalStep = step;
           emit({ step, epoch: Number(state.epoch.toFixed(4)), eval_loss: m.eval_loss, eval_runtime: m.eval_runtime });
         }
+        let saved: string | undefined;
         if (a.saveSteps > 0 && step % a.saveSteps === 0) {
           state.pending_losses = flush().slice();
-          const dir = await saveCheckpoint(out, parts, state);
-          if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, dir);
+          saved = await saveCheckpoint(out, parts, state);
+          if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, saved);
+        }
+        if (opts.signal !== undefined) {
+          // Let a signal handler run between steps (the step itself is synchronous native work).
+          await new Promise((resolve) => setImmediate(resolve));
+          if (opts.signal.aborted && !last) {
+            if (saved === undefined) {
+              state.pending_losses = flush().slice();
+              saved = await saveCheckpoint(out, parts, state);
+            }
+            interruptedAt = saved;
+            break;
+          }
         }
         if (this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true) {
           stoppedEarly = !last;
@@ -581,6 +604,24 @@ export class Trainer {
       reporter.finish();
     }
 
+    if (interruptedAt !== undefined) {
+      const trainingLoss = state.total_loss_steps > 0 ? state.total_loss_sum / state.total_loss_steps : NaN;
+      const metrics: LogEntry = { step: state.global_step, epoch: Number(state.epoch.toFixed(4)) };
+      return {
+        globalStep: state.global_step,
+        trainingLoss,
+        evalLoss,
+        metrics,
+        logHistory: this.logHistory,
+        outputDir: out,
+        adapterDir: interruptedAt,
+        logFile: log.file,
+        resumedFrom,
+        stoppedEarly: true,
+        interrupted: true,
+        checkpoint: interruptedAt,
+      };
+    }
     if (this.evalDataset && lastEvalStep !== state.global_step) {
       const m = this.evaluate();
       evalLoss = m.eval_loss;
