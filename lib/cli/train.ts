@@ -9,6 +9,7 @@ import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions,
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
+import { checkOutputDir } from './output-dir';
 import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
@@ -61,6 +62,7 @@ const options: OptionSpec[] = [
   { name: 'eval-steps', type: 'integer', placeholder: 'N', group: LOG, description: 'evaluate every N steps [default: at the end]' },
   { name: 'save-steps', type: 'integer', placeholder: 'N', default: 0, group: LOG, description: 'checkpoint every N steps (0: none)' },
   { name: 'save-total-limit', type: 'integer', placeholder: 'N', group: LOG, description: 'keep only the newest N checkpoints' },
+  { name: 'overwrite-output-dir', type: 'boolean', group: LOG, description: 'start over in an --output that holds an earlier run (its files are deleted first)' },
   { name: 'resume-from-checkpoint', type: 'string', placeholder: 'DIR', group: LOG, description: "continue from a checkpoint folder, or 'latest' in --output" },
   { name: 'report', type: 'string', placeholder: 'MODE', default: 'auto', choices: ['auto', 'progress', 'plain', 'none'], group: LOG, description: 'progress output (auto: a bar on a terminal)' },
   { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', group: HW, description: 'cpu, cuda or cuda:N' },
@@ -204,6 +206,9 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   }
 
   requireModelDir(modelDir);
+  if (v.overwriteOutputDir && v.resumeFromCheckpoint !== undefined) throw new UsageError('give --resume-from-checkpoint or --overwrite-output-dir, not both');
+  if (path.resolve(v.output as string) === path.resolve(modelDir)) throw new UsageError('--output must not be the --model folder');
+  const outputDir = checkOutputDir(v.output as string, { resuming: v.resumeFromCheckpoint !== undefined, overwrite: v.overwriteOutputDir === true });
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
   const maxLength = v.maxLength as number | undefined;
   if (maxLength !== undefined && maxLength < 2) throw new UsageError(`--max-length must be at least 2 (a token and the next one to learn), got ${maxLength}`);
@@ -268,6 +273,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     throw e;
   }
   const resume = v.resumeFromCheckpoint as string | undefined;
+  outputDir.clear(); // --overwrite-output-dir: the old run goes once the new one is ready to start
   const stop = onStopSignal(io);
   let result: TrainOutput;
   try {
