@@ -6,6 +6,7 @@ import * as path from 'path';
 import { manualSeed, setNumThreads } from '../autograd';
 import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
+import { readConfig as readModelConfig } from '../models';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
@@ -144,6 +145,28 @@ export function resolveTrainOptions(parsed: Parsed): Record<string, OptionValue 
   return v;
 }
 
+/** TRL's default max_length (SFTConfig), used unless --max-length says otherwise. */
+const DEFAULT_MAX_LENGTH = 1024;
+
+/** The model's position table size (max_position_embeddings, GPT-2's n_positions), if config.json says it. */
+function positionTable(modelDir: string): number | undefined {
+  const c = readModelConfig(modelDir) as Record<string, unknown>;
+  const n = c.max_position_embeddings ?? c.n_positions;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** The examples cut to `maxLength` tokens (from the end, as loadDataset's maxLength), and how many were cut. */
+function truncate(ds: Dataset<Example>, maxLength: number | undefined): { dataset: Dataset<Example>; cut: number } {
+  if (maxLength === undefined) return { dataset: ds, cut: 0 };
+  let cut = 0;
+  const dataset = ds.map((e) => {
+    if (e.inputIds.length <= maxLength) return e;
+    cut++;
+    return { ...e, inputIds: e.inputIds.slice(0, maxLength), labels: e.labels.slice(0, maxLength) };
+  });
+  return { dataset, cut };
+}
+
 /**
  * Ctrl-C / SIGTERM while training: the first finishes the step under way and writes a checkpoint (the
  * Trainer sees the signal between steps); a second one quits at once. Removed when training ends.
@@ -210,10 +233,25 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   if (path.resolve(v.output as string) === path.resolve(modelDir)) throw new UsageError('--output must not be the --model folder');
   const outputDir = checkOutputDir(v.output as string, { resuming: v.resumeFromCheckpoint !== undefined, overwrite: v.overwriteOutputDir === true });
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
-  const maxLength = v.maxLength as number | undefined;
-  if (maxLength !== undefined && maxLength < 2) throw new UsageError(`--max-length must be at least 2 (a token and the next one to learn), got ${maxLength}`);
-  let train: Dataset<Example | MaybeMasked> = loadDataset(dataFile, tokenizer, { maxLength });
-  let evalSet: Dataset<Example | MaybeMasked> | undefined = evalFile ? loadDataset(evalFile, tokenizer, { maxLength }) : undefined;
+  const given = v.maxLength as number | undefined;
+  if (given !== undefined && given < 2) throw new UsageError(`--max-length must be at least 2 (a token and the next one to learn), got ${given}`);
+  const positions = positionTable(modelDir);
+  const tooLong = (flag: string, n: number) =>
+    positions !== undefined && n > positions && new UsageError(`${flag} ${n} is more than the model's ${positions} positions (max_position_embeddings in its config.json)`);
+  const beyond = (given !== undefined && tooLong('--max-length', given)) || (v.packing && tooLong('--seq-len', v.seqLen as number));
+  if (beyond) throw beyond;
+  // As TRL: records are cut to max_length, 1024 tokens unless told (never beyond the position table); with
+  // --packing the blocks are --seq-len long instead, and only a --max-length given cuts the records.
+  const maxLength = given ?? (v.packing ? undefined : Math.min(DEFAULT_MAX_LENGTH, positions ?? DEFAULT_MAX_LENGTH));
+  const load = (file: string) => {
+    const { dataset, cut } = truncate(loadDataset(file, tokenizer), maxLength);
+    if (cut > 0)
+      say(io, `note: ${cut} of ${dataset.length} records of '${file}' were longer than ${maxLength} tokens and were cut to ${maxLength}` +
+        (given === undefined ? ` (the default max length${positions !== undefined && positions < DEFAULT_MAX_LENGTH ? ': the model has ' + positions + ' positions' : ''}; set --max-length)` : ''));
+    return dataset;
+  };
+  let train: Dataset<Example | MaybeMasked> = load(dataFile);
+  let evalSet: Dataset<Example | MaybeMasked> | undefined = evalFile ? load(evalFile) : undefined;
   if (v.evalSplit !== undefined) {
     const split = (train as Dataset<Example>).trainTestSplit({ testSize: v.evalSplit as number, seed: v.seed as number });
     train = split.train;

@@ -138,6 +138,24 @@ function hasLabelTokens(ds: Dataset<Example | MaybeMasked>): boolean {
   return false;
 }
 
+/**
+ * Throws when an example is longer than the model's position table (config.maxPositionEmbeddings): GPT-2's
+ * learned positions have no row for it, and a rotary model was never trained that far.
+ */
+function checkPositions(model: Module, ds: Dataset<Example | MaybeMasked>, what: string): void {
+  const positions = (model as { config?: { maxPositionEmbeddings?: number } }).config?.maxPositionEmbeddings;
+  if (typeof positions !== 'number') return;
+  let i = 0;
+  for (const e of ds) {
+    if (e.inputIds.length > positions)
+      throw new Error(
+        `Trainer: ${what} example ${i} has ${e.inputIds.length} tokens, more than the model's ${positions} positions ` +
+          "(max_position_embeddings); cut the examples to at most that many (loadDataset's maxLength, the CLI's --max-length)",
+      );
+    i++;
+  }
+}
+
 /** pad_token_id, else the (first) eos_token_id of a model's config, if it has one. */
 function configPadToken(model: Module): number | undefined {
   const c = (model as { config?: { padTokenId?: number | null; eosTokenId?: number | number[] | null } }).config;
@@ -225,6 +243,8 @@ export class Trainer {
       throw new Error('Trainer: the model has no trainable parameters (requiresGrad); wrap it with getPeftModel, or set requiresGrad on what to train');
     this.params = named.map(([, p]) => p);
 
+    checkPositions(this.core, this.trainDataset, 'training');
+    if (this.evalDataset) checkPositions(this.core, this.evalDataset, 'evaluation');
     this.padTokenId = opts.padTokenId ?? this.tokenizer?.padTokenId ?? configPadToken(this.core);
     this.trainLoader = new DataLoader(this.trainDataset, {
       batchSize: a.perDeviceTrainBatchSize,
