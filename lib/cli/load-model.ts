@@ -1,5 +1,6 @@
 // Loading what the commands work on: a Hugging Face model folder with its tokenizer, and a PEFT adapter
 // folder, with errors that say which folder lacks what.
+import * as path from 'path';
 import { AutoTokenizer, Tokenizer } from '../data';
 import { DType } from '../dtype';
 import { AutoModelForCausalLM, CausalLM } from '../models';
@@ -26,7 +27,9 @@ export function requireModelDir(dir: string): string {
 /** The causal LM of a model folder (config.json + weights), in eval mode. */
 export async function loadBaseModel(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
   requireModelDir(dir);
-  return AutoModelForCausalLM.fromPretrained(dir, { device: opts.device, dtype: opts.dtype ?? 'auto' });
+  // Absolute: the model's name_or_path goes into adapter_config.json's base_model_name_or_path, which must
+  // find the model from wherever the adapter is loaded (AutoPeftModelForCausalLM, PEFT).
+  return AutoModelForCausalLM.fromPretrained(path.resolve(dir), { device: opts.device, dtype: opts.dtype ?? 'auto' });
 }
 
 /** The tokenizer of a model folder (tokenizer.json, tokenizer_config.json). */

@@ -8,7 +8,7 @@ import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
 import { readConfig as readModelConfig } from '../models';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
-import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
+import { CpuFloat16Error, resolveCpuDType, resolveTrainingArguments, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
 import { checkOutputDir } from './output-dir';
 import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
@@ -106,6 +106,27 @@ function readConfig(file: string): Record<string, OptionValue> {
   return out;
 }
 
+/** TrainingArguments' names of the settings whose flag is not their kebab-case name. */
+const FLAG_OF: Record<string, string> = {
+  numTrainEpochs: 'epochs',
+  perDeviceTrainBatchSize: 'batch-size',
+  gradientAccumulationSteps: 'grad-accum',
+  learningRate: 'lr',
+  lrSchedulerType: 'scheduler',
+  outputDir: 'output',
+};
+
+/**
+ * A TrainingArguments or LoraConfig message ("TrainingArguments: numTrainEpochs must be ...") in the
+ * words of the command line: the flag the user typed (--epochs must be ...).
+ */
+export function flagMessage(message: string): string {
+  return message.replace(/^(?:TrainingArguments|LoraConfig): `?(\w+)`?/, (whole, name: string) => {
+    const flag = FLAG_OF[name] ?? kebab(name);
+    return options.some((o) => o.name === flag) ? `--${flag}` : whole;
+  });
+}
+
 /** The LoraConfig the options ask for; its own checks become usage errors. */
 export function loraConfigOf(v: Record<string, OptionValue | undefined>): LoraConfig {
   const targets = v.targetModules as string[] | undefined;
@@ -132,7 +153,7 @@ export function loraConfigOf(v: Record<string, OptionValue | undefined>): LoraCo
   try {
     return new LoraConfig(opts);
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError(flagMessage((e as Error).message));
   }
 }
 
@@ -228,6 +249,36 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     throw e;
   }
 
+  // Checked now, before anything is loaded; a bad value is named by the flag the user typed.
+  const args: TrainingArgumentsOptions = {
+    outputDir: v.output as string,
+    numTrainEpochs: v.epochs as number,
+    maxSteps: (v.maxSteps as number | undefined) ?? -1,
+    perDeviceTrainBatchSize: v.batchSize as number,
+    gradientAccumulationSteps: v.gradAccum as number,
+    learningRate: v.lr as number,
+    lrSchedulerType: v.scheduler as SchedulerType,
+    warmupSteps: v.warmupSteps as number,
+    warmupRatio: v.warmupRatio as number,
+    weightDecay: v.weightDecay as number,
+    maxGradNorm: v.maxGradNorm as number,
+    seed: v.seed as number,
+    gradientCheckpointing: (v.gradientCheckpointing as boolean | undefined) ?? false,
+    loggingSteps: v.loggingSteps as number,
+    evalSteps: v.evalSteps as number | undefined,
+    saveSteps: v.saveSteps as number,
+    saveTotalLimit: v.saveTotalLimit as number | undefined,
+    report: v.report as TrainingArgumentsOptions['report'],
+    device,
+    dtype: dtype === 'float32' ? undefined : dtype,
+  };
+  try {
+    resolveTrainingArguments(args);
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(flagMessage(e.message));
+    throw e;
+  }
+
   requireModelDir(modelDir);
   if (v.overwriteOutputDir && v.resumeFromCheckpoint !== undefined) throw new UsageError('give --resume-from-checkpoint or --overwrite-output-dir, not both');
   if (path.resolve(v.output as string) === path.resolve(modelDir)) throw new UsageError('--output must not be the --model folder');
@@ -281,33 +332,11 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   say(io, `torch-lora train: ${train.length} training examples${evalSet ? `, ${evalSet.length} for evaluation` : ''}; ` +
     `${trainable.toLocaleString('en-US')} trainable of ${all.toLocaleString('en-US')} parameters (${((100 * trainable) / all).toFixed(4)}%)`);
 
-  const args: TrainingArgumentsOptions = {
-    outputDir: v.output as string,
-    numTrainEpochs: v.epochs as number,
-    maxSteps: (v.maxSteps as number | undefined) ?? -1,
-    perDeviceTrainBatchSize: v.batchSize as number,
-    gradientAccumulationSteps: v.gradAccum as number,
-    learningRate: v.lr as number,
-    lrSchedulerType: v.scheduler as SchedulerType,
-    warmupSteps: v.warmupSteps as number,
-    warmupRatio: v.warmupRatio as number,
-    weightDecay: v.weightDecay as number,
-    maxGradNorm: v.maxGradNorm as number,
-    seed: v.seed as number,
-    gradientCheckpointing: (v.gradientCheckpointing as boolean | undefined) ?? false,
-    loggingSteps: v.loggingSteps as number,
-    evalSteps: v.evalSteps as number | undefined,
-    saveSteps: v.saveSteps as number,
-    saveTotalLimit: v.saveTotalLimit as number | undefined,
-    report: v.report as TrainingArgumentsOptions['report'],
-    device,
-    dtype: dtype === 'float32' ? undefined : dtype,
-  };
   let trainer: Trainer;
   try {
     trainer = new Trainer({ model, trainDataset: train, evalDataset: evalSet, tokenizer, args, stream: io.out });
   } catch (e) {
-    if (e instanceof RangeError) throw new UsageError(e.message.replace(/^TrainingArguments: /, ''));
+    if (e instanceof RangeError) throw new UsageError(flagMessage(e.message));
     throw e;
   }
   const resume = v.resumeFromCheckpoint as string | undefined;

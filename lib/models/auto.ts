@@ -16,6 +16,7 @@ import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig
 import { readGenerationConfig } from './generation-config';
 import { GPT2LMHeadModel } from './gpt2';
 import { LlamaForCausalLM } from './llama';
+import { checkOptions } from '../options';
 
 interface Architecture {
   modelType: string;
@@ -271,6 +272,7 @@ export class AutoModelForCausalLM {
    * transformers' from_pretrained. With device 'meta' only the headers are read (shapes are checked).
    */
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
+    checkOptions(opts, { device: true, dtype: true, strict: true }, 'AutoModelForCausalLM.fromPretrained');
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
     const raw = readConfig(dir);
     const arch = architectureOf(raw);

@@ -14,6 +14,7 @@ import { getPeftModelStateDict, loadPeftWeights, saveAdapterWeights, setPeftMode
 import { AddWeightedAdapterOptions, LoraModel } from './tuner';
 import { LoraLayer } from './layers/lora-layer';
 import { peftWarn } from './warn';
+import { checkOptions, OptionKeys } from '../options';
 
 export interface SavePretrainedOptions {
   /** true (default): adapter_model.safetensors; false: adapter_model.bin (torch.save format). */
@@ -23,6 +24,11 @@ export interface SavePretrainedOptions {
   /** 'auto' (default): embedding tables are saved when targeted. */
   saveEmbeddingLayers?: boolean | 'auto';
 }
+
+/** @internal */
+export const FROM_PRETRAINED_OPTIONS: OptionKeys<FromPretrainedOptions> = {
+  adapterName: true, isTrainable: true, config: true, autocastAdapterDtype: true, device: true, subfolder: true,
+}; // prettier-ignore
 
 export interface FromPretrainedOptions {
   adapterName?: string;
@@ -205,6 +211,7 @@ export class PeftModel<M extends Module = Module> extends Module {
    * atomically.
    */
   async savePretrained(dir: string, opts: SavePretrainedOptions = {}): Promise<void> {
+    checkOptions(opts, { safeSerialization: true, selectedAdapters: true, saveEmbeddingLayers: true }, 'PeftModel.savePretrained');
     if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new Error(`Provided path (${dir}) should be a directory, not a file`);
     const names = [...this.peftConfig.keys()];
     const selected = opts.selectedAdapters ?? names;
@@ -275,6 +282,7 @@ export class PeftModel<M extends Module = Module> extends Module {
    * adapter_config.json, the weights from adapter_model.safetensors or adapter_model.bin.
    */
   static async fromPretrained<M extends Module>(model: M, dir: string, opts: FromPretrainedOptions = {}): Promise<PeftModel<M>> {
+    checkOptions(opts, FROM_PRETRAINED_OPTIONS, 'PeftModel.fromPretrained');
     const adapterName = opts.adapterName ?? 'default';
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
     const config = opts.config ?? LoraConfig.fromPretrained(folder);

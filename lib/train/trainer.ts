@@ -40,6 +40,7 @@ import { JsonlLog, LogEntry } from './log-entry';
 import { writeLossPlot } from './loss-plot';
 import { castForTraining, checkTrainingPrecision } from './precision';
 import { ProgressReporter, ReportStream } from './progress';
+import { checkOptions, OptionKeys } from '../options';
 
 /**
  * Steps in a row whose loss or gradients were not finite after which training stops (each such step is
@@ -84,6 +85,10 @@ export interface TrainerOptions {
   /** Where progress is printed (default process.stdout). */
   stream?: ReportStream;
 }
+
+const TRAINER_OPTIONS: OptionKeys<TrainerOptions> = {
+  model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, stream: true,
+}; // prettier-ignore
 
 export interface TrainOptions {
   /** A checkpoint folder, or true: the newest checkpoint in outputDir. */
@@ -207,6 +212,7 @@ export class Trainer {
 
   constructor(opts: TrainerOptions) {
     if (opts === null || typeof opts !== 'object') throw new TypeError('Trainer: expected { model, args, trainDataset, ... }');
+    checkOptions(opts, TRAINER_OPTIONS, 'Trainer');
     if (!(opts.model instanceof Module)) throw new TypeError('Trainer: `model` must be a Module (a causal LM or a PeftModel)');
     if (!(opts.trainDataset instanceof Dataset)) throw new TypeError('Trainer: `trainDataset` must be a Dataset of tokenized examples (loadDataset)');
     if (opts.trainDataset.length === 0) throw new Error('Trainer: the training dataset is empty');
@@ -434,6 +440,7 @@ export class Trainer {
 
   /** Trains; see the file's comment. Resolves with the summary once the adapter and the log are written. */
   async train(opts: TrainOptions = {}): Promise<TrainOutput> {
+    checkOptions(opts, { resumeFromCheckpoint: true, signal: true }, 'Trainer.train');
     const a = this.args;
     const out = a.outputDir;
     await fs.promises.mkdir(out, { recursive: true });
