@@ -4,7 +4,7 @@ import * as path from 'path';
 import { AutoTokenizer, Tokenizer } from '../data';
 import { DType } from '../dtype';
 import { AutoModelForCausalLM, CausalLM } from '../models';
-import { PeftModel } from '../peft';
+import { baseModelPathOf, PeftModel } from '../peft';
 import { cuda } from '../cuda';
 import { nonFiniteNames } from '../finite';
 import { requireDir } from './io';
@@ -60,4 +60,15 @@ export function checkDevice(device: string): string {
   if (device !== 'cpu' && !cuda.isAvailable())
     throw new Error(`--device ${device}: this libtorch was built without CUDA or sees no GPU; use --device cpu, or install torch-lora against a CUDA libtorch`);
   return device;
+}
+
+/**
+ * The base model folder of a command: --model, else the one --adapter's adapter_config.json names
+ * (base_model_name_or_path), as PEFT's AutoPeftModelForCausalLM finds it.
+ */
+export function modelDirOf(model: string | undefined, adapter: string | undefined): string {
+  if (model !== undefined) return model;
+  if (adapter === undefined) throw new UsageError('missing --model DIR (or --adapter DIR, whose adapter_config.json names its base model)');
+  requireDir(adapter, 'adapter folder', ['adapter_config.json']);
+  return baseModelPathOf(adapter);
 }

@@ -2,6 +2,8 @@
 export { LoraConfig } from './config';
 export type { LoraConfigOptions, LoraBias, InitLoraWeights, TaskType } from './config';
 export { PeftModel, getPeftModel, formatTrainableParameters } from './peft-model';
+export { AutoPeftModelForCausalLM, baseModelPathOf } from './auto-peft-model';
+export type { AutoPeftModelOptions } from './auto-peft-model';
 export type { SavePretrainedOptions, FromPretrainedOptions } from './peft-model';
 export { LoraModel } from './tuner';
 export type { AddWeightedAdapterOptions, CombinationType } from './tuner';

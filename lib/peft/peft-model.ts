@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Module } from '../nn';
-import { Device } from '../tensor';
+import { Device, Tensor } from '../tensor';
 import { LoraConfig } from './config';
 import { PEFT_MODEL_CLASS_NAMES, PEFT_VERSION } from './constants';
 import { assertAllFinite } from '../finite';
@@ -15,6 +15,8 @@ import { AddWeightedAdapterOptions, LoraModel } from './tuner';
 import { LoraLayer } from './layers/lora-layer';
 import { peftWarn } from './warn';
 import { checkOptions, OptionKeys } from '../options';
+import { generate, GenerateOptions } from '../models/generate';
+import type { CausalLM, CausalLMInput, CausalLMOutput } from '../models/causal-lm';
 
 export interface SavePretrainedOptions {
   /** true (default): adapter_model.safetensors; false: adapter_model.bin (torch.save format). */
@@ -64,6 +66,11 @@ export function formatTrainableParameters(trainable: number, all: number): strin
   return `trainable params: ${thousands(trainable)} || all params: ${thousands(all)} || trainable%: ${pct}`;
 }
 
+/** A causal LM as generate() takes it (a config and forward()). */
+function isCausalLM(m: Module): m is Module & CausalLM {
+  return typeof (m as { config?: unknown }).config === 'object';
+}
+
 /** M: the base model's type, which getBaseModel, mergeAndUnload and unload give back. */
 export class PeftModel<M extends Module = Module> extends Module {
   base_model: LoraModel;
@@ -104,6 +111,28 @@ export class PeftModel<M extends Module = Module> extends Module {
     return this.getBaseModel().forward(...args);
   }
   /* eslint-enable @typescript-eslint/no-explicit-any */
+
+  /**
+   * Continues `inputIds` [B, S] with the base model and the active adapter, as PEFT's
+   * PeftModelForCausalLM.generate (transformers' generate(): greedy by default, or sampled; see GenerateOptions).
+   */
+  generate(inputIds: Tensor, opts: GenerateOptions = {}): Tensor {
+    const base = this.getBaseModel();
+    if (!isCausalLM(base)) throw new TypeError(`PeftModel.generate: the base model ${base.reprName()} is not a causal LM (it has no config)`);
+    return generate(base, inputIds, opts);
+  }
+
+  /**
+   * The training loss for `input` (labels required): the base model's chunked forwardLoss when it has one
+   * (the LoRA layers are inside the base model), else forward()'s loss. What the Trainer calls.
+   */
+  forwardLoss(input: CausalLMInput & { labels: Tensor }): Tensor {
+    const base = this.getBaseModel() as Module & { forwardLoss?: (i: CausalLMInput & { labels: Tensor }) => Tensor };
+    if (typeof base.forwardLoss === 'function') return base.forwardLoss(input);
+    const out = this.forward(input) as CausalLMOutput;
+    if (out.loss === undefined) throw new Error(`PeftModel.forwardLoss: ${base.reprName()}'s forward returned no loss for labels`);
+    return out.loss;
+  }
 
   /** [trainable, all] parameter counts (each shared parameter once), as PEFT's get_nb_trainable_parameters. */
   getNbTrainableParameters(): [number, number] {
