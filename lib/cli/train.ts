@@ -121,10 +121,13 @@ const FLAG_OF: Record<string, string> = {
  * words of the command line: the flag the user typed (--epochs must be ...).
  */
 export function flagMessage(message: string): string {
-  return message.replace(/^(?:TrainingArguments|LoraConfig): `?(\w+)`?/, (whole, name: string) => {
+  const flagOf = (name: string) => {
     const flag = FLAG_OF[name] ?? kebab(name);
-    return options.some((o) => o.name === flag) ? `--${flag}` : whole;
-  });
+    return options.some((o) => o.name === flag) ? `--${flag}` : undefined;
+  };
+  return message
+    .replace(/^(?:TrainingArguments|LoraConfig): /, '')
+    .replace(/`?\b([a-z][A-Za-z]*[A-Z][A-Za-z]*|r)\b`?(=true\b)?/g, (whole, name: string) => flagOf(name) ?? whole);
 }
 
 /** The LoraConfig the options ask for; its own checks become usage errors. */
