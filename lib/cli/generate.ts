@@ -7,7 +7,7 @@ import { scope } from '../memory';
 import { configDType, generate, readConfig } from '../models';
 import { CpuFloat16Error, resolveCpuDType } from '../train/precision';
 import { CliIO, say } from './io';
-import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, loadTokenizer, modelDirOf, requireModelDir } from './load-model';
+import { checkDevice, DTYPE_CHOICES, float16FlagError, loadAdapter, loadBaseModel, loadTokenizer, modelDirOf, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
 
@@ -43,11 +43,11 @@ const spec: CommandSpec = {
  */
 function generationDType(modelDir: string, device: string, dtype: DType | 'auto', io: CliIO): DType | 'auto' {
   try {
-    const r = resolveCpuDType(dtype, () => configDType(readConfig(modelDir)), device, { purpose: 'inference', via: 'flag' });
+    const r = resolveCpuDType(dtype, () => configDType(readConfig(modelDir)), device, { purpose: 'inference' });
     if (r.note !== undefined) say(io, `note: ${r.note}`);
     return r.dtype;
   } catch (e) {
-    if (e instanceof CpuFloat16Error) throw new UsageError(e.message);
+    if (e instanceof CpuFloat16Error) throw float16FlagError(e);
     throw e;
   }
 }

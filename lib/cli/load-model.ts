@@ -7,6 +7,7 @@ import { AutoModelForCausalLM, CausalLM } from '../models';
 import { baseModelPathOf, PeftModel } from '../peft';
 import { cuda } from '../cuda';
 import { nonFiniteNames } from '../finite';
+import { CpuFloat16Error } from '../train/precision';
 import { requireDir } from './io';
 import { UsageError } from './options';
 
@@ -71,4 +72,13 @@ export function modelDirOf(model: string | undefined, adapter: string | undefine
   if (adapter === undefined) throw new UsageError('missing --model DIR (or --adapter DIR, whose adapter_config.json names its base model)');
   requireDir(adapter, 'adapter folder', ['adapter_config.json']);
   return baseModelPathOf(adapter);
+}
+
+/** A CpuFloat16Error in the words of the command line: --dtype float16 refused, and the flags that work instead. */
+export function float16FlagError(e: CpuFloat16Error): UsageError {
+  const what =
+    e.purpose === 'inference'
+      ? `libtorch ${e.torchVersion} cannot multiply float16 matrices on the CPU (${e.reason})`
+      : `float16 weights cannot be trained on the CPU with libtorch ${e.torchVersion} (${e.reason})`;
+  return new UsageError(`--dtype float16: ${what}; use --dtype bfloat16 or float32, or --device cuda`);
 }

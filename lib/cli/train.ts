@@ -11,7 +11,7 @@ import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 import { CpuFloat16Error, resolveCpuDType, resolveTrainingArguments, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
 import { checkOutputDir } from './output-dir';
-import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
+import { checkDevice, float16FlagError, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
 
@@ -246,9 +246,9 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   const device = checkDevice(v.device as string);
   // float16 on a CPU whose libtorch cannot multiply it: a usage error now, not the Trainer's after loading.
   try {
-    resolveCpuDType(dtype, undefined, device, { purpose: 'training', via: 'flag' });
+    resolveCpuDType(dtype, undefined, device, { purpose: 'training' });
   } catch (e) {
-    if (e instanceof CpuFloat16Error) throw new UsageError(e.message);
+    if (e instanceof CpuFloat16Error) throw float16FlagError(e);
     throw e;
   }
 

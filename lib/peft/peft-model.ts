@@ -15,6 +15,7 @@ import { AddWeightedAdapterOptions, LoraModel } from './tuner';
 import { LoraLayer } from './layers/lora-layer';
 import { peftWarn } from './warn';
 import { checkOptions, OptionKeys } from '../options';
+import { DecoderOnlyLM } from '../models/decoder-only-lm';
 import { generate, GenerateOptions } from '../models/generate';
 import type { CausalLM, CausalLMInput, CausalLMOutput } from '../models/causal-lm';
 
@@ -123,12 +124,12 @@ export class PeftModel<M extends Module = Module> extends Module {
   }
 
   /**
-   * The training loss for `input` (labels required): the base model's chunked forwardLoss when it has one
-   * (the LoRA layers are inside the base model), else forward()'s loss. What the Trainer calls.
+   * The training loss for `input` (labels required): the base model's chunked forwardLoss for a decoder-only
+   * LM (the LoRA layers are inside the base model), else forward()'s loss. What the Trainer calls.
    */
   forwardLoss(input: CausalLMInput & { labels: Tensor }): Tensor {
-    const base = this.getBaseModel() as Module & { forwardLoss?: (i: CausalLMInput & { labels: Tensor }) => Tensor };
-    if (typeof base.forwardLoss === 'function') return base.forwardLoss(input);
+    const base = this.getBaseModel();
+    if (base instanceof DecoderOnlyLM) return base.forwardLoss(input);
     const out = this.forward(input) as CausalLMOutput;
     if (out.loss === undefined) throw new Error(`PeftModel.forwardLoss: ${base.reprName()}'s forward returned no loss for labels`);
     return out.loss;

@@ -59,9 +59,17 @@ export function cpuFloat16Unsupported(): string | undefined {
   return cpuHalfMatmul ?? undefined;
 }
 
-/** float16 weights asked for on a CPU whose libtorch cannot multiply them (a command turns it into a usage error). */
+/**
+ * float16 weights asked for on a CPU whose libtorch cannot multiply them. It carries the facts (the
+ * libtorch version, its error, what the weights were for), so that a command can word it in its flags.
+ */
 export class CpuFloat16Error extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly torchVersion: string,
+    readonly reason: string,
+    readonly purpose: 'training' | 'inference',
+  ) {
     super(message);
     this.name = 'CpuFloat16Error';
   }
@@ -70,11 +78,6 @@ export class CpuFloat16Error extends Error {
 export interface CpuDTypeOptions {
   /** What the weights are for, as the message says it: 'training' (default) or 'inference'. */
   purpose?: 'training' | 'inference';
-  /**
-   * How the dtype was asked for, to name it and the way out in the message: 'argument' (default; the
-   * Trainer's dtype, or the model's own) or 'flag' (a command's --dtype and --device).
-   */
-  via?: 'argument' | 'flag';
 }
 
 /** The dtype to load or train in, and a note for the user when it is not the one asked for. */
@@ -101,14 +104,12 @@ export function resolveCpuDType(
   if (why === undefined) return { dtype: requested };
   const version = native.torchVersion();
   if (requested === 'float16') {
-    const flag = opts.via === 'flag';
-    const who = flag ? '--dtype float16: ' : opts.purpose === 'inference' ? '' : 'Trainer: ';
-    const what =
-      opts.purpose === 'inference'
-        ? `libtorch ${version} cannot multiply float16 matrices on the CPU (${why})`
-        : `float16 weights cannot be trained on the CPU with libtorch ${version} (${why})`;
-    const instead = flag ? 'use --dtype bfloat16 or float32, or --device cuda' : "use dtype 'bfloat16' on the CPU, or float16 on a CUDA device";
-    throw new CpuFloat16Error(`${who}${what}; ${instead}`);
+    const purpose = opts.purpose ?? 'training';
+    const message =
+      purpose === 'inference'
+        ? `libtorch ${version} cannot multiply float16 matrices on the CPU (${why}); use dtype 'bfloat16' or 'float32' on the CPU, or a CUDA device`
+        : `Trainer: float16 weights cannot be trained on the CPU with libtorch ${version} (${why}); use dtype 'bfloat16' on the CPU, or float16 on a CUDA device`;
+    throw new CpuFloat16Error(message, version, why, purpose);
   }
   const checkpoint = typeof checkpointDType === 'function' ? checkpointDType() : checkpointDType;
   if (checkpoint !== 'float16') return { dtype: requested };

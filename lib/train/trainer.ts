@@ -17,6 +17,7 @@ import { writeFileAtomic } from '../io/fs-atomic';
 import { Batch, DataLoader, Dataset, Example, IGNORE_INDEX, MaybeMasked, Tokenizer } from '../data';
 import { scope, keep } from '../memory';
 import { CausalLMInput, CausalLMOutput } from '../models';
+import { DecoderOnlyLM } from '../models/decoder-only-lm';
 import { LayerNorm, Module, Parameter, RMSNorm } from '../nn';
 import { AdamW, clipGradNorm, getScheduler, LambdaLR } from '../optim';
 import { stack } from '../ops';
@@ -321,13 +322,12 @@ export class Trainer {
   }
 
   /**
-   * The model's loss for a batch: forwardLoss where the model has it and chunkedLoss is on (the LM head
-   * and cross-entropy in chunks, never holding the [tokens, vocab] logits), else forward().loss. A PeftModel's LoRA layers sit
-   * inside its base model, so the base model's forwardLoss runs them.
+   * The model's loss for a batch: forwardLoss of a decoder-only LM or a PeftModel when chunkedLoss is on
+   * (the LM head and cross-entropy in chunks, never holding the [tokens, vocab] logits), else forward().loss.
    */
   private loss(input: CausalLMInput): Tensor {
-    const core = this.core as Module & { forwardLoss?: (i: CausalLMInput & { labels: Tensor }) => Tensor };
-    if (this.args.chunkedLoss && typeof core.forwardLoss === 'function') return core.forwardLoss({ ...input, labels: input.labels! });
+    const m = this.model;
+    if (this.args.chunkedLoss && (m instanceof PeftModel || m instanceof DecoderOnlyLM)) return m.forwardLoss({ ...input, labels: input.labels! });
     const out = this.model.forward(input) as CausalLMOutput;
     if (out.loss === undefined) throw new Error(`Trainer: ${this.core.reprName()}'s forward returned no loss for labels`);
     return out.loss;
