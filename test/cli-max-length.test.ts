@@ -34,6 +34,10 @@ test('--max-length N cuts to N and says so; beyond the position table it is a us
   expect([big.code, big.err]).toEqual([2, expect.stringContaining("--max-length 500 is more than the model's 128 positions (max_position_embeddings in its config.json)")]);
   const packed = await train('packed', '--packing', '--seq-len', '256');
   expect([packed.code, packed.err]).toEqual([2, expect.stringContaining("--seq-len 256 is more than the model's 128 positions")]);
+  // --packing with --seq-len at its default (512): blocks of the model's 128 positions instead.
+  const fitted = await train('fitted', '--packing');
+  expect([fitted.code, fitted.err]).toEqual([0, '']);
+  expect(JSON.parse(fs.readFileSync(path.join(dir, 'fitted', 'trainer_state.json'), 'utf8')).global_step).toBe(1);
 });
 
 test("the Trainer refuses an example longer than the model's position table", async () => {

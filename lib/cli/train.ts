@@ -292,6 +292,9 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   const positions = positionTable(modelDir);
   const tooLong = (flag: string, n: number) =>
     positions !== undefined && n > positions && new UsageError(`${flag} ${n} is more than the model's ${positions} positions (max_position_embeddings in its config.json)`);
+  // --seq-len left at its default fits itself to a smaller position table; one the user set is checked.
+  const seqLenDefault = options.find((o) => o.name === 'seq-len')!.default as number;
+  if (v.packing && !parsed.given.has('seqLen') && v.seqLen === seqLenDefault && positions !== undefined) v.seqLen = Math.min(seqLenDefault, positions);
   const beyond = (given !== undefined && tooLong('--max-length', given)) || (v.packing && tooLong('--seq-len', v.seqLen as number));
   if (beyond) throw beyond;
   // As TRL: records are cut to max_length, 1024 tokens unless told (never beyond the position table); with
