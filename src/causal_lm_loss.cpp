@@ -79,7 +79,10 @@ struct CausalLmLossFunction : public torch::autograd::Function<CausalLmLossFunct
     const at::Tensor valid = target.ne(ignoreIndex);
     const at::Tensor safe = target.masked_fill(valid.logical_not(), 0);  // gather-able index everywhere
     const at::Tensor count = valid.sum().to(dt);
-    eager = eager && (needH || needW);
+    // float16 (not bfloat16, whose exponent range is float32's): the eager gradients are taken for an upstream
+    // gradient of 1, before a GradScaler's loss scale reaches them, and (softmax - onehot)/count of a large
+    // batch underflows float16 to zero there. Recompute in backward instead, where the scale is in rowScale.
+    eager = eager && (needH || needW) && hidden.scalar_type() != at::kHalf;
     at::Tensor lse = at::empty({n}, hidden.options().dtype(dt));
     at::Tensor total = at::zeros({}, hidden.options().dtype(dt));
     c10::optional<GradAccumulator> acc;

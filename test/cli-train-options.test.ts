@@ -165,7 +165,7 @@ test('LoRA flags and the same keys in --config: adapter_config.json and the tens
 
 test('LoRA flags: bad combinations and values are usage errors; they cannot be given with --adapter', async () => {
   const cases: [string[], string][] = [
-    [['--lora-bias', '--init-lora-weights', 'gaussian'], 'LoraConfig: loraBias=true is only supported with initLoraWeights true or false, got "gaussian"'],
+    [['--lora-bias', '--init-lora-weights', 'gaussian'], '--lora-bias is only supported with --init-lora-weights true or false, got "gaussian"'],
     [['--init-lora-weights', 'eva'], "--init-lora-weights must be one of true, false, gaussian, pissa, olora, got 'eva'"],
     [['--layers-to-transform', '1,x'], '--layers-to-transform expects a comma-separated list of integers, got "1,x"'],
     [['--rank-pattern', 'q_proj'], '--rank-pattern expects NAME=NUMBER pairs separated by commas, got "q_proj"'],

@@ -7,17 +7,18 @@ import { scope } from '../memory';
 import { configDType, generate, readConfig } from '../models';
 import { CpuFloat16Error, resolveCpuDType } from '../train/precision';
 import { CliIO, say } from './io';
-import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
+import { checkDevice, DTYPE_CHOICES, float16FlagError, loadAdapter, loadBaseModel, loadTokenizer, modelDirOf, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
 
 const spec: CommandSpec = {
   name: 'generate',
-  usage: '--model DIR [--adapter DIR] --prompt TEXT [options]',
+  usage: '(--model DIR [--adapter DIR] | --adapter DIR) --prompt TEXT [options]',
   summary: 'Continues prompts with a model, with or without a LoRA adapter, and prints the text.',
   options: [
-    { name: 'model', type: 'string', placeholder: 'DIR', required: true, description: 'base model folder (config.json, model.safetensors, tokenizer.json)' },
+    { name: 'model', type: 'string', placeholder: 'DIR', description: "base model folder (config.json, model.safetensors, tokenizer.json) [default: the adapter's base_model_name_or_path]" },
     { name: 'adapter', type: 'string', placeholder: 'DIR', description: 'a PEFT adapter folder to apply' },
+    { name: 'tokenizer', type: 'string', placeholder: 'DIR', description: 'tokenizer folder [default: the model folder]' },
     { name: 'prompt', short: 'p', type: 'string', placeholder: 'TEXT', multiple: true, required: true, description: 'the text to continue' },
     { name: 'chat', type: 'boolean', description: "wrap each prompt as a user message in the tokenizer's chat template" },
     { name: 'max-new-tokens', type: 'integer', placeholder: 'N', default: 64, description: 'tokens to generate at most' },
@@ -31,7 +32,9 @@ const spec: CommandSpec = {
     { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'auto', choices: DTYPE_CHOICES, description: "weights' dtype (auto: the config's)" },
     { name: 'threads', type: 'integer', placeholder: 'N', description: 'CPU threads for libtorch' },
   ],
-  details: 'Example:\n  torch-lora generate --model ./my-llama --adapter ./out --prompt "Once upon a time" --max-new-tokens 40',
+  details:
+    'Examples:\n  torch-lora generate --model ./my-llama --adapter ./out --prompt "Once upon a time" --max-new-tokens 40\n' +
+    '  torch-lora generate --adapter ./out --prompt "Once upon a time"   (the base model the adapter names)',
 };
 
 /**
@@ -40,11 +43,11 @@ const spec: CommandSpec = {
  */
 function generationDType(modelDir: string, device: string, dtype: DType | 'auto', io: CliIO): DType | 'auto' {
   try {
-    const r = resolveCpuDType(dtype, () => configDType(readConfig(modelDir)), device, { purpose: 'inference', via: 'flag' });
+    const r = resolveCpuDType(dtype, () => configDType(readConfig(modelDir)), device, { purpose: 'inference' });
     if (r.note !== undefined) say(io, `note: ${r.note}`);
     return r.dtype;
   } catch (e) {
-    if (e instanceof CpuFloat16Error) throw new UsageError(e.message);
+    if (e instanceof CpuFloat16Error) throw float16FlagError(e);
     throw e;
   }
 }
@@ -56,9 +59,10 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   if ((v.maxNewTokens as number) < 0) throw new UsageError(`--max-new-tokens must be non-negative, got ${v.maxNewTokens}`);
   const prompts = v.prompt as string[];
   const device = checkDevice(v.device as string);
-  requireModelDir(v.model as string);
-  const tokenizer = await loadTokenizer(v.model as string);
-  const base = await loadBaseModel(v.model as string, { device, dtype: generationDType(v.model as string, device, v.dtype as DType | 'auto', io) });
+  const modelDir = modelDirOf(v.model as string | undefined, v.adapter as string | undefined);
+  requireModelDir(modelDir);
+  const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
+  const base = await loadBaseModel(modelDir, { device, dtype: generationDType(modelDir, device, v.dtype as DType | 'auto', io) });
   // The adapter's layers go into `base` itself, so generating with `base` uses them.
   const peft = v.adapter !== undefined ? await loadAdapter(base, v.adapter as string) : undefined;
   base.eval();

@@ -1,11 +1,14 @@
 // Loading what the commands work on: a Hugging Face model folder with its tokenizer, and a PEFT adapter
 // folder, with errors that say which folder lacks what.
+import * as path from 'path';
 import { AutoTokenizer, Tokenizer } from '../data';
 import { DType } from '../dtype';
 import { AutoModelForCausalLM, CausalLM } from '../models';
-import { PeftModel } from '../peft';
+import { baseModelPathOf, PeftModel } from '../peft';
 import { BitsAndBytesConfig } from '../quant/bnb-config';
 import { cuda } from '../cuda';
+import { nonFiniteNames } from '../finite';
+import { CpuFloat16Error } from '../train/precision';
 import { requireDir } from './io';
 import { UsageError } from './options';
 
@@ -28,7 +31,9 @@ export function requireModelDir(dir: string): string {
 /** The causal LM of a model folder (config.json + weights), in eval mode. */
 export async function loadBaseModel(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
   requireModelDir(dir);
-  return AutoModelForCausalLM.fromPretrained(dir, { device: opts.device, dtype: opts.dtype ?? 'auto', quantizationConfig: opts.quantizationConfig });
+  // Absolute: the model's name_or_path goes into adapter_config.json's base_model_name_or_path, which must
+  // find the model from wherever the adapter is loaded (AutoPeftModelForCausalLM, PEFT).
+  return AutoModelForCausalLM.fromPretrained(path.resolve(dir), { device: opts.device, dtype: opts.dtype ?? 'auto', quantizationConfig: opts.quantizationConfig });
 }
 
 /** The tokenizer of a model folder (tokenizer.json, tokenizer_config.json). */
@@ -40,7 +45,14 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
 /** `model` with the adapter saved in `dir` (adapter_config.json + adapter_model.safetensors or .bin). */
 export async function loadAdapter(model: CausalLM, dir: string, opts: { isTrainable?: boolean } = {}): Promise<PeftModel> {
   requireDir(dir, 'adapter folder', ['adapter_config.json']);
-  return PeftModel.fromPretrained(model, dir, { isTrainable: opts.isTrainable ?? false });
+  const peft = await PeftModel.fromPretrained(model, dir, { isTrainable: opts.isTrainable ?? false });
+  // A diverged adapter (NaN/Inf) would make generate print nothing and merge write NaNs: refuse it by name.
+  const bad = nonFiniteNames([...peft.namedParameters()].filter(([name]) => /(^|\.)(lora_[A-Za-z_]+|modules_to_save)\./.test(name)));
+  if (bad.length) {
+    peft.dispose();
+    throw new Error(`adapter folder '${dir}' holds NaN or Inf weights (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', ...' : ''}): its training diverged; train it again with a lower learning rate`);
+  }
+  return peft;
 }
 
 /** The dtype option of a command: 'auto' or a floating-point dtype. */
@@ -52,4 +64,24 @@ export function checkDevice(device: string): string {
   if (device !== 'cpu' && !cuda.isAvailable())
     throw new Error(`--device ${device}: this libtorch was built without CUDA or sees no GPU; use --device cpu, or install torch-lora against a CUDA libtorch`);
   return device;
+}
+
+/**
+ * The base model folder of a command: --model, else the one --adapter's adapter_config.json names
+ * (base_model_name_or_path), as PEFT's AutoPeftModelForCausalLM finds it.
+ */
+export function modelDirOf(model: string | undefined, adapter: string | undefined): string {
+  if (model !== undefined) return model;
+  if (adapter === undefined) throw new UsageError('missing --model DIR (or --adapter DIR, whose adapter_config.json names its base model)');
+  requireDir(adapter, 'adapter folder', ['adapter_config.json']);
+  return baseModelPathOf(adapter);
+}
+
+/** A CpuFloat16Error in the words of the command line: --dtype float16 refused, and the flags that work instead. */
+export function float16FlagError(e: CpuFloat16Error): UsageError {
+  const what =
+    e.purpose === 'inference'
+      ? `libtorch ${e.torchVersion} cannot multiply float16 matrices on the CPU (${e.reason})`
+      : `float16 weights cannot be trained on the CPU with libtorch ${e.torchVersion} (${e.reason})`;
+  return new UsageError(`--dtype float16: ${what}; use --dtype bfloat16 or float32, or --device cuda`);
 }

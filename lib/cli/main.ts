@@ -15,7 +15,8 @@ process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
 export interface Command {
   spec: CommandSpec;
-  run(parsed: Parsed, io: CliIO): Promise<void>;
+  /** Resolves with the exit code when it is not 0 (130: stopped by Ctrl-C / SIGTERM). */
+  run(parsed: Parsed, io: CliIO): Promise<void | number>;
 }
 
 /** Loaded on use, so that `--help` answers without loading libtorch. */
@@ -85,8 +86,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       io.out.write(helpText(command.spec));
       return 0;
     }
-    await command.run(parsed, io);
-    return 0;
+    return (await command.run(parsed, io)) ?? 0;
   } catch (e) {
     if (e instanceof UsageError) {
       io.err.write(`torch-lora ${name}: ${e.message}\nSee 'torch-lora ${name} --help'.\n`);

@@ -10,7 +10,7 @@ import { DType } from '../dtype';
 import { CausalLM } from '../models/causal-lm';
 import { DEFAULT_MAX_SHARD_SIZE, parseShardSize, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SavedCheckpoint } from '../models/save-pretrained';
 import { CliIO, formatBytes, say } from './io';
-import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel } from './load-model';
+import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, modelDirOf } from './load-model';
 import type { Command } from './main';
 import { dequantizeModel } from '../quant/dequantize';
 import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
@@ -21,11 +21,11 @@ const COPIED = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.j
 
 const spec: CommandSpec = {
   name: 'merge',
-  usage: '--model DIR --adapter DIR --output DIR [options]',
+  usage: '[--model DIR] --adapter DIR --output DIR [options]',
   summary:
     'Merges a LoRA adapter into its base model and writes a Hugging Face checkpoint (config.json + model.safetensors, or model-0000N-of-0000M.safetensors shards with model.safetensors.index.json).',
   options: [
-    { name: 'model', type: 'string', placeholder: 'DIR', required: true, description: 'base model folder' },
+    { name: 'model', type: 'string', placeholder: 'DIR', description: "base model folder [default: the adapter's base_model_name_or_path]" },
     { name: 'adapter', type: 'string', placeholder: 'DIR', required: true, description: 'PEFT adapter folder (adapter_config.json + weights)' },
     { name: 'output', short: 'o', type: 'string', placeholder: 'DIR', required: true, description: 'folder for the merged model' },
     { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'auto', choices: DTYPE_CHOICES, description: "dtype of the merged weights (auto: the base's)" },
@@ -42,6 +42,7 @@ const spec: CommandSpec = {
   ],
   details:
     'Examples:\n  torch-lora merge --model ./my-llama --adapter ./out --output ./my-llama-merged\n' +
+    '  torch-lora merge --adapter ./out --output ./my-llama-merged   (the base model the adapter names)\n' +
     '  torch-lora merge --model ./my-llama --adapter ./out --output ./my-llama-merged --max-shard-size 2GB',
 };
 
@@ -58,7 +59,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const v = parsed.values;
   requireOptions(spec, v);
   if (v.threads !== undefined) setNumThreads(v.threads as number);
-  const modelDir = v.model as string;
+  const modelDir = modelDirOf(v.model as string | undefined, v.adapter as string);
   const out = v.output as string;
   if (path.resolve(out) === path.resolve(modelDir)) throw new UsageError('--output must not be the base model folder');
   const shardSize = maxShardSize(v.maxShardSize as string);
@@ -68,7 +69,14 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const base = await loadBaseModel(modelDir, { device: checkDevice(v.device as string), dtype: dtypeOpt });
   const peft = await loadAdapter(base, v.adapter as string);
   const nModules = peft.targetedModuleNames.length;
-  const merged = peft.mergeAndUnload() as CausalLM;
+  // safeMerge: a diverged adapter (NaN/Inf, or so large that W + ΔW overflows) is refused before any file is written.
+  let merged: CausalLM;
+  try {
+    merged = peft.mergeAndUnload({ safeMerge: true }) as CausalLM;
+  } catch (e) {
+    peft.dispose();
+    throw new Error(`'${v.adapter}' cannot be merged: ${(e as Error).message}; nothing was written to '${out}'`);
+  }
   // A 4-bit base (a bitsandbytes folder): the layers the adapter did not touch are dequantized too, so
   // that the merged model is a plain float model, as transformers' dequantize() after merge_and_unload.
   const dequantized = dequantizeModel(merged);

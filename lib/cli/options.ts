@@ -143,6 +143,8 @@ export interface Parsed {
   given: Set<string>;
   positionals: string[];
   help: boolean;
+  /** The command's arguments as typed (to print a command to run again, e.g. to resume). */
+  argv?: string[];
 }
 
 /** Parses argv for a command. Throws a UsageError for an unknown flag, a missing or malformed value. */
@@ -153,9 +155,19 @@ export function parseCommand(cmd: CommandSpec, argv: string[], opts: { defaults?
     if (o.short) config[o.name].short = o.short;
     if (o.multiple) config[o.name].multiple = true;
   }
+  // A value that starts with '-' (--lr -1, --lora-alpha -8) is the flag's value, not another flag: it is
+  // joined to it (--lr=-1), so that the check of its range, not the parser, answers.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const o = cmd.options.find((x) => argv[i] === `--${x.name}` || (x.short !== undefined && argv[i] === `-${x.short}`));
+    if (o !== undefined && o.type !== 'boolean' && i + 1 < argv.length && /^-(\d|\.\d|Infinity|NaN)/.test(argv[i + 1])) {
+      args.push(`--${o.name}=${argv[i + 1]}`);
+      i++;
+    } else args.push(argv[i]);
+  }
   let raw: { values: Record<string, unknown>; positionals: string[] };
   try {
-    raw = parseArgs({ args: argv, options: config, allowPositionals: true, strict: true }) as typeof raw;
+    raw = parseArgs({ args, options: config, allowPositionals: true, strict: true }) as typeof raw;
   } catch (e) {
     const err = e as Error & { code?: string };
     const flag = /'(?:-\w, )?(--?[\w-]+)/.exec(err.message)?.[1]; // "Option '-h, --help' ..." -> --help
@@ -180,7 +192,7 @@ export function parseCommand(cmd: CommandSpec, argv: string[], opts: { defaults?
   }
   if (!cmd.positionals && raw.positionals.length) throw new UsageError(`unexpected argument '${raw.positionals[0]}'`);
   if (cmd.positionals && raw.positionals.length > 1) throw new UsageError(`unexpected argument '${raw.positionals[1]}'`);
-  return { values, given, positionals: raw.positionals, help: false };
+  return { values, given, positionals: raw.positionals, help: false, argv: [...argv] };
 }
 
 /** Throws a UsageError naming the required options that have no value. */

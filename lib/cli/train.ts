@@ -2,13 +2,16 @@
 // the loss curve and checkpoints, through the Trainer. Options come from flags or a JSON config file
 // (the same names; flags win).
 import * as fs from 'fs';
+import * as path from 'path';
 import { manualSeed, setNumThreads } from '../autograd';
 import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
+import { readConfig as readModelConfig } from '../models';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
-import { CpuFloat16Error, resolveCpuDType, Trainer, TrainingArgumentsOptions, TrainingDType } from '../train';
+import { CpuFloat16Error, resolveCpuDType, resolveTrainingArguments, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
-import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
+import { checkOutputDir } from './output-dir';
+import { checkDevice, float16FlagError, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { BitsAndBytesConfig } from '../quant/bnb-config';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
@@ -61,6 +64,7 @@ const options: OptionSpec[] = [
   { name: 'eval-steps', type: 'integer', placeholder: 'N', group: LOG, description: 'evaluate every N steps [default: at the end]' },
   { name: 'save-steps', type: 'integer', placeholder: 'N', default: 0, group: LOG, description: 'checkpoint every N steps (0: none)' },
   { name: 'save-total-limit', type: 'integer', placeholder: 'N', group: LOG, description: 'keep only the newest N checkpoints' },
+  { name: 'overwrite-output-dir', type: 'boolean', group: LOG, description: 'start over in an --output that holds an earlier run (its files are deleted first)' },
   { name: 'resume-from-checkpoint', type: 'string', placeholder: 'DIR', group: LOG, description: "continue from a checkpoint folder, or 'latest' in --output" },
   { name: 'report', type: 'string', placeholder: 'MODE', default: 'auto', choices: ['auto', 'progress', 'plain', 'none'], group: LOG, description: 'progress output (auto: a bar on a terminal)' },
   { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', group: HW, description: 'cpu, cuda or cuda:N' },
@@ -105,6 +109,30 @@ function readConfig(file: string): Record<string, OptionValue> {
   return out;
 }
 
+/** TrainingArguments' names of the settings whose flag is not their kebab-case name. */
+const FLAG_OF: Record<string, string> = {
+  numTrainEpochs: 'epochs',
+  perDeviceTrainBatchSize: 'batch-size',
+  gradientAccumulationSteps: 'grad-accum',
+  learningRate: 'lr',
+  lrSchedulerType: 'scheduler',
+  outputDir: 'output',
+};
+
+/**
+ * A TrainingArguments or LoraConfig message ("TrainingArguments: numTrainEpochs must be ...") in the
+ * words of the command line: the flag the user typed (--epochs must be ...).
+ */
+export function flagMessage(message: string): string {
+  const flagOf = (name: string) => {
+    const flag = FLAG_OF[name] ?? kebab(name);
+    return options.some((o) => o.name === flag) ? `--${flag}` : undefined;
+  };
+  return message
+    .replace(/^(?:TrainingArguments|LoraConfig): /, '')
+    .replace(/`?\b([a-z][A-Za-z]*[A-Z][A-Za-z]*|r)\b`?(=true\b)?/g, (whole, name: string) => flagOf(name) ?? whole);
+}
+
 /** The LoraConfig the options ask for; its own checks become usage errors. */
 export function loraConfigOf(v: Record<string, OptionValue | undefined>): LoraConfig {
   const targets = v.targetModules as string[] | undefined;
@@ -131,7 +159,7 @@ export function loraConfigOf(v: Record<string, OptionValue | undefined>): LoraCo
   try {
     return new LoraConfig(opts);
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError(flagMessage((e as Error).message));
   }
 }
 
@@ -144,7 +172,70 @@ export function resolveTrainOptions(parsed: Parsed): Record<string, OptionValue 
   return v;
 }
 
-async function run(parsed: Parsed, io: CliIO): Promise<void> {
+/** TRL's default max_length (SFTConfig), used unless --max-length says otherwise. */
+const DEFAULT_MAX_LENGTH = 1024;
+
+/** The model's position table size (max_position_embeddings, GPT-2's n_positions), if config.json says it. */
+function positionTable(modelDir: string): number | undefined {
+  const c = readModelConfig(modelDir) as Record<string, unknown>;
+  const n = c.max_position_embeddings ?? c.n_positions;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** The examples cut to `maxLength` tokens (from the end, as loadDataset's maxLength), and how many were cut. */
+function truncate(ds: Dataset<Example>, maxLength: number | undefined): { dataset: Dataset<Example>; cut: number } {
+  if (maxLength === undefined) return { dataset: ds, cut: 0 };
+  let cut = 0;
+  const dataset = ds.map((e) => {
+    if (e.inputIds.length <= maxLength) return e;
+    cut++;
+    return { ...e, inputIds: e.inputIds.slice(0, maxLength), labels: e.labels.slice(0, maxLength) };
+  });
+  return { dataset, cut };
+}
+
+/**
+ * Ctrl-C / SIGTERM while training: the first finishes the step under way and writes a checkpoint (the
+ * Trainer sees the signal between steps); a second one quits at once. Removed when training ends.
+ */
+function onStopSignal(io: CliIO): { signal: AbortSignal; remove(): void } {
+  const controller = new AbortController();
+  const handler = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      io.err.write(`torch-lora train: ${sig} again: quitting without a checkpoint\n`);
+      process.exit(130);
+    }
+    say(io, `\n${sig}: finishing this step and writing a checkpoint (${sig === 'SIGINT' ? 'Ctrl-C' : sig} again to quit now)`);
+    controller.abort();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    signal: controller.signal,
+    remove: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
+/** A POSIX shell word: as it is when it is safe, else in single quotes. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command line that continues this run from `checkpoint`: the same arguments, with --resume-from-checkpoint. */
+export function resumeCommand(argv: string[], checkpoint: string): string {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--resume-from-checkpoint') i++;
+    else if (!a.startsWith('--resume-from-checkpoint=')) args.push(a);
+  }
+  return ['torch-lora', 'train', ...args, '--resume-from-checkpoint', path.resolve(checkpoint)].map(shellWord).join(' ');
+}
+
+async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   const v = resolveTrainOptions(parsed);
   const modelDir = v.model as string;
   const dataFile = requireFile(v.data as string, 'data file');
@@ -158,17 +249,69 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const device = checkDevice(v.device as string);
   // float16 on a CPU whose libtorch cannot multiply it: a usage error now, not the Trainer's after loading.
   try {
-    resolveCpuDType(dtype, undefined, device, { purpose: 'training', via: 'flag' });
+    resolveCpuDType(dtype, undefined, device, { purpose: 'training' });
   } catch (e) {
-    if (e instanceof CpuFloat16Error) throw new UsageError(e.message);
+    if (e instanceof CpuFloat16Error) throw float16FlagError(e);
+    throw e;
+  }
+
+  // Checked now, before anything is loaded; a bad value is named by the flag the user typed.
+  const args: TrainingArgumentsOptions = {
+    outputDir: v.output as string,
+    numTrainEpochs: v.epochs as number,
+    maxSteps: (v.maxSteps as number | undefined) ?? -1,
+    perDeviceTrainBatchSize: v.batchSize as number,
+    gradientAccumulationSteps: v.gradAccum as number,
+    learningRate: v.lr as number,
+    lrSchedulerType: v.scheduler as SchedulerType,
+    warmupSteps: v.warmupSteps as number,
+    warmupRatio: v.warmupRatio as number,
+    weightDecay: v.weightDecay as number,
+    maxGradNorm: v.maxGradNorm as number,
+    seed: v.seed as number,
+    gradientCheckpointing: (v.gradientCheckpointing as boolean | undefined) ?? false,
+    loggingSteps: v.loggingSteps as number,
+    evalSteps: v.evalSteps as number | undefined,
+    saveSteps: v.saveSteps as number,
+    saveTotalLimit: v.saveTotalLimit as number | undefined,
+    report: v.report as TrainingArgumentsOptions['report'],
+    device,
+    dtype: dtype === 'float32' ? undefined : dtype,
+  };
+  try {
+    resolveTrainingArguments(args);
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(flagMessage(e.message));
     throw e;
   }
 
   requireModelDir(modelDir);
+  if (v.overwriteOutputDir && v.resumeFromCheckpoint !== undefined) throw new UsageError('give --resume-from-checkpoint or --overwrite-output-dir, not both');
+  if (path.resolve(v.output as string) === path.resolve(modelDir)) throw new UsageError('--output must not be the --model folder');
+  const outputDir = checkOutputDir(v.output as string, { resuming: v.resumeFromCheckpoint !== undefined, overwrite: v.overwriteOutputDir === true });
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
-  const maxLength = v.maxLength as number | undefined;
-  let train: Dataset<Example | MaybeMasked> = loadDataset(dataFile, tokenizer, { maxLength });
-  let evalSet: Dataset<Example | MaybeMasked> | undefined = evalFile ? loadDataset(evalFile, tokenizer, { maxLength }) : undefined;
+  const given = v.maxLength as number | undefined;
+  if (given !== undefined && given < 2) throw new UsageError(`--max-length must be at least 2 (a token and the next one to learn), got ${given}`);
+  const positions = positionTable(modelDir);
+  const tooLong = (flag: string, n: number) =>
+    positions !== undefined && n > positions && new UsageError(`${flag} ${n} is more than the model's ${positions} positions (max_position_embeddings in its config.json)`);
+  // --seq-len left at its default fits itself to a smaller position table; one the user set is checked.
+  const seqLenDefault = options.find((o) => o.name === 'seq-len')!.default as number;
+  if (v.packing && !parsed.given.has('seqLen') && v.seqLen === seqLenDefault && positions !== undefined) v.seqLen = Math.min(seqLenDefault, positions);
+  const beyond = (given !== undefined && tooLong('--max-length', given)) || (v.packing && tooLong('--seq-len', v.seqLen as number));
+  if (beyond) throw beyond;
+  // As TRL: records are cut to max_length, 1024 tokens unless told (never beyond the position table); with
+  // --packing the blocks are --seq-len long instead, and only a --max-length given cuts the records.
+  const maxLength = given ?? (v.packing ? undefined : Math.min(DEFAULT_MAX_LENGTH, positions ?? DEFAULT_MAX_LENGTH));
+  const load = (file: string) => {
+    const { dataset, cut } = truncate(loadDataset(file, tokenizer), maxLength);
+    if (cut > 0)
+      say(io, `note: ${cut} of ${dataset.length} records of '${file}' were longer than ${maxLength} tokens and were cut to ${maxLength}` +
+        (given === undefined ? ` (the default max length${positions !== undefined && positions < DEFAULT_MAX_LENGTH ? ': the model has ' + positions + ' positions' : ''}; set --max-length)` : ''));
+    return dataset;
+  };
+  let train: Dataset<Example | MaybeMasked> = load(dataFile);
+  let evalSet: Dataset<Example | MaybeMasked> | undefined = evalFile ? load(evalFile) : undefined;
   if (v.evalSplit !== undefined) {
     const split = (train as Dataset<Example>).trainTestSplit({ testSize: v.evalSplit as number, seed: v.seed as number });
     train = split.train;
@@ -206,37 +349,28 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   say(io, `torch-lora train: ${train.length} training examples${evalSet ? `, ${evalSet.length} for evaluation` : ''}; ` +
     `${trainable.toLocaleString('en-US')} trainable of ${all.toLocaleString('en-US')} parameters (${((100 * trainable) / all).toFixed(4)}%)`);
 
-  const args: TrainingArgumentsOptions = {
-    outputDir: v.output as string,
-    numTrainEpochs: v.epochs as number,
-    maxSteps: (v.maxSteps as number | undefined) ?? -1,
-    perDeviceTrainBatchSize: v.batchSize as number,
-    gradientAccumulationSteps: v.gradAccum as number,
-    learningRate: v.lr as number,
-    lrSchedulerType: v.scheduler as SchedulerType,
-    warmupSteps: v.warmupSteps as number,
-    warmupRatio: v.warmupRatio as number,
-    weightDecay: v.weightDecay as number,
-    maxGradNorm: v.maxGradNorm as number,
-    seed: v.seed as number,
-    gradientCheckpointing: (v.gradientCheckpointing as boolean | undefined) ?? false,
-    loggingSteps: v.loggingSteps as number,
-    evalSteps: v.evalSteps as number | undefined,
-    saveSteps: v.saveSteps as number,
-    saveTotalLimit: v.saveTotalLimit as number | undefined,
-    report: v.report as TrainingArgumentsOptions['report'],
-    device,
-    dtype: dtype === 'float32' ? undefined : dtype,
-  };
   let trainer: Trainer;
   try {
     trainer = new Trainer({ model, trainDataset: train, evalDataset: evalSet, tokenizer, args, stream: io.out });
   } catch (e) {
-    if (e instanceof RangeError) throw new UsageError(e.message.replace(/^TrainingArguments: /, ''));
+    if (e instanceof RangeError) throw new UsageError(flagMessage(e.message));
     throw e;
   }
   const resume = v.resumeFromCheckpoint as string | undefined;
-  const result = await trainer.train({ resumeFromCheckpoint: resume === undefined ? undefined : resume === 'latest' ? true : resume });
+  outputDir.clear(); // --overwrite-output-dir: the old run goes once the new one is ready to start
+  const stop = onStopSignal(io);
+  let result: TrainOutput;
+  try {
+    result = await trainer.train({ resumeFromCheckpoint: resume === undefined ? undefined : resume === 'latest' ? true : resume, signal: stop.signal });
+  } finally {
+    stop.remove();
+  }
+  if (result.interrupted) {
+    say(io, `stopped at step ${result.globalStep} of ${trainer.maxSteps}; checkpoint: ${result.checkpoint}`);
+    say(io, `resume with: ${resumeCommand(parsed.argv ?? [], result.checkpoint!)}`);
+    model.dispose();
+    return 130; // 128 + SIGINT, as a shell reports a Ctrl-C
+  }
   say(io, `done: ${result.globalStep} steps, mean loss ${result.trainingLoss.toFixed(4)}${result.evalLoss !== undefined ? `, eval loss ${result.evalLoss.toFixed(4)}` : ''}`);
   say(io, `adapter: ${result.adapterDir} (adapter_config.json, adapter_model.safetensors)`);
   say(io, `log: ${result.logFile}${result.lossPlot ? `\nloss curve: ${result.lossPlot}` : ''}`);

@@ -7,6 +7,7 @@ import { Device, Tensor } from '../tensor';
 import { Dataset } from './dataset';
 import { Example, IGNORE_INDEX } from './labels';
 import { PaddingSide } from './tokenizer';
+import { checkOptions } from '../options';
 
 /** int64 [batch, length] tensors; the caller (or a scope) disposes them. */
 export interface Batch {
@@ -102,6 +103,7 @@ export interface PackOptions {
  * (so text learns to stop) and -100 after a masked end.
  */
 export function packDataset(ds: Dataset<Example>, opts: PackOptions): Dataset<MaybeMasked> {
+  checkOptions(opts, { seqLen: true, eosTokenId: true, remainder: true, padTokenId: true }, 'packDataset');
   const { seqLen } = opts;
   if (!Number.isInteger(seqLen) || seqLen < 1) throw new RangeError(`packDataset: seqLen must be a positive integer, got ${seqLen}`);
   let total = 0;

@@ -5,6 +5,7 @@ import { Batch, collate, CollateOptions, MaybeMasked } from './collate';
 import { Dataset } from './dataset';
 import { mixSeed, permutation } from './random';
 import { Tokenizer } from './tokenizer';
+import { checkOptions, OptionKeys } from '../options';
 
 export interface DataLoaderOptions extends CollateOptions {
   batchSize?: number;
@@ -17,6 +18,11 @@ export interface DataLoaderOptions extends CollateOptions {
   tokenizer?: Tokenizer;
 }
 
+const DATALOADER_OPTIONS: OptionKeys<DataLoaderOptions> = {
+  batchSize: true, shuffle: true, seed: true, dropLast: true, tokenizer: true,
+  padTokenId: true, paddingSide: true, padding: true, maxLength: true, padToMultipleOf: true, device: true,
+}; // prettier-ignore
+
 export class DataLoader implements Iterable<Batch> {
   readonly dataset: Dataset<MaybeMasked>;
   readonly batchSize: number;
@@ -28,6 +34,7 @@ export class DataLoader implements Iterable<Batch> {
   private readonly collateOptions: CollateOptions;
 
   constructor(dataset: Dataset<MaybeMasked>, opts: DataLoaderOptions = {}) {
+    checkOptions(opts, DATALOADER_OPTIONS, 'DataLoader');
     this.dataset = dataset;
     this.batchSize = opts.batchSize ?? 1;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1)

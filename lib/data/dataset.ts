@@ -5,6 +5,7 @@ import { Example, tokenizeRecord, TokenizeOptions } from './labels';
 import { permutation } from './random';
 import { readRecords, SourcedRecord, toRecord } from './records';
 import { Tokenizer } from './tokenizer';
+import { checkOptions, OptionKeys } from '../options';
 
 export interface SplitOptions {
   /** A fraction in (0, 1) or a count of items for the test split. */
@@ -100,6 +101,8 @@ export interface LoadDatasetOptions extends TokenizeOptions {
   onWarning?: (message: string) => void;
 }
 
+const LOAD_DATASET_OPTIONS: OptionKeys<LoadDatasetOptions> = { onWarning: true, addEos: true, maxLength: true, chatTemplate: true, templateVariables: true };
+
 function tokenizeAll(
   tok: Tokenizer,
   records: { record: SourcedRecord | ReturnType<typeof toRecord>; at: string }[],
@@ -130,6 +133,7 @@ function tokenizeAll(
  * each into input ids and labels (-100 where no loss is taken).
  */
 export function loadDataset(file: string, tokenizer: Tokenizer, opts: LoadDatasetOptions = {}): Dataset<Example> {
+  checkOptions(opts, LOAD_DATASET_OPTIONS, 'loadDataset');
   const records = readRecords(file);
   return tokenizeAll(
     tokenizer,
@@ -140,6 +144,7 @@ export function loadDataset(file: string, tokenizer: Tokenizer, opts: LoadDatase
 
 /** The same from records in memory (plain objects of the same shapes). */
 export function datasetFromRecords(records: unknown[], tokenizer: Tokenizer, opts: LoadDatasetOptions = {}): Dataset<Example> {
+  checkOptions(opts, LOAD_DATASET_OPTIONS, 'datasetFromRecords');
   if (!Array.isArray(records)) throw new TypeError('datasetFromRecords: expected an array of records');
   return tokenizeAll(
     tokenizer,

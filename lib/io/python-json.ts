@@ -2,7 +2,7 @@
 // 2-space indent, ", "/": " separators, non-ASCII escaped (ensure_ascii), empty containers as [] and {},
 // floats spelled as Python's repr(float) (0.0, 1e-05). JavaScript numbers do not say whether they were
 // ints or floats, so the caller names the keys whose values are floats; other integral numbers are ints.
-import { pyFloat } from '../nn/format';
+import { pyFloat } from '../python-float';
 
 /** A value that marks a number as a Python float (json writes 16.0, not 16). */
 export class PyFloat {

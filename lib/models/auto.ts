@@ -26,6 +26,7 @@ import { LlamaForCausalLM } from './llama';
 import { MistralConfig, MistralForCausalLM, parseMistralConfig } from './mistral';
 import { parseQwen2Config, Qwen2Config, Qwen2ForCausalLM } from './qwen2';
 import { parseQwen3Config, Qwen3Config, Qwen3ForCausalLM } from './qwen3';
+import { checkOptions } from '../options';
 
 interface Architecture {
   modelType: string;
@@ -351,6 +352,7 @@ export class AutoModelForCausalLM {
    * transformers' from_pretrained. With device 'meta' only the headers are read (shapes are checked).
    */
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
+    checkOptions(opts, { device: true, dtype: true, strict: true, quantizationConfig: true }, 'AutoModelForCausalLM.fromPretrained');
     requireLocalFolder(dir, 'model folder');
     const raw = readConfig(dir);
     const arch = architectureOf(raw);

@@ -8,6 +8,7 @@ import { Tensor } from '../tensor';
 import { KVCache } from './cache';
 import { generationPositionIds } from './attention-mask';
 import { CausalLM } from './causal-lm';
+import { checkOptions } from '../options';
 
 /** Every option left out takes the model's generation_config.json value if it has one, else the default named. */
 export interface GenerateOptions {
@@ -76,6 +77,7 @@ function sampleNext(logits: Tensor, temperature: number, topK: number, topP: num
  * runs one token; the result equals the uncached step-by-step argmax.
  */
 export function generate(model: CausalLM, inputIds: Tensor, opts: GenerateOptions = {}): Tensor {
+  checkOptions(opts, { maxNewTokens: true, doSample: true, temperature: true, topK: true, topP: true, eosTokenId: true, padTokenId: true, attentionMask: true, useCache: true }, 'generate');
   // What the call leaves out comes from the model's generation_config.json, as transformers' generate().
   const g = model.generationConfig;
   const maxNewTokens = opts.maxNewTokens ?? g?.maxNewTokens ?? 20;

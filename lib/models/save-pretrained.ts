@@ -10,6 +10,7 @@ import { Linear4bit } from '../quant/linear-4bit';
 import { Linear8bit } from '../quant/linear-8bit';
 import * as path from 'path';
 import { DType, isFloatingPoint, ITEMSIZE } from '../dtype';
+import { assertAllFinite } from '../finite';
 import { saveSafetensors } from '../io/safetensors';
 import { Module } from '../nn';
 import { syncDir, tempPathFor, writeFileAtomic } from '../io/fs-atomic';
@@ -164,6 +165,7 @@ function tensorsToWrite(model: SavableModel): Map<string, Tensor> {
     seen.add(t);
     out.set(name, t);
   }
+  if (lora.length === 0) assertAllFinite(out, 'savePretrained');
   if (lora.length)
     throw new Error(
       `savePretrained: the model still holds LoRA layers (${lora.slice(0, 3).join(', ')}${lora.length > 3 ? ', ...' : ''}); ` +

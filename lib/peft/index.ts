@@ -2,10 +2,13 @@
 export { LoraConfig } from './config';
 export type { LoraConfigOptions, LoraBias, InitLoraWeights, TaskType } from './config';
 export { PeftModel, getPeftModel, formatTrainableParameters } from './peft-model';
+export { AutoPeftModelForCausalLM, baseModelPathOf } from './auto-peft-model';
+export type { AutoPeftModelOptions } from './auto-peft-model';
 export type { SavePretrainedOptions, FromPretrainedOptions } from './peft-model';
 export { LoraModel } from './tuner';
 export type { AddWeightedAdapterOptions, CombinationType } from './tuner';
-export { LoraLayer, LoraLinear, LoraEmbedding, DoraLinearLayer, DoraEmbeddingLayer, ModulesToSaveWrapper, LoraMergedLinear } from './layers';
+export { LoraLayer, LoraLinear, LoraEmbedding, DoraLinearLayer, DoraEmbeddingLayer, ModulesToSaveWrapper, LoraMergedLinear, fusedLoraStats, resetFusedLoraStats } from './layers';
+export type { FusedLoraStats } from './layers';
 export type { AdapterSpec, MergedAdapterSpec } from './layers';
 export { getPeftModelStateDict, setPeftModelStateDict, loadPeftWeights, removeAdapterNameFromKey } from './save-and-load';
 export { checkTargetModuleExists, findMinimalTargetModules } from './target-modules';

@@ -4,9 +4,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Module } from '../nn';
-import { Device } from '../tensor';
+import { Device, Tensor } from '../tensor';
 import { LoraConfig } from './config';
 import { PEFT_MODEL_CLASS_NAMES, PEFT_VERSION } from './constants';
+import { assertAllFinite } from '../finite';
 import { writeFileAtomic } from '../io/fs-atomic';
 import { requireLocalFolder } from '../io/local-folder';
 import { autoMappingOf, isPretrainedLike, modelConfigInfo, modelNameOrPath } from './model-info';
@@ -14,6 +15,10 @@ import { getPeftModelStateDict, loadPeftWeights, saveAdapterWeights, setPeftMode
 import { AddWeightedAdapterOptions, LoraModel } from './tuner';
 import { LoraLayer } from './layers/lora-layer';
 import { peftWarn } from './warn';
+import { checkOptions, OptionKeys } from '../options';
+import { DecoderOnlyLM } from '../models/decoder-only-lm';
+import { generate, GenerateOptions } from '../models/generate';
+import type { CausalLM, CausalLMInput, CausalLMOutput } from '../models/causal-lm';
 
 export interface SavePretrainedOptions {
   /** true (default): adapter_model.safetensors; false: adapter_model.bin (torch.save format). */
@@ -23,6 +28,11 @@ export interface SavePretrainedOptions {
   /** 'auto' (default): embedding tables are saved when targeted. */
   saveEmbeddingLayers?: boolean | 'auto';
 }
+
+/** @internal */
+export const FROM_PRETRAINED_OPTIONS: OptionKeys<FromPretrainedOptions> = {
+  adapterName: true, isTrainable: true, config: true, autocastAdapterDtype: true, device: true, subfolder: true,
+}; // prettier-ignore
 
 export interface FromPretrainedOptions {
   adapterName?: string;
@@ -56,6 +66,11 @@ export function formatTrainableParameters(trainable: number, all: number): strin
   const thousands = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
   const pct = all === 0 ? 'nan' : pyFixed((100 * trainable) / all, 4);
   return `trainable params: ${thousands(trainable)} || all params: ${thousands(all)} || trainable%: ${pct}`;
+}
+
+/** A causal LM as generate() takes it (a config and forward()). */
+function isCausalLM(m: Module): m is Module & CausalLM {
+  return typeof (m as { config?: unknown }).config === 'object';
 }
 
 /** M: the base model's type, which getBaseModel, mergeAndUnload and unload give back. */
@@ -98,6 +113,28 @@ export class PeftModel<M extends Module = Module> extends Module {
     return this.getBaseModel().forward(...args);
   }
   /* eslint-enable @typescript-eslint/no-explicit-any */
+
+  /**
+   * Continues `inputIds` [B, S] with the base model and the active adapter, as PEFT's
+   * PeftModelForCausalLM.generate (transformers' generate(): greedy by default, or sampled; see GenerateOptions).
+   */
+  generate(inputIds: Tensor, opts: GenerateOptions = {}): Tensor {
+    const base = this.getBaseModel();
+    if (!isCausalLM(base)) throw new TypeError(`PeftModel.generate: the base model ${base.reprName()} is not a causal LM (it has no config)`);
+    return generate(base, inputIds, opts);
+  }
+
+  /**
+   * The training loss for `input` (labels required): the base model's chunked forwardLoss for a decoder-only
+   * LM (the LoRA layers are inside the base model), else forward()'s loss. What the Trainer calls.
+   */
+  forwardLoss(input: CausalLMInput & { labels: Tensor }): Tensor {
+    const base = this.getBaseModel();
+    if (base instanceof DecoderOnlyLM) return base.forwardLoss(input);
+    const out = this.forward(input) as CausalLMOutput;
+    if (out.loss === undefined) throw new Error(`PeftModel.forwardLoss: ${base.reprName()}'s forward returned no loss for labels`);
+    return out.loss;
+  }
 
   /** [trainable, all] parameter counts (each shared parameter once), as PEFT's get_nb_trainable_parameters. */
   getNbTrainableParameters(): [number, number] {
@@ -205,16 +242,20 @@ export class PeftModel<M extends Module = Module> extends Module {
    * atomically.
    */
   async savePretrained(dir: string, opts: SavePretrainedOptions = {}): Promise<void> {
+    checkOptions(opts, { safeSerialization: true, selectedAdapters: true, saveEmbeddingLayers: true }, 'PeftModel.savePretrained');
     if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new Error(`Provided path (${dir}) should be a directory, not a file`);
     const names = [...this.peftConfig.keys()];
     const selected = opts.selectedAdapters ?? names;
     if (selected.some((a) => !names.includes(a)))
       throw new Error(`You passed an invalid \`selectedAdapters\` argument, current supported adapter names are ${JSON.stringify(names)} - got ${JSON.stringify(selected)}.`);
+    // Every adapter's weights are checked before anything is written: a diverged adapter never replaces a good save.
+    const states = new Map(selected.map((a) => [a, getPeftModelStateDict(this, a, { saveEmbeddingLayers: opts.saveEmbeddingLayers })]));
+    for (const [a, tensors] of states) assertAllFinite(tensors, `savePretrained('${dir}'): adapter '${a}'`);
     await fs.promises.mkdir(dir, { recursive: true });
     await this.writeModelCard(dir);
     for (const adapterName of selected) {
       const config = this.peftConfig.get(adapterName)!;
-      const tensors = getPeftModelStateDict(this, adapterName, { saveEmbeddingLayers: opts.saveEmbeddingLayers });
+      const tensors = states.get(adapterName)!;
       const outDir = adapterName === 'default' ? dir : path.join(dir, adapterName);
       await fs.promises.mkdir(outDir, { recursive: true });
       await saveAdapterWeights(tensors, outDir, opts.safeSerialization ?? true);
@@ -272,6 +313,7 @@ export class PeftModel<M extends Module = Module> extends Module {
    * adapter_config.json, the weights from adapter_model.safetensors or adapter_model.bin.
    */
   static async fromPretrained<M extends Module>(model: M, dir: string, opts: FromPretrainedOptions = {}): Promise<PeftModel<M>> {
+    checkOptions(opts, FROM_PRETRAINED_OPTIONS, 'PeftModel.fromPretrained');
     const adapterName = opts.adapterName ?? 'default';
     requireLocalFolder(dir, 'adapter folder');
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;

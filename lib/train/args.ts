@@ -5,7 +5,7 @@ import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 /** How progress goes to the terminal: a redrawn bar, one line per log, or nothing. 'auto': a bar on a TTY. */
 export type ReportMode = 'auto' | 'progress' | 'plain' | 'none';
 
-/** Mixed precision: the dtype of the frozen (base) weights; trainable weights stay float32 unless told. */
+/** Mixed precision: the model's dtype; the LoRA adapter weights stay float32 unless told. */
 export type TrainingDType = 'float32' | 'bfloat16' | 'float16';
 
 export interface TrainingArgumentsOptions {
@@ -58,11 +58,12 @@ export interface TrainingArgumentsOptions {
   /** Move the model and the batches here (default: where the model's parameters are). */
   device?: string;
   /**
-   * Cast the frozen floating-point weights to this dtype (default: leave them as they are). Trainable
-   * weights are cast to float32 (PEFT's autocast_adapter_dtype), unless trainableDtype says otherwise.
+   * Cast the model's floating-point weights to this dtype (default: leave them as they are), except the
+   * LoRA adapter weights, which are cast to float32 (PEFT's autocast_adapter_dtype) unless trainableDtype
+   * says otherwise. modules_to_save copies and trained biases keep this dtype, as under PEFT.
    */
   dtype?: TrainingDType;
-  /** 'float32' (default) or 'same': the trainable weights in `dtype` too (all bfloat16). */
+  /** 'float32' (default) or 'same': the adapter weights in `dtype` too (all bfloat16). */
   trainableDtype?: 'float32' | 'same';
   /** Recompute each decoder layer's activations in backward instead of keeping them (less memory, ~1/3 more compute). */
   gradientCheckpointing?: boolean;

@@ -12,6 +12,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { cuda } from '../cuda';
+import { assertAllFinite } from '../finite';
 import { syncDir, writeFileAtomic } from '../io/fs-atomic';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { Module } from '../nn';
@@ -134,6 +135,7 @@ export async function saveTrainedWeights(model: Module, dir: string): Promise<vo
     await model.savePretrained(dir);
     return;
   }
+  assertAllFinite(trainableParameters(model), `saving the trained weights to '${dir}'`);
   const { tensors, copies } = onCpu(Object.fromEntries(trainableParameters(model)));
   try {
     await saveSafetensors(tensors, path.join(dir, TRAINABLE_WEIGHTS_NAME), { metadata: { format: 'pt' } });

@@ -1,6 +1,6 @@
 // Training: the Trainer (transformers' loop for causal LMs and PEFT adapters), its settings, checkpoints,
 // gradient checkpointing, mixed precision, the log and the loss picture.
-export { Trainer, LOG_FILE_NAME, LOSS_PLOT_NAME, TRAINING_ARGS_NAME } from './trainer';
+export { Trainer, LOG_FILE_NAME, LOSS_PLOT_NAME, MAX_NON_FINITE_STEPS, TRAINING_ARGS_NAME, TrainingDivergedError } from './trainer';
 export type { TrainerOptions, TrainOptions, TrainOutput, TrainerCallbacks } from './trainer';
 export { resolveTrainingArguments, trainingArgumentsJSON } from './args';
 export type { TrainingArguments, TrainingArgumentsOptions, TrainingDType, ReportMode } from './args';

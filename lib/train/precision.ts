@@ -1,25 +1,36 @@
-// Mixed precision for training: the frozen (base) weights in bfloat16 or float16 to halve their memory,
-// the trainable ones in float32 (PEFT's autocast_adapter_dtype: the optimizer's small updates are not
-// lost to rounding), or everything in one dtype. The LoRA layers cast their input to the adapter's
-// dtype and the sum back to the base's, and the loss is computed in float32.
+// Mixed precision for training, PEFT's policy: the model in bfloat16 or float16 to halve its memory,
+// with only the adapter weights (lora_A/B, lora_embedding_A/B, DoRA magnitudes) upcast to float32 (PEFT's
+// autocast_adapter_dtype: the optimizer's small updates are not lost to rounding); modules_to_save copies
+// and trained biases stay in the model's dtype, as they do under PEFT, so that they meet activations of
+// their own dtype. Or everything in one dtype. The LoRA layers cast their input to the adapter's dtype and
+// the sum back to the base's, and the loss is computed in float32.
 import { noGrad } from '../autograd';
 import { ones } from '../creation';
 import { DType, isFloatingPoint } from '../dtype';
 import { linear } from '../functional';
 import { scope } from '../memory';
 import { native } from '../native';
-import { Module } from '../nn';
+import { Module, Parameter } from '../nn';
+import { LoraLayer } from '../peft';
+
+/** The adapter weights of every LoRA layer in `model`. */
+function adapterParameters(model: Module): Set<Parameter> {
+  const out = new Set<Parameter>();
+  for (const m of model.modules()) if (m instanceof LoraLayer) for (const p of m.adapterParameters()) out.add(p);
+  return out;
+}
 
 /**
  * Casts `model`'s floating-point parameters in place (the same Parameter objects, so optimizers and
- * tied weights stay valid): frozen ones to `dtype`, trainable ones to float32 or, with trainable
- * 'same', to `dtype` as well. Buffers (rotary tables) are left in their dtype.
+ * tied weights stay valid) to `dtype`, except the LoRA adapter weights, which go to float32 or, with
+ * trainable 'same', to `dtype` as well. Buffers (rotary tables) are left in their dtype.
  */
 export function castForTraining(model: Module, dtype: DType, trainable: 'float32' | 'same' = 'float32'): void {
+  const adapters = trainable === 'float32' ? adapterParameters(model) : new Set<Parameter>();
   noGrad(() => {
     for (const p of model.parameters()) {
       if (!isFloatingPoint(p.dtype)) continue;
-      const want: DType = p.requiresGrad && trainable === 'float32' ? 'float32' : dtype;
+      const want: DType = adapters.has(p) ? 'float32' : dtype;
       if (p.dtype === want) continue;
       const cast = p.to(want);
       p.setData_(cast);
@@ -48,9 +59,17 @@ export function cpuFloat16Unsupported(): string | undefined {
   return cpuHalfMatmul ?? undefined;
 }
 
-/** float16 weights asked for on a CPU whose libtorch cannot multiply them (a command turns it into a usage error). */
+/**
+ * float16 weights asked for on a CPU whose libtorch cannot multiply them. It carries the facts (the
+ * libtorch version, its error, what the weights were for), so that a command can word it in its flags.
+ */
 export class CpuFloat16Error extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly torchVersion: string,
+    readonly reason: string,
+    readonly purpose: 'training' | 'inference',
+  ) {
     super(message);
     this.name = 'CpuFloat16Error';
   }
@@ -59,11 +78,6 @@ export class CpuFloat16Error extends Error {
 export interface CpuDTypeOptions {
   /** What the weights are for, as the message says it: 'training' (default) or 'inference'. */
   purpose?: 'training' | 'inference';
-  /**
-   * How the dtype was asked for, to name it and the way out in the message: 'argument' (default; the
-   * Trainer's dtype, or the model's own) or 'flag' (a command's --dtype and --device).
-   */
-  via?: 'argument' | 'flag';
 }
 
 /** The dtype to load or train in, and a note for the user when it is not the one asked for. */
@@ -90,14 +104,12 @@ export function resolveCpuDType(
   if (why === undefined) return { dtype: requested };
   const version = native.torchVersion();
   if (requested === 'float16') {
-    const flag = opts.via === 'flag';
-    const who = flag ? '--dtype float16: ' : opts.purpose === 'inference' ? '' : 'Trainer: ';
-    const what =
-      opts.purpose === 'inference'
-        ? `libtorch ${version} cannot multiply float16 matrices on the CPU (${why})`
-        : `float16 weights cannot be trained on the CPU with libtorch ${version} (${why})`;
-    const instead = flag ? 'use --dtype bfloat16 or float32, or --device cuda' : "use dtype 'bfloat16' on the CPU, or float16 on a CUDA device";
-    throw new CpuFloat16Error(`${who}${what}; ${instead}`);
+    const purpose = opts.purpose ?? 'training';
+    const message =
+      purpose === 'inference'
+        ? `libtorch ${version} cannot multiply float16 matrices on the CPU (${why}); use dtype 'bfloat16' or 'float32' on the CPU, or a CUDA device`
+        : `Trainer: float16 weights cannot be trained on the CPU with libtorch ${version} (${why}); use dtype 'bfloat16' on the CPU, or float16 on a CUDA device`;
+    throw new CpuFloat16Error(message, version, why, purpose);
   }
   const checkpoint = typeof checkpointDType === 'function' ? checkpointDType() : checkpointDType;
   if (checkpoint !== 'float16') return { dtype: requested };

@@ -17,6 +17,7 @@ import { writeFileAtomic } from '../io/fs-atomic';
 import { Batch, DataLoader, Dataset, Example, IGNORE_INDEX, MaybeMasked, Tokenizer } from '../data';
 import { scope, keep } from '../memory';
 import { CausalLMInput, CausalLMOutput } from '../models';
+import { DecoderOnlyLM } from '../models/decoder-only-lm';
 import { LayerNorm, Module, Parameter, RMSNorm } from '../nn';
 import { AdamW, clipGradNorm, getScheduler, LambdaLR } from '../optim';
 import { stack } from '../ops';
@@ -40,6 +41,21 @@ import { JsonlLog, LogEntry } from './log-entry';
 import { writeLossPlot } from './loss-plot';
 import { castForTraining, checkTrainingPrecision } from './precision';
 import { ProgressReporter, ReportStream } from './progress';
+import { checkOptions, OptionKeys } from '../options';
+
+/**
+ * Steps in a row whose loss or gradients were not finite after which training stops (each such step is
+ * skipped, as a GradScaler skips one; a few in a row means the run diverged, not a passing overflow).
+ */
+export const MAX_NON_FINITE_STEPS = 3;
+
+/** Training diverged: the loss or the gradients stayed NaN/Inf (nothing was saved over the output). */
+export class TrainingDivergedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
 
 export const LOG_FILE_NAME = 'trainer_log.jsonl';
 export const LOSS_PLOT_NAME = 'training_loss.svg';
@@ -71,9 +87,18 @@ export interface TrainerOptions {
   stream?: ReportStream;
 }
 
+const TRAINER_OPTIONS: OptionKeys<TrainerOptions> = {
+  model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, stream: true,
+}; // prettier-ignore
+
 export interface TrainOptions {
   /** A checkpoint folder, or true: the newest checkpoint in outputDir. */
   resumeFromCheckpoint?: string | boolean;
+  /**
+   * Aborting it (Ctrl-C in the CLI) ends training after the step under way: a checkpoint of that step is
+   * written and train() resolves with interrupted set and the checkpoint's folder.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainOutput {
@@ -94,6 +119,10 @@ export interface TrainOutput {
   resumedFrom?: string;
   /** A callback stopped the run before maxSteps. */
   stoppedEarly: boolean;
+  /** The signal stopped the run: the final adapter was not written; `checkpoint` holds the last step. */
+  interrupted?: boolean;
+  /** The checkpoint written when the run was interrupted (resume from it with resumeFromCheckpoint). */
+  checkpoint?: string;
 }
 
 /** Counts from a batch's CPU tensors: label tokens the loss is taken on (after the causal shift) and real tokens. */
@@ -107,6 +136,30 @@ function countTokens(b: Batch): { labels: number; tokens: number } {
   for (let r = 0; r < rows; r++) for (let j = 1; j < len; j++) if (labels[r * len + j] !== ignore) nl++;
   for (let i = 0; i < mask.length; i++) if (mask[i] !== 0n) nt++;
   return { labels: nl, tokens: nt };
+}
+
+/** Whether any example has a label token the loss is taken on (not -100, and not the first token: the causal shift). */
+function hasLabelTokens(ds: Dataset<Example | MaybeMasked>): boolean {
+  for (const e of ds) for (let j = 1; j < e.labels.length; j++) if (e.labels[j] !== IGNORE_INDEX) return true;
+  return false;
+}
+
+/**
+ * Throws when an example is longer than the model's position table (config.maxPositionEmbeddings): GPT-2's
+ * learned positions have no row for it, and a rotary model was never trained that far.
+ */
+function checkPositions(model: Module, ds: Dataset<Example | MaybeMasked>, what: string): void {
+  const positions = (model as { config?: { maxPositionEmbeddings?: number } }).config?.maxPositionEmbeddings;
+  if (typeof positions !== 'number') return;
+  let i = 0;
+  for (const e of ds) {
+    if (e.inputIds.length > positions)
+      throw new Error(
+        `Trainer: ${what} example ${i} has ${e.inputIds.length} tokens, more than the model's ${positions} positions ` +
+          "(max_position_embeddings); cut the examples to at most that many (loadDataset's maxLength, the CLI's --max-length)",
+      );
+    i++;
+  }
 }
 
 /** pad_token_id, else the (first) eos_token_id of a model's config, if it has one. */
@@ -160,9 +213,15 @@ export class Trainer {
 
   constructor(opts: TrainerOptions) {
     if (opts === null || typeof opts !== 'object') throw new TypeError('Trainer: expected { model, args, trainDataset, ... }');
+    checkOptions(opts, TRAINER_OPTIONS, 'Trainer');
     if (!(opts.model instanceof Module)) throw new TypeError('Trainer: `model` must be a Module (a causal LM or a PeftModel)');
     if (!(opts.trainDataset instanceof Dataset)) throw new TypeError('Trainer: `trainDataset` must be a Dataset of tokenized examples (loadDataset)');
     if (opts.trainDataset.length === 0) throw new Error('Trainer: the training dataset is empty');
+    if (!hasLabelTokens(opts.trainDataset))
+      throw new Error(
+        `Trainer: none of the ${opts.trainDataset.length} training examples has a token to learn (every label is -100, or examples are ` +
+          'a single token long): the loss would be 0/0. Check the examples (a max length cutting off every completion, records without completions)',
+      );
     if (opts.evalDataset !== undefined && !(opts.evalDataset instanceof Dataset)) throw new TypeError('Trainer: `evalDataset` must be a Dataset');
     this.args = resolveTrainingArguments(opts.args);
     this.model = opts.model;
@@ -191,6 +250,8 @@ export class Trainer {
       throw new Error('Trainer: the model has no trainable parameters (requiresGrad); wrap it with getPeftModel, or set requiresGrad on what to train');
     this.params = named.map(([, p]) => p);
 
+    checkPositions(this.core, this.trainDataset, 'training');
+    if (this.evalDataset) checkPositions(this.core, this.evalDataset, 'evaluation');
     this.padTokenId = opts.padTokenId ?? this.tokenizer?.padTokenId ?? configPadToken(this.core);
     this.trainLoader = new DataLoader(this.trainDataset, {
       batchSize: a.perDeviceTrainBatchSize,
@@ -261,13 +322,12 @@ export class Trainer {
   }
 
   /**
-   * The model's loss for a batch: forwardLoss where the model has it and chunkedLoss is on (the LM head
-   * and cross-entropy in chunks, never holding the [tokens, vocab] logits), else forward().loss. A PeftModel's LoRA layers sit
-   * inside its base model, so the base model's forwardLoss runs them.
+   * The model's loss for a batch: forwardLoss of a decoder-only LM or a PeftModel when chunkedLoss is on
+   * (the LM head and cross-entropy in chunks, never holding the [tokens, vocab] logits), else forward().loss.
    */
   private loss(input: CausalLMInput): Tensor {
-    const core = this.core as Module & { forwardLoss?: (i: CausalLMInput & { labels: Tensor }) => Tensor };
-    if (this.args.chunkedLoss && typeof core.forwardLoss === 'function') return core.forwardLoss({ ...input, labels: input.labels! });
+    const m = this.model;
+    if (this.args.chunkedLoss && (m instanceof PeftModel || m instanceof DecoderOnlyLM)) return m.forwardLoss({ ...input, labels: input.labels! });
     const out = this.model.forward(input) as CausalLMOutput;
     if (out.loss === undefined) throw new Error(`Trainer: ${this.core.reprName()}'s forward returned no loss for labels`);
     return out.loss;
@@ -277,7 +337,15 @@ export class Trainer {
    * One optimizer step over `group` (micro-batches on the CPU, disposed here). Returns the step's loss
    * (a 0-d tensor, not read back, so that the device is not waited for), the lr it used, and counts.
    */
-  private trainingStep(group: Batch[]): { loss?: Tensor; gradNorm?: Tensor; lr: number; tokens: number; skipped: boolean } {
+  private trainingStep(group: Batch[]): {
+    loss?: Tensor;
+    gradNorm?: Tensor;
+    gradNormValue: number;
+    lr: number;
+    tokens: number;
+    skipped: boolean;
+    diverging: boolean;
+  } {
     const counts = group.map(countTokens);
     const total = counts.reduce((n, c) => n + c.labels, 0);
     const tokens = counts.reduce((n, c) => n + c.tokens, 0);
@@ -304,18 +372,22 @@ export class Trainer {
     if (this.scaler) this.scaler.unscale(this.params);
     const maxNorm = this.args.maxGradNorm > 0 ? this.args.maxGradNorm : Infinity;
     const gradNorm = clipGradNorm(this.params, maxNorm);
-    let skipped = false;
-    if (this.scaler) {
-      skipped = !Number.isFinite(gradNorm.item() as number);
-      this.scaler.update(skipped);
-    }
+    // A step whose loss or gradients are NaN/Inf is skipped (no update, no schedule step), as a GradScaler
+    // skips one; the scaler also backs off. Both values are read back: one small sync per step.
+    const lossFinite = loss === undefined || Number.isFinite(loss.item() as number);
+    const gradFinite = Number.isFinite(gradNorm.item() as number);
+    const skipped = !lossFinite || !gradFinite;
+    this.scaler?.update(!gradFinite);
     this.callbacks.onPreOptimizerStep?.({ globalStep: this.stepIndex, model: this.model });
     if (!skipped) {
       this.optimizer.step();
       this.scheduler.step();
     }
     this.optimizer.zeroGrad();
-    return { loss: loss === undefined ? undefined : keep(loss), gradNorm: keep(gradNorm), lr, tokens, skipped };
+    // float16's overflowing gradients with a finite loss are the scaler's business (it halves the scale
+    // until they fit) until the scale falls below 1; anything else non-finite counts toward divergence.
+    const diverging = !lossFinite || (!gradFinite && (this.scaler === undefined || this.scaler.scale < 1));
+    return { loss: loss === undefined ? undefined : keep(loss), gradNorm: keep(gradNorm), gradNormValue: gradNorm.item() as number, lr, tokens, skipped, diverging };
   }
 
   /**
@@ -368,6 +440,7 @@ export class Trainer {
 
   /** Trains; see the file's comment. Resolves with the summary once the adapter and the log are written. */
   async train(opts: TrainOptions = {}): Promise<TrainOutput> {
+    checkOptions(opts, { resumeFromCheckpoint: true, signal: true }, 'Trainer.train');
     const a = this.args;
     const out = a.outputDir;
     await fs.promises.mkdir(out, { recursive: true });
@@ -441,6 +514,10 @@ export class Trainer {
     let epoch = state.data_position.epoch;
     let batchInEpoch = state.data_position.batch;
     let lrUsed = this.optimizer.paramGroups[0].lr;
+    let interruptedAt: string | undefined;
+    let nonFiniteRun = 0;
+    let collapsedRun = 0;
+    let sawGradient = false;
     reporter.start(state.global_step);
     try {
       let iterator: Generator<Batch> | undefined;
@@ -462,7 +539,30 @@ export class Trainer {
         this.stepIndex = state.global_step;
         const r = this.trainingStep(group);
         lrUsed = r.lr; // logged as learning_rate: the rate this step used (transformers 5 reads it before lr_scheduler.step())
-        if (r.loss) pendingLoss.push(r.loss);
+        nonFiniteRun = r.diverging ? nonFiniteRun + 1 : 0;
+        // Gradients that were non-zero and then are exactly zero, with tokens to learn: the weights grew so
+        // large that the activations saturate (an RMSNorm of overflowing values gives 0) and the loss no
+        // longer depends on them; the run is as lost as a NaN one, only quieter.
+        const collapsed = r.loss !== undefined && r.gradNormValue === 0 && sawGradient;
+        if (r.gradNormValue > 0 && Number.isFinite(r.gradNormValue)) sawGradient = true;
+        collapsedRun = collapsed ? collapsedRun + 1 : 0;
+        if (collapsedRun >= MAX_NON_FINITE_STEPS)
+          throw new TrainingDivergedError(
+            `Trainer: the gradients collapsed to exactly zero in ${collapsedRun} steps in a row (up to step ${state.global_step + 1}): the ` +
+              `weights grew until the activations saturated and the loss no longer depends on them; training stopped and the adapter ` +
+              `was not saved to '${out}'. Lower the learning rate (learningRate ${a.learningRate}), or resume from a checkpoint saved before this`,
+          );
+        if (r.diverging) {
+          // The step was skipped; its loss stays out of the logged means (a NaN would make them all NaN).
+          r.loss?.dispose();
+          reporter.message(`step ${state.global_step + 1}: the loss or the gradients were NaN/Inf; step skipped`);
+          if (nonFiniteRun >= MAX_NON_FINITE_STEPS)
+            throw new TrainingDivergedError(
+              `Trainer: the loss or the gradients were NaN/Inf in ${nonFiniteRun} steps in a row (up to step ${state.global_step + 1}); ` +
+                `training stopped and the adapter was not saved to '${out}'. Lower the learning rate (learningRate ${a.learningRate}), ` +
+                'check the data, or resume from a checkpoint saved before the divergence',
+            );
+        } else if (r.loss) pendingLoss.push(r.loss);
         lastGradNorm?.dispose();
         lastGradNorm = r.gradNorm;
         state.global_step++;
@@ -502,10 +602,23 @@ export class Trainer {
           lastEvalStep = step;
           emit({ step, epoch: Number(state.epoch.toFixed(4)), eval_loss: m.eval_loss, eval_runtime: m.eval_runtime });
         }
+        let saved: string | undefined;
         if (a.saveSteps > 0 && step % a.saveSteps === 0) {
           state.pending_losses = flush().slice();
-          const dir = await saveCheckpoint(out, parts, state);
-          if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, dir);
+          saved = await saveCheckpoint(out, parts, state);
+          if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, saved);
+        }
+        if (opts.signal !== undefined) {
+          // Let a signal handler run between steps (the step itself is synchronous native work).
+          await new Promise((resolve) => setImmediate(resolve));
+          if (opts.signal.aborted && !last) {
+            if (saved === undefined) {
+              state.pending_losses = flush().slice();
+              saved = await saveCheckpoint(out, parts, state);
+            }
+            interruptedAt = saved;
+            break;
+          }
         }
         if (this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true) {
           stoppedEarly = !last;
@@ -518,6 +631,24 @@ export class Trainer {
       reporter.finish();
     }
 
+    if (interruptedAt !== undefined) {
+      const trainingLoss = state.total_loss_steps > 0 ? state.total_loss_sum / state.total_loss_steps : NaN;
+      const metrics: LogEntry = { step: state.global_step, epoch: Number(state.epoch.toFixed(4)) };
+      return {
+        globalStep: state.global_step,
+        trainingLoss,
+        evalLoss,
+        metrics,
+        logHistory: this.logHistory,
+        outputDir: out,
+        adapterDir: interruptedAt,
+        logFile: log.file,
+        resumedFrom,
+        stoppedEarly: true,
+        interrupted: true,
+        checkpoint: interruptedAt,
+      };
+    }
     if (this.evalDataset && lastEvalStep !== state.global_step) {
       const m = this.evaluate();
       evalLoss = m.eval_loss;

@@ -1,7 +1,7 @@
 // A TypeScript file run as its own Node process (transpiled as it is required, so no build of dist/ is
 // needed): for what must not share a process with other test files (the CLI's exit codes, the garbage
 // collector's finalizers).
-import { spawnSync } from 'child_process';
+import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tmpDir } from './tmp-dir';
@@ -32,4 +32,9 @@ function register(): string {
 export function tsProcess(script: string, argv: string[] = [], nodeArgs: string[] = []): ProcessResult {
   const r = spawnSync(process.execPath, [...nodeArgs, '-r', register(), script, ...argv], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/** `node <script.ts> argv` started in the repository root and left running (to send it signals). */
+export function tsSpawn(script: string, argv: string[] = []): ChildProcess {
+  return spawn(process.execPath, ['-r', register(), script, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }

@@ -37,6 +37,37 @@ export function adapterLinear(inF: number, outF: number, bias: boolean, like: Te
   return new Linear(inF, outF, { bias });
 }
 
+/** How often LoRA Linear forwards ran fused (one F.loraLinear node) or fell back to the composite path, and why. */
+export interface FusedLoraStats {
+  fused: number;
+  /** Reason -> count. */
+  fallbacks: Record<string, number>;
+}
+
+const fusedCounts: FusedLoraStats = { fused: 0, fallbacks: {} };
+
+/**
+ * The fused path's counts since the start (or resetFusedLoraStats): a model whose LoRA layers all fall back
+ * runs slower and uses more memory, silently otherwise. With TORCH_LORA_DEBUG set, each new reason is also
+ * printed once to stderr.
+ */
+export function fusedLoraStats(): FusedLoraStats {
+  return { fused: fusedCounts.fused, fallbacks: { ...fusedCounts.fallbacks } };
+}
+
+export function resetFusedLoraStats(): void {
+  fusedCounts.fused = 0;
+  fusedCounts.fallbacks = {};
+}
+
+/** Counts (and, debugging, logs once) a fallback to the composite path; undefined, for fusedForward to return. */
+function fallback(reason: string): undefined {
+  const seen = fusedCounts.fallbacks[reason];
+  fusedCounts.fallbacks[reason] = (seen ?? 0) + 1;
+  if (seen === undefined && process.env.TORCH_LORA_DEBUG) process.stderr.write(`torch-lora: LoRA Linear runs the composite (unfused) path: ${reason}\n`);
+  return undefined;
+}
+
 export class LoraLinear extends LoraLayer {
   readonly fanInFanOut: boolean;
   readonly isTargetConv1dLayer: boolean;
@@ -225,7 +256,7 @@ export class LoraLinear extends LoraLayer {
         result = result.add((B.forward(A.forward(dropout.forward(xa))) as Tensor).mul(s));
       } else {
         // With no active dropout, the base output (bias taken off) is reused; else x·Wᵀ of the dropped x.
-        const identity = dropout.reprName() === 'Identity' || !this.training;
+        const identity = dropout instanceof Identity || !this.training;
         const xd = identity ? xa : (dropout.forward(xa) as Tensor);
         result = result.add(
           dora.forward(xd, {
@@ -250,20 +281,25 @@ export class LoraLinear extends LoraLayer {
    */
   private fusedForward(x: Tensor, adapter: string): Tensor | undefined {
     const base = this.base_layer;
-    if (base.constructor !== Linear && base.constructor !== Conv1D) return undefined;
-    if (this.lora_magnitude_vector.has(adapter) || this.loraBias.get(adapter)) return undefined;
+    if (base.constructor !== Linear && base.constructor !== Conv1D) return fallback('the base layer is not a plain Linear or Conv1D');
+    if (this.lora_magnitude_vector.has(adapter)) return fallback('DoRA');
+    if (this.loraBias.get(adapter)) return fallback('lora_bias');
     const A = this.lora_A.get(adapter);
     const B = this.lora_B.get(adapter);
-    if (!(A instanceof Linear) || !(B instanceof Linear) || A.bias !== undefined || B.bias !== undefined) return undefined;
+    if (!(A instanceof Linear) || !(B instanceof Linear)) return fallback('lora_A or lora_B is not a Linear');
+    if (A.bias !== undefined || B.bias !== undefined) return fallback('lora_A or lora_B has a bias');
     const dropout = this.lora_dropout.get(adapter);
-    if (!(dropout instanceof Dropout) && !(dropout instanceof Identity)) return undefined;
+    if (!(dropout instanceof Dropout) && !(dropout instanceof Identity)) return fallback('the LoRA dropout is not Dropout or Identity');
     const { weight, bias } = base as Linear | Conv1D;
     const a = A.weight;
     const b = B.weight;
-    if (weight.dtype !== x.dtype || (bias !== undefined && bias.dtype !== x.dtype) || a.dtype !== b.dtype) return undefined;
-    if (x.device === 'meta' || weight.device !== x.device || a.device !== x.device || b.device !== x.device) return undefined;
+    if (weight.dtype !== x.dtype || (bias !== undefined && bias.dtype !== x.dtype) || a.dtype !== b.dtype)
+      return fallback(`dtypes differ (input ${x.dtype}, base weight ${weight.dtype}, lora_A ${a.dtype}, lora_B ${b.dtype})`);
+    if (x.device === 'meta') return fallback("tensors on 'meta'");
+    if (weight.device !== x.device || a.device !== x.device || b.device !== x.device) return fallback('devices differ');
     // The Dropout module's own flag decides, as in the composite path (it follows this.training via train()/eval()).
     const active = dropout instanceof Dropout;
+    fusedCounts.fused++;
     return F.loraLinear(x, weight, bias, a, b, this.scaling.get(adapter)!, {
       dropoutP: active ? dropout.p : 0,
       training: active && dropout.training,

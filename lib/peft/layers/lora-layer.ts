@@ -124,6 +124,17 @@ export abstract class LoraLayer extends Module {
     }
   }
 
+  /**
+   * Every adapter weight this layer holds (lora_A/B, lora_embedding_A/B, DoRA magnitudes, lora_B's bias),
+   * of all adapters: what PEFT's autocast_adapter_dtype keeps in float32.
+   */
+  *adapterParameters(): Generator<Parameter> {
+    for (const [, v] of this.adapterEntries()) {
+      if (v instanceof Parameter) yield v;
+      else yield* v.parameters();
+    }
+  }
+
   /** Activates `names`; their weights train (unless inferenceMode), every other adapter's freeze. */
   setAdapter(names: string | string[], inferenceMode = false): void {
     const list = typeof names === 'string' ? [names] : [...names];

@@ -1,9 +1,9 @@
 // modules_to_save: a module trained in full alongside the adapter (a new classification head, a resized
 // lm_head). PEFT keeps the frozen original as `original_module` and a trainable copy per adapter under
 // `modules_to_save.<adapter>`; the forward uses the active adapter's copy.
-import { Module, ModuleDict } from '../../nn';
+import { Module, ModuleDict, ModuleList, ParameterDict } from '../../nn';
 import { cloneModule } from '../clone-module';
-import { setRequiresGrad } from './lora-layer';
+import { LoraLayer, setRequiresGrad } from './lora-layer';
 
 export class ModulesToSaveWrapper extends Module {
   original_module: Module;
@@ -15,9 +15,9 @@ export class ModulesToSaveWrapper extends Module {
 
   constructor(moduleToSave: Module, adapterName: string) {
     super();
-    if (moduleToSave instanceof ModuleDict || moduleToSave.reprName() === 'ModuleList' || moduleToSave.reprName() === 'ParameterDict')
+    if (moduleToSave instanceof ModuleDict || moduleToSave instanceof ModuleList || moduleToSave instanceof ParameterDict)
       throw new TypeError(`modules_to_save cannot be applied to modules of type ${moduleToSave.reprName()}`);
-    if (typeof (moduleToSave as unknown as { getBaseLayer?: unknown }).getBaseLayer === 'function')
+    if (moduleToSave instanceof LoraLayer)
       throw new TypeError(`modules_to_save cannot be applied to modules of type ${moduleToSave.reprName()} (a LoRA layer)`);
     this.original_module = moduleToSave;
     this.active = [adapterName];
