@@ -37,8 +37,9 @@ const say = (line) => {
 };
 
 say('torch-lora: compiling the native addon against libtorch (a few minutes; the full log goes to build/install.log)');
-fs.mkdirSync(path.join(root, 'build'), { recursive: true });
-const log = fs.createWriteStream(path.join(root, 'build', 'install.log'));
+// Kept in memory and written at the end: cmake-js may delete and recreate build/ as it configures.
+const log = [];
+const logFile = path.join(root, 'build', 'install.log');
 const started = Date.now();
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 const child = spawn(process.execPath, [cmakeJs, 'compile'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -62,21 +63,25 @@ function onLine(line) {
 for (const stream of [child.stdout, child.stderr]) {
   let rest = '';
   stream.on('data', (chunk) => {
-    log.write(chunk);
+    log.push(chunk);
     const lines = (rest + chunk.toString()).split(/\r?\n/);
     rest = lines.pop();
     for (const l of lines) onLine(l);
   });
   stream.on('end', () => rest && onLine(rest));
 }
-child.on('close', (code) => log.end(() => finish(code)));
+child.on('close', (code) => {
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  fs.writeFileSync(logFile, Buffer.concat(log));
+  finish(code);
+});
 function finish(code) {
   if (code === 0) {
     say(`torch-lora: the native addon is built (${Math.round((Date.now() - started) / 1000)} s)`);
     return;
   }
   // npm shows a failed script's output: the end of the log says why.
-  const tail = fs.readFileSync(path.join(root, 'build', 'install.log'), 'utf8').split('\n').slice(-40).join('\n');
+  const tail = Buffer.concat(log).toString().split('\n').slice(-40).join('\n');
   console.error(tail);
   console.error(
     'torch-lora: building the native addon failed (the log: build/install.log). It needs cmake, a C++17 compiler and libtorch:\n' +
