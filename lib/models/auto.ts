@@ -280,6 +280,9 @@ export class AutoModelForCausalLM {
     const { kind, files } = weightFiles(dir);
     const model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
     const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
+    // Read straight onto a GPU and cast there, a checkpoint would sit on it in both dtypes at once: when
+    // a dtype is asked for, read to the CPU, where assign() casts each tensor before it moves.
+    const readDevice = dtype !== undefined && device !== 'cpu' && device !== 'meta' ? 'cpu' : device;
     try {
       for (const file of files) {
         if (kind === 'safetensors') {
@@ -290,10 +293,10 @@ export class AutoModelForCausalLM {
             loader.markPresent(shapes.keys());
             continue;
           }
-          loader.assign(await loadSafetensors(file, { device }));
+          loader.assign(await loadSafetensors(file, { device: readDevice }));
         } else {
           // torch.save files have no separate header: the tensors are read (on the CPU for a meta load).
-          const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : device });
+          const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : readDevice });
           const entries = Object.entries(tensors);
           try {
             loader.check(file, new Map(entries.map(([k, t]) => [k, t.shape])));
