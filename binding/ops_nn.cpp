@@ -38,6 +38,9 @@ void registerNnOps(Napi::Env env, Napi::Object e) {
   def(env, e, "scaledDotProductAttention", [](Args& a) {
     return scaledDotProductAttention(a.t(0), a.t(1), a.t(2), a.optT(3), a.f64(4, 0.0), a.b(5), a.optF64(6), a.b(7));
   });
+  // () -> the counts of AttentionCount (src/attention.h), in its order
+  def(env, e, "attentionCounts", [](Args&) { return attentionCounts(); });
+  def(env, e, "resetAttentionCounts", [](Args&) { resetAttentionCounts(); });
 }
 
 }  // namespace tl

@@ -101,6 +101,35 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     ),
   );
 }
+/** How the scaledDotProductAttention calls of this process ran (a debug aid), counted per call. */
+export interface AttentionCounts {
+  /** The kernel: libtorch's own choice on >= 2.5 (flash / efficient / cudnn are the fused ones), composite before. */
+  composite: number;
+  math: number;
+  flash: number;
+  efficient: number;
+  cudnn: number;
+  other: number;
+  /** The inputs: isCausal without a mask (what a batch without padding gets), an explicit mask, or neither. */
+  isCausal: number;
+  masked: number;
+  unmasked: number;
+  /** Grouped-query attention: k/v heads left to the kernel (enable_gqa, no mask) or expanded (with a mask). */
+  gqaKernel: number;
+  gqaExpanded: number;
+}
+const ATTENTION_COUNT_NAMES = [
+  'composite', 'math', 'flash', 'efficient', 'cudnn', 'other',
+  'isCausal', 'masked', 'unmasked', 'gqaKernel', 'gqaExpanded',
+] as const;
+/** The counts since start or resetAttentionCounts(). With TORCH_LORA_DEBUG set, each new kind of call is also logged. */
+export function attentionCounts(): AttentionCounts {
+  const n = native.attentionCounts() as number[];
+  return Object.fromEntries(ATTENTION_COUNT_NAMES.map((k, i) => [k, n[i]])) as unknown as AttentionCounts;
+}
+export function resetAttentionCounts(): void {
+  native.resetAttentionCounts();
+}
 export function pad(x: Tensor, padding: number[], value = 0): Tensor {
   return Tensor.wrap(native.pad(x.handle, padding, value));
 }

@@ -31,4 +31,6 @@ if ! has_torch; then
 fi
 
 # npm install (not npm ci): npm 11 rejects lock files that omit other platforms' optional packages.
-npm install --no-audit --no-fund
+# --no-save: install what package-lock.json says without rewriting it (npm would fill in those optional
+# packages and leave a fresh clone with a modified lock file).
+npm install --no-save --no-audit --no-fund

@@ -3,6 +3,7 @@
 import * as torch from '../lib';
 import { DType, memory, scope, Tensor } from '../lib';
 import { errorMessage } from './helpers/errors';
+import { tsEval } from './helpers/ts-process';
 import { settleGarbage } from './helpers/gc';
 import { expectClose, loadReference, sameTorchAsReference, values } from './helpers/reference';
 
@@ -222,6 +223,33 @@ describe('cuda', () => {
       const past = `cuda:${torch.cuda.deviceCount()}`;
       expect(errorMessage(() => torch.zeros([1], { device: past }))).toMatch(/does not exist/);
     }));
+
+  // PyTorch's torch.cuda.memory_allocated() & co. answer 0 (and reset_peak_memory_stats, empty_cache do
+  // nothing) until CUDA is used: code that logs memory runs unchanged on a CPU.
+  (torch.cuda.isAvailable() ? test.skip : test)(
+    'without CUDA: memory statistics answer 0 and resetPeakMemoryStats / emptyCache do nothing (skipped with a GPU)',
+    () => {
+      expect(torch.cuda.memoryAllocated()).toBe(0);
+      expect(torch.cuda.maxMemoryAllocated()).toBe(0);
+      expect(torch.cuda.memoryReserved('cuda')).toBe(0);
+      expect(torch.cuda.maxMemoryReserved(0)).toBe(0);
+      expect(() => torch.cuda.resetPeakMemoryStats()).not.toThrow();
+      expect(() => torch.cuda.resetPeakMemoryStats('cuda:0')).not.toThrow();
+      expect(() => torch.cuda.emptyCache()).not.toThrow();
+    },
+  );
+
+  (torch.cuda.isAvailable() ? test : test.skip)(
+    'with a GPU: memory statistics before CUDA is first used answer 0, in a fresh process (skipped without a GPU)',
+    () => {
+      const script =
+        "const c=require('./lib').cuda;c.resetPeakMemoryStats();c.emptyCache();" +
+        'console.log(JSON.stringify([c.memoryAllocated(),c.maxMemoryAllocated(),c.memoryReserved()]));';
+      const r = tsEval(script);
+      expect(r.err).toBe('');
+      expect(JSON.parse(r.out)).toEqual([0, 0, 0]);
+    },
+  );
 
   (hasCuda ? test.skip : test)(`device 'cuda' without CUDA is a clear JS error, not an abort${hasCuda ? ' (skipped: this libtorch has CUDA)' : ''}`, () =>
     scope(() => {

@@ -49,9 +49,17 @@ export function generationPositionIds(attentionMask: Tensor, seqLength: number):
   return out;
 }
 
+/** Whether every key of every row is a real token (an all-ones attention mask). */
+function noPadding(attentionMask: Tensor): boolean {
+  const all = attentionMask.all();
+  const yes = all.item() === true;
+  all.dispose();
+  return yes;
+}
+
 /**
- * The mask for `seqLength` queries over `pastLength + seqLength` keys. Without an attention mask and
- * without a past this is isCausal (the fused kernels' fast path); a single query with no padding needs
+ * The mask for `seqLength` queries over `pastLength + seqLength` keys. Without an attention mask (or
+ * with one that has no padding) and without a past this is isCausal (the fused kernels' fast path); a single query with no padding needs
  * none; otherwise an explicit bool mask: causal AND key not padding. Query rows with no allowed key
  * (padding positions of a left-padded row) are allowed every key, as transformers does, so that they
  * produce finite values instead of NaN (their outputs are ignored). With opts.slidingWindow, a query at
@@ -71,11 +79,15 @@ export function causalAttentionMask(
   if (window !== undefined && !(Number.isInteger(window) && window > 0))
     throw new RangeError(`sliding_window must be a positive integer, got ${window}`);
   const windowed = window !== undefined && total > window;
+  // A mask without padding (every training batch of equal-length rows) says no more than none: drop it
+  // so that the fused kernels' isCausal path runs, as transformers' sdpa mask does (one read of the mask).
+  if (attentionMask !== undefined) {
+    checkMask(attentionMask, batch, total);
+    if (noPadding(attentionMask)) attentionMask = undefined;
+  }
   if (attentionMask === undefined && !windowed) {
     if (pastLength === 0 && seqLength > 1) return { isCausal: true };
     if (seqLength === 1) return { isCausal: false };
-  } else if (attentionMask !== undefined) {
-    checkMask(attentionMask, batch, total);
   }
   const keyPos = arange(total, { device });
   const queryPos0 = arange(pastLength, total, { device });

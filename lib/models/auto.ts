@@ -364,6 +364,9 @@ export class AutoModelForCausalLM {
     const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
     const quantConfig = resolveQuantizationConfig(raw, opts.quantizationConfig);
     const bnb = quantConfig !== undefined ? new BnbLoader(model, quantConfig) : undefined;
+    // Read straight onto a GPU and cast there, a checkpoint would sit on it in both dtypes at once: when
+    // a dtype is asked for, read to the CPU, where assign() casts each tensor before it moves.
+    const readDevice = dtype !== undefined && device !== 'cpu' && device !== 'meta' ? 'cpu' : device;
     try {
       for (const file of files) {
         if (kind === 'safetensors') {
@@ -380,7 +383,7 @@ export class AutoModelForCausalLM {
             continue;
           }
           if (bnb === undefined) {
-            loader.assign(await loadSafetensors(file, { device }));
+            loader.assign(await loadSafetensors(file, { device: readDevice }));
             continue;
           }
           // bitsandbytes: the saved 4-bit modules first, then the float tensors a decoder layer at a time,
@@ -394,7 +397,7 @@ export class AutoModelForCausalLM {
         } else {
           if (bnb !== undefined) throw new Error(`quantizationConfig: quantizing on load reads safetensors checkpoints; '${file}' is a torch.save file`);
           // torch.save files have no separate header: the tensors are read (on the CPU for a meta load).
-          const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : device });
+          const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : readDevice });
           const entries = Object.entries(tensors);
           try {
             loader.check(file, new Map(entries.map(([k, t]) => [k, t.shape])));

@@ -56,6 +56,7 @@ export class TrainingDivergedError extends Error {
     this.name = 'TrainingDivergedError';
   }
 }
+import { checkPadTokenId, checkTokenIds, modelVocabSize } from './token-range';
 
 export const LOG_FILE_NAME = 'trainer_log.jsonl';
 export const LOSS_PLOT_NAME = 'training_loss.svg';
@@ -240,8 +241,9 @@ export class Trainer {
     this.device = a.device ?? first.value.device;
     // float16 on a CPU whose libtorch has no float16 matmul fails at the first step: say so now.
     checkTrainingPrecision(a.dtype !== undefined ? [a.dtype] : [...this.model.parameters()].map((p) => p.dtype), this.device);
-    if (a.device !== undefined) this.model.to(a.device);
+    // Cast where the weights are, then move: the other order would hold a float32 copy on the GPU.
     if (a.dtype !== undefined) castForTraining(this.model, a.dtype, a.trainableDtype);
+    if (a.device !== undefined) this.model.to(a.device);
     const usesFloat16 = [...this.model.parameters()].some((p) => p.dtype === 'float16');
     if (usesFloat16) this.scaler = new GradScaler();
 
@@ -253,6 +255,12 @@ export class Trainer {
     checkPositions(this.core, this.trainDataset, 'training');
     if (this.evalDataset) checkPositions(this.core, this.evalDataset, 'evaluation');
     this.padTokenId = opts.padTokenId ?? this.tokenizer?.padTokenId ?? configPadToken(this.core);
+    const vocab = modelVocabSize(this.core);
+    if (vocab !== undefined) {
+      checkTokenIds(this.trainDataset, vocab, 'training');
+      if (this.evalDataset) checkTokenIds(this.evalDataset, vocab, 'evaluation');
+      checkPadTokenId(this.padTokenId ?? undefined, vocab);
+    }
     this.trainLoader = new DataLoader(this.trainDataset, {
       batchSize: a.perDeviceTrainBatchSize,
       shuffle: a.shuffle,

@@ -38,3 +38,9 @@ export function tsProcess(script: string, argv: string[] = [], nodeArgs: string[
 export function tsSpawn(script: string, argv: string[] = []): ChildProcess {
   return spawn(process.execPath, ['-r', register(), script, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }
+
+/** `node -e <code>` in the repository root, where require('./lib') loads the TypeScript sources. */
+export function tsEval(code: string): ProcessResult {
+  const r = spawnSync(process.execPath, ['-r', register(), '-e', code], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
