@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Command> = {
   merge: () => require('./merge').command,
   inspect: () => require('./inspect').command,
   demo: () => require('./demo').command,
+  info: () => require('./info').command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -33,6 +34,7 @@ const SUMMARIES: Record<string, string> = {
   merge: 'merge an adapter into its base model; writes a Hugging Face checkpoint',
   inspect: "show an adapter's config, per-module ranks and parameter counts",
   demo: 'teach the embedded tiny Llama a new task with LoRA in about a minute',
+  info: 'show the libtorch, BLAS, CUDA and thread count it runs with',
 };
 
 function version(): string {
@@ -69,7 +71,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     return 0;
   }
   if (name === '--version' || name === '-v') {
+    // The package's version alone on the first line (for scripts), then what it runs on.
     io.out.write(`${version()}\n`);
+    try {
+      const { runtimeSummary } = require('../runtime-info') as typeof import('../runtime-info');
+      io.out.write(`${runtimeSummary()}\n`);
+    } catch (e) {
+      io.out.write(`native addon not loadable: ${(e as Error).message.split('\n')[0]}\n`);
+    }
     return 0;
   }
   const load = COMMANDS[name];

@@ -2,7 +2,7 @@
 // the loss curve and checkpoints, through the Trainer. Options come from flags or a JSON config file
 // (the same names; flags win).
 import * as fs from 'fs';
-import { manualSeed, setNumThreads } from '../autograd';
+import { manualSeed } from '../autograd';
 import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
@@ -11,6 +11,7 @@ import { CliIO, requireDir, requireFile, say } from './io';
 import { checkDevice, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
+import { applyThreads, threadsOption } from './threads';
 
 const DATA = 'Model and data';
 const LORA = 'LoRA';
@@ -64,7 +65,7 @@ const options: OptionSpec[] = [
   { name: 'report', type: 'string', placeholder: 'MODE', default: 'auto', choices: ['auto', 'progress', 'plain', 'none'], group: LOG, description: 'progress output (auto: a bar on a terminal)' },
   { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', group: HW, description: 'cpu, cuda or cuda:N' },
   { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'float32', choices: ['float32', 'bfloat16', 'float16'], group: HW, description: 'dtype of the base weights (adapters train in float32)' },
-  { name: 'threads', type: 'integer', placeholder: 'N', group: HW, description: 'CPU threads for libtorch' },
+  threadsOption(HW),
   { name: 'config', type: 'string', placeholder: 'FILE', group: 'Other', description: 'JSON file of these options (keys like "lr" or "lora-alpha"); flags override it' },
 ];
 
@@ -147,10 +148,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const dataFile = requireFile(v.data as string, 'data file');
   const evalFile = v.evalData === undefined ? undefined : requireFile(v.evalData as string, 'evaluation data file');
   if (evalFile && v.evalSplit !== undefined) throw new UsageError('give --eval-data or --eval-split, not both');
-  if (v.threads !== undefined) {
-    if ((v.threads as number) < 1) throw new UsageError(`--threads must be at least 1, got ${v.threads}`);
-    setNumThreads(v.threads as number);
-  }
+  applyThreads(v.threads);
   const dtype = v.dtype as TrainingDType;
   const device = checkDevice(v.device as string);
   // float16 on a CPU whose libtorch cannot multiply it: a usage error now, not the Trainer's after loading.
