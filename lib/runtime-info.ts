@@ -23,6 +23,8 @@ export interface RuntimeInfo {
   threads: number;
   /** The parallel backend (OpenMP, native thread pool ...), from at::get_parallel_info. */
   parallelBackend: string;
+  /** OMP_WAIT_POLICY as libgomp read it at load ('default': spin a while, then sleep). */
+  ompWaitPolicy: string;
 }
 
 function buildSettings(config: string): Record<string, string> {
@@ -73,6 +75,7 @@ export function runtimeInfo(): RuntimeInfo {
     },
     threads: native.getNumThreads(),
     parallelBackend: backend,
+    ompWaitPolicy: process.env.OMP_WAIT_POLICY || 'default',
   };
 }
 

@@ -31,7 +31,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
     ['BLAS library', info.blas.library || 'none visible'],
     ...(info.blas.config ? [['BLAS config', info.blas.config] as [string, string]] : []),
     ['CUDA', info.cuda.built ? `${info.cuda.runtime ?? 'built'}; ${info.cuda.available ? `${info.cuda.devices} GPU(s) visible` : 'no GPU visible'}` : 'not built (CPU only)'],
-    ['threads', `${info.threads} (${info.parallelBackend})`],
+    ['threads', `${info.threads} (${info.parallelBackend}; OMP_WAIT_POLICY ${info.ompWaitPolicy})`],
   ];
   for (const [k, v] of rows) io.out.write(`${k.padEnd(14)}${v}\n`);
   if (/reference BLAS/.test(info.blas.name)) {

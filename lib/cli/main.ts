@@ -3,15 +3,17 @@
 // picks the command, prints help, and turns errors into a message and an exit code (2: the command was
 // called wrongly, 1: it failed).
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { CliIO, packageRoot, processIO } from './io';
 import { CommandSpec, helpText, parseCommand, Parsed, UsageError } from './options';
+import { ompWaitPolicy } from '../threads';
 
-// libgomp's threads spin while they wait for work; on a machine whose cores are busy with other
-// processes that spinning slows libtorch several times over. Waiting passively costs nothing measurable
-// when the cores are free. Set before the native addon (and with it libgomp) is loaded; a value the
-// user set wins.
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+// libgomp's workers spin between parallel regions: fast on free cores (sleeping costs a futex wake per
+// op), several times slower when other processes hold the cores. So sleeping only on a busy machine
+// (lib/threads.ts). Set before the native addon (and with it libgomp) is loaded; a value the user set wins.
+const waitPolicy = ompWaitPolicy(process.env, os.loadavg()[0], os.availableParallelism());
+if (waitPolicy) process.env.OMP_WAIT_POLICY = waitPolicy;
 
 export interface Command {
   spec: CommandSpec;
