@@ -108,11 +108,11 @@ test("Debian's libtorch runs on an optimized BLAS, not the reference one (script
   if (info.buildSettings.BLAS_INFO === 'generic') expect(info.blas.library).toMatch(/openblas|blis|mkl/i);
 });
 
-test('the CLI lets OpenMP workers spin on free cores and sleep only when more than half the CPUs are busy', () => {
+test('the CLI lets OpenMP workers spin and sleep only when the load average is above twice the CPUs', () => {
   expect(ompWaitPolicy({}, 0.3, 2)).toBeUndefined(); // quiet: libgomp's default (spin, then sleep)
-  expect(ompWaitPolicy({}, 1, 2)).toBeUndefined();
-  expect(ompWaitPolicy({}, 1.5, 2)).toBe('PASSIVE');
-  expect(ompWaitPolicy({}, 20, 16)).toBe('PASSIVE');
+  expect(ompWaitPolicy({}, 3, 2)).toBeUndefined();
+  expect(ompWaitPolicy({}, 4.5, 2)).toBe('PASSIVE');
+  expect(ompWaitPolicy({}, 40, 16)).toBe('PASSIVE');
   expect(ompWaitPolicy({ OMP_WAIT_POLICY: 'ACTIVE' }, 20, 2)).toBeUndefined(); // the user's choice stays
   expect(ompWaitPolicy({ GOMP_SPINCOUNT: '1000' }, 20, 2)).toBeUndefined();
   // The CLI applies it before libtorch loads: a quiet machine's child reports libgomp's default.

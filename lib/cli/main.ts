@@ -10,7 +10,7 @@ import { CommandSpec, helpText, parseCommand, Parsed, UsageError } from './optio
 import { ompWaitPolicy } from '../threads';
 
 // libgomp's workers spin between parallel regions: fast on free cores (sleeping costs a futex wake per
-// op), several times slower when other processes hold the cores. So sleeping only on a busy machine
+// op), many times slower when other processes hold the cores. So sleeping only on a busy machine
 // (lib/threads.ts). Set before the native addon (and with it libgomp) is loaded; a value the user set wins.
 const waitPolicy = ompWaitPolicy(process.env, os.loadavg()[0], os.availableParallelism());
 if (waitPolicy) process.env.OMP_WAIT_POLICY = waitPolicy;
