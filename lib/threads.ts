@@ -48,19 +48,3 @@ export function defaultNumThreads(env: NodeJS.ProcessEnv = process.env): number 
   const usable = Math.min(os.availableParallelism(), cgroupCpuLimit() ?? Infinity);
   return Math.max(1, Math.min(physical, Math.floor(usable / perCore) || 1));
 }
-
-/**
- * The OpenMP wait policy for a process about to load libtorch: 'PASSIVE' when the 1-minute load average
- * is above twice the CPUs (other processes would preempt spinning workers), else undefined (libgomp's default: a worker spins a while
- * for the next parallel region before it sleeps). On 2 cores with libtorch 2.13: on a quiet machine
- * PASSIVE puts the workers to sleep and wakes them (futex) between every two ops of a LoRA step, and the
- * demo trains in 11 s against 4 s spinning (issue 11's measurement); under a load average of ~20, spinning
- * workers fight the other processes for the cores: 20 demo steps took 148 s spinning (61 s with
- * GOMP_SPINCOUNT=20000) against 7.2 s sleeping; at a load average of ~3 spinning still won (the demo's
- * training 7.1 s against 9.3 s sleeping) (2026-12-02). A value the user set (OMP_WAIT_POLICY,
- * GOMP_SPINCOUNT) wins.
- */
-export function ompWaitPolicy(env: NodeJS.ProcessEnv, loadAverage: number, cpus: number): 'PASSIVE' | undefined {
-  if (env.OMP_WAIT_POLICY !== undefined || env.GOMP_SPINCOUNT !== undefined) return undefined;
-  return loadAverage > 2 * cpus ? 'PASSIVE' : undefined;
-}

@@ -3,17 +3,16 @@
 // picks the command, prints help, and turns errors into a message and an exit code (2: the command was
 // called wrongly, 1: it failed).
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { CliIO, packageRoot, processIO } from './io';
 import { CommandSpec, helpText, parseCommand, Parsed, UsageError } from './options';
-import { ompWaitPolicy } from '../threads';
 
-// libgomp's workers spin between parallel regions: fast on free cores (sleeping costs a futex wake per
-// op), many times slower when other processes hold the cores. So sleeping only on a busy machine
-// (lib/threads.ts). Set before the native addon (and with it libgomp) is loaded; a value the user set wins.
-const waitPolicy = ompWaitPolicy(process.env, os.loadavg()[0], os.availableParallelism());
-if (waitPolicy) process.env.OMP_WAIT_POLICY = waitPolicy;
+// libgomp's threads spin while they wait for work. On Debian's libtorch 1.13 they then fight OpenBLAS's
+// own pthreads for the cores: the demo trained in 104 s spinning against 22 s waiting passively (2 cores,
+// 2026-12-02). libtorch 2.x (MKL on OpenMP) trains faster spinning (7.1 s against 9.3 s at a load of 3)
+// but far slower on a busy machine (148 s against 7.2 s for 20 steps at a load of ~20). So passive,
+// unless the user set it. Set before the native addon (and with it libgomp) is loaded.
+process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
 export interface Command {
   spec: CommandSpec;
