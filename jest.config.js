@@ -1,4 +1,7 @@
 /** Tests run from TypeScript through ts-jest; the addon must be built first (npm install does it). */
+// One intra-op thread per worker (inherited by the workers): two workers share the two cores of CI, and
+// the numeric tests' tolerances were set at one thread. Tests of the default count clear it in a child.
+process.env.OMP_NUM_THREADS ??= '1';
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],

@@ -31,6 +31,11 @@ import { lmHeadLoss } from '../lib/models/lm-head-loss';
 /** The benchmark's model shapes, in config.json's key names (the same table as train_step.py's). */
 export const PRESETS: Record<string, HFConfig> = {
   tiny: { hidden_size: 64, intermediate_size: 176, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 512 },
+  // The CPU side-by-side (bench/cpu-side-by-side.sh): the demo base's shape (assets/demo-base, 0.9M), and
+  // Llamas of ~31M and ~97M parameters.
+  demo: { hidden_size: 128, intermediate_size: 352, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 128 },
+  '30m': { hidden_size: 512, intermediate_size: 1376, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 8000 },
+  '100m': { hidden_size: 768, intermediate_size: 2048, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 12, vocab_size: 8000 },
   '125m': { hidden_size: 768, intermediate_size: 2048, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 12, vocab_size: 32000 },
   '1.1b': { hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, vocab_size: 32000 },
   '7b': { hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000 },
@@ -309,6 +314,10 @@ export interface RunResult {
   ms_per_step: number | null;
   tokens_per_s: number | null;
   peak_gib: number | null;
+  /** The process's peak resident memory (VmHWM), MiB: the CPU's peak, runtime and all. */
+  peak_rss_mib: number | null;
+  /** Intra-op threads the run used. */
+  threads: number;
   tflops: number | null;
   frozen_matmul_params: number | null;
   trainable_params: number | null;
@@ -351,6 +360,8 @@ function emptyResult(a: Args): RunResult {
     ms_per_step: null,
     tokens_per_s: null,
     peak_gib: null,
+    peak_rss_mib: null,
+    threads: torch.getNumThreads(),
     tflops: null,
     frozen_matmul_params: null,
     trainable_params: null,
@@ -362,6 +373,16 @@ function emptyResult(a: Args): RunResult {
     torch: torch.torchVersion,
     error: null,
   };
+}
+
+/** VmHWM of /proc/self/status in MiB (null where there is no /proc). */
+function peakRssMiB(): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 async function run(a: Args, r: RunResult): Promise<void> {
@@ -426,6 +447,7 @@ async function run(a: Args, r: RunResult): Promise<void> {
   r.ms_per_step = ms;
   r.tokens_per_s = tokensPerS;
   r.peak_gib = peak === null ? null : peak / 2 ** 30;
+  r.peak_rss_mib = peakRssMiB();
   r.tflops = (flopsPerToken * tokensPerS) / 1e12;
   r.losses = all;
   r.loss_first = all[0];

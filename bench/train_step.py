@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -26,6 +27,9 @@ import torch
 # The benchmark's model shapes, in config.json's key names (the same table as train-step.ts's).
 PRESETS = {
     "tiny": dict(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=512),
+    "demo": dict(hidden_size=128, intermediate_size=352, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, vocab_size=128),
+    "30m": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4, vocab_size=8000),
+    "100m": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=12, vocab_size=8000),
     "125m": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=12, vocab_size=32000),
     "1.1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4, vocab_size=32000),
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000),
@@ -183,6 +187,7 @@ def run(a, r):
         ms_per_step=ms,
         tokens_per_s=tps,
         peak_gib=None if peak is None else peak / 2**30,
+        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
         tflops=flops_per_token * tps / 1e12,
         losses=values,
         loss_first=values[0],
@@ -220,6 +225,8 @@ def main(argv):
         ms_per_step=None,
         tokens_per_s=None,
         peak_gib=None,
+        peak_rss_mib=None,
+        threads=torch.get_num_threads(),
         tflops=None,
         frozen_matmul_params=None,
         trainable_params=None,

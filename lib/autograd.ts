@@ -34,9 +34,12 @@ export function manualSeed(seed: number): void {
   native.manualSeed(seed);
 }
 
+/** libtorch's intra-op thread count (torch.get_num_threads); starts at the physical cores (lib/threads.ts). */
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
+/** As torch.set_num_threads; sets OpenBLAS's own thread pool too, where libtorch calls OpenBLAS. */
 export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 4096) throw new RangeError(`setNumThreads(n): n must be an integer from 1 to 4096, got ${n}`);
   native.setNumThreads(n);
 }

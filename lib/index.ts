@@ -25,6 +25,9 @@ export {
 export type { TensorOptions } from './creation';
 export { cat, stack, where, matmul, einsum, multinomial, addmm, baddbmm } from './ops';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, manualSeed, getNumThreads, setNumThreads } from './autograd';
+export { runtimeInfo, runtimeSummary } from './runtime-info';
+export type { RuntimeInfo, BlasReport } from './runtime-info';
+export { defaultNumThreads } from './threads';
 export { scope, keep, dispose, memory } from './memory';
 export type { MemoryInfo } from './memory';
 export { cuda } from './cuda';

@@ -1,6 +1,7 @@
 // The one place that loads the addon. Everything native goes through `native`.
 import * as fs from 'fs';
 import * as path from 'path';
+import { defaultNumThreads } from './threads';
 
 declare const handleBrand: unique symbol;
 /**
@@ -47,3 +48,6 @@ function load(): Native {
 }
 
 export const native: Native = load();
+// libtorch's own default is 1 thread on Debian's 1.13 (and hyper-threads elsewhere): start from the
+// physical cores; setNumThreads / --threads / OMP_NUM_THREADS choose otherwise.
+native.setNumThreads(defaultNumThreads());

@@ -8,7 +8,7 @@ import { cuda } from '../lib';
 import { cli, cliProcess, makeDataFile, makeModelDir } from './helpers/cli';
 import { tmpDir } from './helpers/train';
 
-const COMMANDS = ['train', 'generate', 'merge', 'inspect', 'demo'];
+const COMMANDS = ['train', 'generate', 'merge', 'inspect', 'demo', 'info'];
 let dir: string;
 beforeAll(() => {
   dir = tmpDir('cli-err');
@@ -27,7 +27,7 @@ test('--help: the command list, and each command its options', async () => {
   const train = (await cli('train', '-h')).out;
   for (const flag of ['--model DIR', '--data FILE', '--r N', '--lora-alpha X', '--target-modules', '--epochs X', '--max-steps N', '--grad-accum N', '--lr X', '--scheduler NAME', '--save-steps N', '--resume-from-checkpoint DIR', '--gradient-checkpointing', '--dtype TYPE', '--config FILE', '--bias WHICH', '--lora-bias', '--modules-to-save A,B', '--init-lora-weights INIT', '--layers-to-transform I,J', '--layers-pattern NAME', '--exclude-modules A,B', '--rank-pattern M=N,...', '--alpha-pattern M=X,...'])
     expect(train).toContain(flag);
-  expect((await cli('--version')).out).toMatch(/^\d+\.\d+\.\d+\n$/);
+  expect((await cli('--version')).out).toMatch(/^\d+\.\d+\.\d+\nlibtorch \d+\.\d+\S*, BLAS .+, CUDA .+, \d+ threads? \(.+\)\n$/);
 });
 
 test('no command, an unknown command', async () => {
@@ -36,7 +36,7 @@ test('no command, an unknown command', async () => {
   expect(none.err).toContain('Usage: torch-lora <command>');
   const bad = await cli('fly');
   expect(bad.code).toBe(2);
-  expect(bad.err).toMatch(/unknown command 'fly'\. Commands: train, generate, merge, inspect, demo/);
+  expect(bad.err).toMatch(/unknown command 'fly'\. Commands: train, generate, merge, inspect, demo, info/);
 });
 
 test('wrong flags and values are usage errors naming the flag (exit 2)', async () => {

@@ -5,7 +5,7 @@
 // curve), asks again, and prints both answers side by side. The adapter is PEFT's format.
 import * as fs from 'fs';
 import * as path from 'path';
-import { getNumThreads, manualSeed, setNumThreads } from '../autograd';
+import { getNumThreads, manualSeed } from '../autograd';
 import { loadDataset, readRecords } from '../data';
 import { greedyAnswers } from '../demo/answers';
 import { numParameters } from '../models';
@@ -15,6 +15,7 @@ import { CliIO, formatCount, packageRoot, requireDir, requireFile, say } from '.
 import { checkDevice, loadBaseModel, loadTokenizer } from './load-model';
 import type { Command } from './main';
 import { CommandSpec, Parsed, UsageError } from './options';
+import { applyThreads, threadsOption } from './threads';
 
 const spec: CommandSpec = {
   name: 'demo',
@@ -28,7 +29,7 @@ const spec: CommandSpec = {
     { name: 'r', type: 'integer', placeholder: 'N', default: 8, description: 'LoRA rank' },
     { name: 'seed', type: 'integer', placeholder: 'N', default: 0, description: 'random seed' },
     { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', description: 'cpu, cuda or cuda:N' },
-    { name: 'threads', type: 'integer', placeholder: 'N', default: 2, description: 'CPU threads for libtorch' },
+    threadsOption(),
     { name: 'report', type: 'string', placeholder: 'MODE', default: 'auto', choices: ['auto', 'progress', 'plain', 'none'], description: 'progress output (auto: a bar on a terminal)' },
     { name: 'base', type: 'string', placeholder: 'DIR', description: 'another base model folder [default: the embedded assets/demo-base]' },
     { name: 'data', type: 'string', placeholder: 'DIR', description: 'another folder with finetune.jsonl and eval.jsonl [default: assets/demo-data]' },
@@ -39,9 +40,7 @@ const spec: CommandSpec = {
 async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const v = parsed.values;
   const t0 = Date.now();
-  const threads = v.threads as number;
-  if (threads < 1) throw new UsageError(`--threads must be at least 1, got ${threads}`);
-  setNumThreads(threads);
+  applyThreads(v.threads);
   const steps = v.steps as number;
   const batchSize = v.batchSize as number;
   if (steps < 1) throw new UsageError(`--steps must be at least 1, got ${steps}`);

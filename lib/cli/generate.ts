@@ -1,6 +1,6 @@
 // torch-lora generate: continues prompts with a base model, optionally with an adapter on it; greedy by
 // default, or sampled (temperature, top-k, top-p), as transformers' generate().
-import { manualSeed, setNumThreads } from '../autograd';
+import { manualSeed } from '../autograd';
 import { tensor } from '../creation';
 import { DType } from '../dtype';
 import { scope } from '../memory';
@@ -10,6 +10,7 @@ import { CliIO, say } from './io';
 import { checkDevice, DTYPE_CHOICES, float16FlagError, loadAdapter, loadBaseModel, loadTokenizer, modelDirOf, requireModelDir } from './load-model';
 import type { Command } from './main';
 import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
+import { applyThreads, threadsOption } from './threads';
 
 const spec: CommandSpec = {
   name: 'generate',
@@ -30,7 +31,7 @@ const spec: CommandSpec = {
     { name: 'only-new', type: 'boolean', description: 'print only the generated text, not the prompt' },
     { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', description: 'cpu, cuda or cuda:N' },
     { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'auto', choices: DTYPE_CHOICES, description: "weights' dtype (auto: the config's)" },
-    { name: 'threads', type: 'integer', placeholder: 'N', description: 'CPU threads for libtorch' },
+    threadsOption(),
   ],
   details:
     'Examples:\n  torch-lora generate --model ./my-llama --adapter ./out --prompt "Once upon a time" --max-new-tokens 40\n' +
@@ -55,7 +56,7 @@ function generationDType(modelDir: string, device: string, dtype: DType | 'auto'
 async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const v = parsed.values;
   requireOptions(spec, v);
-  if (v.threads !== undefined) setNumThreads(v.threads as number);
+  applyThreads(v.threads);
   if ((v.maxNewTokens as number) < 0) throw new UsageError(`--max-new-tokens must be non-negative, got ${v.maxNewTokens}`);
   const prompts = v.prompt as string[];
   const device = checkDevice(v.device as string);

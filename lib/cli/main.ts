@@ -7,10 +7,11 @@ import * as path from 'path';
 import { CliIO, packageRoot, processIO } from './io';
 import { CommandSpec, helpText, parseCommand, Parsed, UsageError } from './options';
 
-// libgomp's threads spin while they wait for work; on a machine whose cores are busy with other
-// processes that spinning slows libtorch several times over. Waiting passively costs nothing measurable
-// when the cores are free. Set before the native addon (and with it libgomp) is loaded; a value the
-// user set wins.
+// libgomp's threads spin while they wait for work. On Debian's libtorch 1.13 they then fight OpenBLAS's
+// own pthreads for the cores: the demo trained in 104 s spinning against 22 s waiting passively (2 cores,
+// 2026-12-02). libtorch 2.x (MKL on OpenMP) trains faster spinning (7.1 s against 9.3 s at a load of 3)
+// but far slower on a busy machine (148 s against 7.2 s for 20 steps at a load of ~20). So passive,
+// unless the user set it. Set before the native addon (and with it libgomp) is loaded.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
 export interface Command {
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, () => Command> = {
   merge: () => require('./merge').command,
   inspect: () => require('./inspect').command,
   demo: () => require('./demo').command,
+  info: () => require('./info').command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -34,6 +36,7 @@ const SUMMARIES: Record<string, string> = {
   merge: 'merge an adapter into its base model; writes a Hugging Face checkpoint',
   inspect: "show an adapter's config, per-module ranks and parameter counts",
   demo: 'teach the embedded tiny Llama a new task with LoRA in about a minute',
+  info: 'show the libtorch, BLAS, CUDA and thread count it runs with',
 };
 
 function version(): string {
@@ -70,7 +73,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     return 0;
   }
   if (name === '--version' || name === '-v') {
+    // The package's version alone on the first line (for scripts), then what it runs on.
     io.out.write(`${version()}\n`);
+    try {
+      const { runtimeSummary } = require('../runtime-info') as typeof import('../runtime-info');
+      io.out.write(`${runtimeSummary()}\n`);
+    } catch (e) {
+      io.out.write(`native addon not loadable: ${(e as Error).message.split('\n')[0]}\n`);
+    }
     return 0;
   }
   const load = COMMANDS[name];

@@ -4,7 +4,6 @@
 // plain model.
 import * as fs from 'fs';
 import * as path from 'path';
-import { setNumThreads } from '../autograd';
 import { writeFileAtomic } from '../io/fs-atomic';
 import { DType } from '../dtype';
 import { CausalLM } from '../models/causal-lm';
@@ -14,6 +13,7 @@ import { checkDevice, DTYPE_CHOICES, loadAdapter, loadBaseModel, modelDirOf } fr
 import type { Command } from './main';
 import { dequantizeModel } from '../quant/dequantize';
 import { CommandSpec, Parsed, requireOptions, UsageError } from './options';
+import { applyThreads, threadsOption } from './threads';
 
 /** Files of a model folder that describe it besides the weights; copied as they are. */
 // (generation_config.json is written by savePretrained, from the base model's own.)
@@ -38,7 +38,7 @@ const spec: CommandSpec = {
       description: 'largest weight file, e.g. 5GB or 500MB (KB/MB/GB/TB are powers of 1000, as transformers) or bytes; larger models are sharded',
     },
     { name: 'force', type: 'boolean', description: 'write into --output even if it holds a model already (its old weight files are replaced)' },
-    { name: 'threads', type: 'integer', placeholder: 'N', description: 'CPU threads for libtorch' },
+    threadsOption(),
   ],
   details:
     'Examples:\n  torch-lora merge --model ./my-llama --adapter ./out --output ./my-llama-merged\n' +
@@ -58,7 +58,7 @@ function maxShardSize(value: string): number {
 async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const v = parsed.values;
   requireOptions(spec, v);
-  if (v.threads !== undefined) setNumThreads(v.threads as number);
+  applyThreads(v.threads);
   const modelDir = modelDirOf(v.model as string | undefined, v.adapter as string);
   const out = v.output as string;
   if (path.resolve(out) === path.resolve(modelDir)) throw new UsageError('--output must not be the base model folder');

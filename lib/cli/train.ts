@@ -3,7 +3,7 @@
 // (the same names; flags win).
 import * as fs from 'fs';
 import * as path from 'path';
-import { manualSeed, setNumThreads } from '../autograd';
+import { manualSeed } from '../autograd';
 import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
 import { readConfig as readModelConfig } from '../models';
@@ -15,6 +15,7 @@ import { checkDevice, float16FlagError, loadAdapter, loadBaseModel, loadTokenize
 import type { Command } from './main';
 import { BitsAndBytesConfig } from '../quant/bnb-config';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
+import { applyThreads, threadsOption } from './threads';
 
 const DATA = 'Model and data';
 const LORA = 'LoRA';
@@ -71,7 +72,7 @@ const options: OptionSpec[] = [
   { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'float32', choices: ['float32', 'bfloat16', 'float16'], group: HW, description: 'dtype of the base weights (adapters train in float32)' },
   { name: 'load-in-4bit', type: 'boolean', group: HW, description: 'QLoRA: quantize the base to 4 bits on load (NF4, double quantization, computing in --dtype)' },
   { name: 'load-in-8bit', type: 'boolean', group: HW, description: "quantize the base to 8 bits on load (LLM.int8's row-wise int8)" },
-  { name: 'threads', type: 'integer', placeholder: 'N', group: HW, description: 'CPU threads for libtorch' },
+  threadsOption(HW),
   { name: 'config', type: 'string', placeholder: 'FILE', group: 'Other', description: 'JSON file of these options (keys like "lr" or "lora-alpha"); flags override it' },
 ];
 
@@ -241,10 +242,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   const dataFile = requireFile(v.data as string, 'data file');
   const evalFile = v.evalData === undefined ? undefined : requireFile(v.evalData as string, 'evaluation data file');
   if (evalFile && v.evalSplit !== undefined) throw new UsageError('give --eval-data or --eval-split, not both');
-  if (v.threads !== undefined) {
-    if ((v.threads as number) < 1) throw new UsageError(`--threads must be at least 1, got ${v.threads}`);
-    setNumThreads(v.threads as number);
-  }
+  applyThreads(v.threads);
   const dtype = v.dtype as TrainingDType;
   const device = checkDevice(v.device as string);
   // float16 on a CPU whose libtorch cannot multiply it: a usage error now, not the Trainer's after loading.

@@ -28,9 +28,9 @@ function register(): string {
   return registerFile;
 }
 
-/** `node [nodeArgs] <script.ts> argv` in the repository root. */
-export function tsProcess(script: string, argv: string[] = [], nodeArgs: string[] = []): ProcessResult {
-  const r = spawnSync(process.execPath, [...nodeArgs, '-r', register(), script, ...argv], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+/** `node [nodeArgs] <script.ts> argv` in the repository root; `env` replaces the environment. */
+export function tsProcess(script: string, argv: string[] = [], nodeArgs: string[] = [], env?: NodeJS.ProcessEnv): ProcessResult {
+  const r = spawnSync(process.execPath, [...nodeArgs, '-r', register(), script, ...argv], { cwd: ROOT, encoding: 'utf8', timeout: 60000, ...(env ? { env } : {}) });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
