@@ -7,6 +7,7 @@ import * as path from 'path';
 import { noGrad } from '../autograd';
 import { DType, isFloatingPoint } from '../dtype';
 import { loadSafetensors, readSafetensorsHeader } from '../io/safetensors';
+import { readJsonObject } from '../io/json-file';
 import { loadTorchBin } from '../io/torch-bin';
 import { keep } from '../memory';
 import { Module, Parameter } from '../nn';
@@ -107,14 +108,13 @@ function weightFiles(dir: string): { kind: 'safetensors' | 'bin'; files: string[
     ['pytorch_model.bin.index.json', 'bin'],
   ] as const) {
     if (!fs.existsSync(p(index))) continue;
-    let map: unknown;
-    try {
-      map = (JSON.parse(fs.readFileSync(p(index), 'utf8')) as { weight_map?: unknown }).weight_map;
-    } catch (e) {
-      throw new Error(`'${p(index)}' is not valid JSON: ${(e as Error).message}`);
-    }
-    if (map === null || typeof map !== 'object') throw new Error(`'${p(index)}' has no weight_map object`);
-    const shards = [...new Set(Object.values(map as Record<string, unknown>).map(String))];
+    const map = readJsonObject(p(index), 'weight index').weight_map;
+    if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new Error(`'${p(index)}' has no weight_map object`);
+    const values = Object.values(map as Record<string, unknown>);
+    // A shard name is a file in this folder: a path elsewhere ('../x', '/etc/x') is refused, as a wrong type is.
+    const badShard = values.find((v) => typeof v !== 'string' || v !== path.basename(v) || v === '.' || v === '..');
+    if (badShard !== undefined) throw new Error(`'${p(index)}': weight_map values must be file names in the same folder, got ${JSON.stringify(badShard)}`);
+    const shards = [...new Set(values as string[])];
     for (const s of shards) if (!fs.existsSync(p(s))) throw new Error(`shard '${s}' listed in '${p(index)}' does not exist in '${dir}'`);
     return { kind, files: shards.map(p) };
   }

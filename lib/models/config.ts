@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DType } from '../dtype';
+import { readJsonObject } from '../io/json-file';
 import { pythonJsonDumps } from '../io/python-json';
 
 /** config.json as parsed JSON: transformers' own key names. */
@@ -86,14 +87,7 @@ export type CausalLMConfig = LlamaConfig | GPT2Config;
 export function readConfig(dirOrFile: string): HFConfig {
   const file = dirOrFile.endsWith('.json') ? dirOrFile : path.join(dirOrFile, 'config.json');
   if (!fs.existsSync(file)) throw new Error(`no config.json: '${file}' does not exist`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`'${file}' is not valid JSON: ${(e as Error).message}`);
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`'${file}' must hold a JSON object`);
-  return raw as HFConfig;
+  return readJsonObject(file, 'config');
 }
 
 // ---- field readers: the key in the message is the config.json key ----
