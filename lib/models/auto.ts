@@ -14,6 +14,7 @@ import { Module, Parameter } from '../nn';
 import { Device, Tensor } from '../tensor';
 import { CausalLM } from './causal-lm';
 import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig } from './config';
+import { checkConfigSizes } from './config-sizes';
 import { readGenerationConfig } from './generation-config';
 import { GPT2LMHeadModel } from './gpt2';
 import { LlamaForCausalLM } from './llama';
@@ -259,6 +260,7 @@ export class AutoModelForCausalLM {
   static fromConfig(config: HFConfig | CausalLMConfig, opts: FromConfigOptions = {}): CausalLM {
     const arch = architectureOf(isParsed(config) ? { model_type: config.modelType } : config);
     const parsed = isParsed(config) ? config : arch.parse(config);
+    checkConfigSizes(parsed, 'the config given to fromConfig', { raw: isParsed(config) ? undefined : config });
     const device = opts.device ?? 'cpu';
     const model = arch.build(parsed, { device, dtype: resolveDType(opts.dtype ?? 'float32', parsed) ?? 'float32' });
     if (device !== 'meta') model.initWeights();
@@ -278,12 +280,16 @@ export class AutoModelForCausalLM {
     const device = opts.device ?? 'cpu';
     const dtype = resolveDType(opts.dtype ?? 'auto', config);
     const { kind, files } = weightFiles(dir);
+    // safetensors headers are read before anything is built: the config's sizes are checked against them.
+    const headers = kind === 'safetensors' ? files.map((f) => readSafetensorsHeader(f)) : [];
+    const shapes = new Map(headers.flatMap((h) => [...h.tensors].map(([k, e]) => [k, e.shape] as [string, number[]])));
+    checkConfigSizes(config, path.join(dir, 'config.json'), { raw, shapes: kind === 'safetensors' ? shapes : undefined });
     const model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
     const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
     try {
-      for (const file of files) {
+      for (const [i, file] of files.entries()) {
         if (kind === 'safetensors') {
-          const header = readSafetensorsHeader(file);
+          const header = headers[i];
           const shapes = new Map([...header.tensors].map(([k, e]) => [k, e.shape]));
           loader.check(file, shapes);
           if (device === 'meta') {

@@ -162,11 +162,11 @@ export function ropeParameters(c: HFConfig): RopeParameters {
   const type = params.rope_type ?? params.type ?? 'default';
   if (typeof type !== 'string') throw new Error(`config: rope_type must be a string, got ${JSON.stringify(type)}`);
   const theta = params.rope_theta ?? c.rope_theta ?? 10000;
-  if (typeof theta !== 'number') throw new Error(`config: rope_theta must be a number, got ${JSON.stringify(theta)}`);
+  if (typeof theta !== 'number' || !(theta > 0) || !Number.isFinite(theta)) throw new Error(`config: rope_theta must be a positive number, got ${String(theta)}`);
   const n = (k: string): number | undefined => {
     const v = params[k];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number') throw new Error(`config: rope parameter '${k}' must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`config: rope parameter '${k}' must be a finite number, got ${String(v)}`);
     return v;
   };
   const prf = n('partial_rotary_factor') ?? (typeof c.partial_rotary_factor === 'number' ? c.partial_rotary_factor : 1);
