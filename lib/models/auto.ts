@@ -137,6 +137,8 @@ class CheckpointLoader {
   private readonly mismatched: string[] = [];
   /** meta tensor of the model -> the loaded one that replaces it */
   private readonly replacement = new Map<Tensor, Tensor>();
+  /** Keys of tied weights the checkpoint holds with other values than the first name's: key -> its own tensor. */
+  private readonly untied = new Map<string, Tensor>();
   private addPrefix?: boolean;
 
   constructor(
@@ -196,23 +198,53 @@ class CheckpointLoader {
     const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
     noGrad(() => {
       for (const [name, t] of entries) {
-        const mine = this.own[this.keyOf(name)];
-        if (mine !== undefined && !this.replacement.has(mine)) {
+        const key = this.keyOf(name);
+        const mine = this.own[key];
+        if (mine !== undefined) {
+          const first = this.replacement.get(mine);
           const cast = this.opts.dtype !== undefined && isFloatingPoint(t.dtype) && isFloatingPoint(mine.dtype) ? this.opts.dtype : undefined;
           const moved = t.to({ device: this.opts.device, dtype: cast });
-          const fresh = mine instanceof Parameter ? new Parameter(moved, mine.requiresGrad) : keep(moved.detach());
+          if (first === undefined || !moved.equal(first)) {
+            // A tied weight (tie_word_embeddings) whose second name holds other values: as transformers 5,
+            // each name keeps its own values, with a warning, rather than one silently taking the other's.
+            if (first !== undefined) this.warnUntied(key);
+            const fresh = mine instanceof Parameter ? new Parameter(moved, mine.requiresGrad) : keep(moved.detach());
+            if (first === undefined) this.replacement.set(mine, fresh);
+            else this.untied.set(key, fresh);
+            this.filled.add(mine);
+          }
           moved.dispose();
-          this.replacement.set(mine, fresh);
-          this.filled.add(mine);
         }
         t.dispose();
       }
     });
   }
 
+  private warnUntied(key: string): void {
+    const others = Object.entries(this.own)
+      .filter(([k, t]) => k !== key && t === this.own[key])
+      .map(([k]) => k);
+    process.emitWarning(
+      `config.json ties ${key} to ${others.join(', ')} (tie_word_embeddings), but the checkpoint holds both with different values: ` +
+        'they are not tied, as transformers does. Set tie_word_embeddings to false in config.json to silence this warning.',
+      { type: 'TransformersWarning' },
+    );
+  }
+
   /** Puts the loaded tensors in place of the meta ones, in every field that held one (tied weights too). */
   install(): void {
     if (this.replacement.size === 0) return;
+    this.installReplacements();
+    // Untied weights: the named field only (the other names keep the first tensor).
+    for (const [key, fresh] of this.untied) {
+      const dot = key.lastIndexOf('.');
+      const owner = (dot < 0 ? this.model : this.model.getSubmodule(key.slice(0, dot))) as unknown as Record<string, unknown>;
+      owner[key.slice(dot + 1)] = fresh;
+    }
+    this.untied.clear();
+  }
+
+  private installReplacements(): void {
     for (const m of this.model.modules()) {
       const fields = m as unknown as Record<string, unknown>;
       for (const key of Object.keys(fields)) {
@@ -229,8 +261,9 @@ class CheckpointLoader {
 
   /** Frees what was loaded but not installed (after an error). */
   discard(): void {
-    for (const t of this.replacement.values()) t.dispose();
+    for (const t of [...this.replacement.values(), ...this.untied.values()]) t.dispose();
     this.replacement.clear();
+    this.untied.clear();
   }
 
   /** Marks tensors as present without data (a 'meta' load). */
