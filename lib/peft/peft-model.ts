@@ -257,6 +257,9 @@ export class PeftModel<M extends Module = Module> extends Module {
     let result: { missingKeys: string[]; unexpectedKeys: string[] };
     try {
       result = setPeftModelStateDict(this, weights, adapterName);
+    } catch (e) {
+      if (e instanceof Error) e.message += ` (adapter folder '${folder}')`;
+      throw e;
     } finally {
       for (const t of weights.values()) t.dispose();
     }
