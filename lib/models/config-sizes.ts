@@ -2,7 +2,9 @@
 // proportion to them (a module per layer, rotary frequencies per head dimension), so an absurd value
 // (head_dim 2^31) must fail at once, naming the key and the file, instead of after a minute and gigabytes.
 // Two checks, both generic over the architectures' parsed configs: bounds far above any released model,
-// and, when the checkpoint's shapes are known (safetensors headers), each size must appear in them.
+// and, when the checkpoint's names are known (safetensors headers), the layer count they hold. Within
+// those, building on 'meta' is cheap, and the loader's shape check (key, file, both shapes) does the rest
+// before any tensor data is read.
 import { CausalLMConfig } from './config';
 
 /** A parsed size field, the config.json keys that spell it (in the order architectures use them), and its bound. */
@@ -41,8 +43,8 @@ function layersHeld(names: Iterable<string>): number {
 }
 
 /**
- * Refuses sizes above the bounds (always) and sizes the checkpoint does not hold (when its tensors' shapes
- * are given): the error names the config.json key, the value and `where` (the config file).
+ * Refuses sizes above the bounds (always) and more layers than the checkpoint holds (when its tensors'
+ * names are given): the error names the config.json key, the value and `where` (the config file).
  */
 export function checkConfigSizes(
   config: CausalLMConfig,
@@ -59,22 +61,7 @@ export function checkConfigSizes(
   if (typeof prf === 'number' && !(prf > 0 && prf <= 1)) problems.push(`'partial_rotary_factor' is ${prf}; it must be in (0, 1]`);
   const shapes = opts.shapes;
   if (shapes !== undefined && shapes.size > 0 && problems.length === 0) {
-    const dims = new Set<number>();
-    for (const s of shapes.values()) for (const d of s) dims.add(d);
     const field = (name: string) => SIZE_FIELDS.find((f) => f.field === name)!;
-    const held = (label: string, value: number | undefined) => {
-      if (value !== undefined && value > 0 && !dims.has(value))
-        problems.push(`${label} (${value}) is not a dimension of any tensor in the checkpoint`);
-    };
-    for (const name of ['hiddenSize', 'vocabSize', 'intermediateSize']) held(`'${keyOf(field(name), opts.raw)}'`, sizeOf(config, name));
-    const headDim = sizeOf(config, 'headDim');
-    const heads = sizeOf(config, 'numAttentionHeads');
-    const kvHeads = sizeOf(config, 'numKeyValueHeads');
-    if (headDim !== undefined && heads !== undefined) {
-      const hd = `'${keyOf(field('headDim'), opts.raw)}'`;
-      held(`'${keyOf(field('numAttentionHeads'), opts.raw)}' × ${hd}`, heads * headDim);
-      if (kvHeads !== undefined) held(`'${keyOf(field('numKeyValueHeads'), opts.raw)}' × ${hd}`, kvHeads * headDim);
-    }
     const layers = sizeOf(config, 'numHiddenLayers');
     const have = layersHeld(shapes.keys());
     if (layers !== undefined && layers > have)
