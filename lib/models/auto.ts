@@ -308,16 +308,32 @@ export class AutoModelForCausalLM {
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
     const raw = readConfig(dir);
-    const arch = architectureOf(raw);
-    const config = arch.parse(raw);
+    const configFile = path.join(dir, 'config.json');
+    let arch: Architecture;
+    let config: CausalLMConfig;
+    try {
+      arch = architectureOf(raw);
+      config = arch.parse(raw);
+    } catch (e) {
+      // The parsers name the key; the file is named here.
+      if (e instanceof Error) e.message += ` (in '${configFile}')`;
+      throw e;
+    }
     const device = opts.device ?? 'cpu';
     const dtype = resolveDType(opts.dtype ?? 'auto', config);
     const { kind, files } = weightFiles(dir);
     // safetensors headers are read before anything is built: the config's sizes are checked against them.
     const headers = kind === 'safetensors' ? files.map((f) => readSafetensorsHeader(f)) : [];
     const shapes = new Map(headers.flatMap((h) => [...h.tensors].map(([k, e]) => [k, e.shape] as [string, number[]])));
-    checkConfigSizes(config, path.join(dir, 'config.json'), { raw, shapes: kind === 'safetensors' ? shapes : undefined });
-    const model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
+    checkConfigSizes(config, configFile, { raw, shapes: kind === 'safetensors' ? shapes : undefined });
+    let model: CausalLM & { initWeights(): unknown };
+    try {
+      model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
+    } catch (e) {
+      // A value the parser let through that the architecture refuses (an activation, a rope type).
+      if (e instanceof Error) e.message += ` (in '${configFile}')`;
+      throw e;
+    }
     const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
     try {
       for (const [i, file] of files.entries()) {

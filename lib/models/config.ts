@@ -106,6 +106,12 @@ function int(c: HFConfig, key: string, fallback?: number): number {
   if (!Number.isInteger(v) || v < 0) throw new Error(`config: '${key}' must be a non-negative integer, got ${v}`);
   return v;
 }
+/** A dropout probability, as nn.Dropout takes it: a number in [0, 1]. */
+function prob(c: HFConfig, key: string, fallback: number): number {
+  const v = num(c, key, fallback);
+  if (!(v >= 0 && v <= 1)) throw new Error(`config: '${key}' must be a probability in [0, 1], got ${v}`);
+  return v;
+}
 function bool(c: HFConfig, key: string, fallback: boolean): boolean {
   const v = c[key];
   if (v === undefined || v === null) return fallback;
@@ -266,7 +272,7 @@ export function parseLlamaConfig(c: HFConfig): LlamaConfig {
     rmsNormEps: num(c, 'rms_norm_eps', 1e-6),
     rope: ropeParameters(c),
     attentionBias: bool(c, 'attention_bias', false),
-    attentionDropout: num(c, 'attention_dropout', 0),
+    attentionDropout: prob(c, 'attention_dropout', 0),
     mlpBias: bool(c, 'mlp_bias', false),
     tieWordEmbeddings: bool(c, 'tie_word_embeddings', false),
     padTokenId: optInt(c, 'pad_token_id'),
@@ -324,9 +330,9 @@ export function parseGPT2Config(c: HFConfig): GPT2Config {
     numAttentionHeads,
     intermediateSize: optInt(c, 'n_inner') ?? 4 * hiddenSize,
     activationFunction: str(c, 'activation_function', 'gelu_new'),
-    residPdrop: num(c, 'resid_pdrop', 0.1),
-    embdPdrop: num(c, 'embd_pdrop', 0.1),
-    attnPdrop: num(c, 'attn_pdrop', 0.1),
+    residPdrop: prob(c, 'resid_pdrop', 0.1),
+    embdPdrop: prob(c, 'embd_pdrop', 0.1),
+    attnPdrop: prob(c, 'attn_pdrop', 0.1),
     layerNormEpsilon: num(c, 'layer_norm_epsilon', 1e-5),
     initializerRange: num(c, 'initializer_range', 0.02),
     scaleAttnWeights: bool(c, 'scale_attn_weights', true),
