@@ -7,6 +7,7 @@ import * as path from 'path';
 import { noGrad } from '../autograd';
 import { DType, isFloatingPoint } from '../dtype';
 import { loadSafetensors, readSafetensorsHeader } from '../io/safetensors';
+import { readConsistently } from '../io/folder-swap';
 import { readJsonObject } from '../io/json-file';
 import { loadTorchBin } from '../io/torch-bin';
 import { keep } from '../memory';
@@ -306,6 +307,13 @@ export class AutoModelForCausalLM {
    * transformers' from_pretrained. With device 'meta' only the headers are read (shapes are checked).
    */
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
+    // Read again if a save replaced the folder meanwhile: a model never mixes the files of two saves.
+    return readConsistently(dir, () => loadPretrained(dir, opts), (m) => m.dispose());
+  }
+}
+
+async function loadPretrained(dir: string, opts: FromPretrainedOptions): Promise<CausalLM> {
+  {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
     const raw = readConfig(dir);
     const configFile = path.join(dir, 'config.json');
