@@ -121,9 +121,13 @@ export async function folderIdentity(dir: string): Promise<string | undefined> {
       return `${st.dev}:${st.ino}`;
     } catch {
       const pattern = siblingPattern(path.basename(abs));
-      const swapping = (await fs.promises.readdir(path.dirname(abs)).catch(() => [] as string[])).some((n) => pattern.test(n) && n.includes('.old-'));
-      if (!swapping) return undefined;
-      await new Promise((r) => setTimeout(r, 10));
+      const old = (await fs.promises.readdir(path.dirname(abs)).catch(() => [] as string[]))
+        .map((n) => pattern.exec(n))
+        .filter((m): m is RegExpExecArray => m !== null && m[1] === 'old');
+      if (old.length === 0) return undefined;
+      // A writer killed between its two renames left the old folder aside: put it back (as its next save would).
+      if (old.some((m) => Number(m[2]) !== process.pid && !pidAlive(Number(m[2])))) await withFolderLock(abs, () => recoverFolder(abs));
+      else await new Promise((r) => setTimeout(r, 10)); // a live writer is between its renames
     }
   }
   return undefined;
