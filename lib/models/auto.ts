@@ -312,83 +312,82 @@ export class AutoModelForCausalLM {
   }
 }
 
+/** One read of a model folder (fromPretrained repeats it if a save swapped the folder meanwhile). */
 async function loadPretrained(dir: string, opts: FromPretrainedOptions): Promise<CausalLM> {
-  {
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
-    const raw = readConfig(dir);
-    const configFile = path.join(dir, 'config.json');
-    let arch: Architecture;
-    let config: CausalLMConfig;
-    try {
-      arch = architectureOf(raw);
-      config = arch.parse(raw);
-    } catch (e) {
-      // The parsers name the key; the file is named here.
-      if (e instanceof Error) e.message += ` (in '${configFile}')`;
-      throw e;
-    }
-    const device = opts.device ?? 'cpu';
-    const dtype = resolveDType(opts.dtype ?? 'auto', config);
-    const { kind, files } = weightFiles(dir);
-    // safetensors headers are read before anything is built: the config's sizes are checked against them.
-    const headers = kind === 'safetensors' ? files.map((f) => readSafetensorsHeader(f)) : [];
-    const shapes = new Map(headers.flatMap((h) => [...h.tensors].map(([k, e]) => [k, e.shape] as [string, number[]])));
-    checkConfigSizes(config, configFile, { raw, shapes: kind === 'safetensors' ? shapes : undefined });
-    let model: CausalLM & { initWeights(): unknown };
-    try {
-      model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
-    } catch (e) {
-      // A value the parser let through that the architecture refuses (an activation, a rope type).
-      if (e instanceof Error) e.message += ` (in '${configFile}')`;
-      throw e;
-    }
-    const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
-    try {
-      for (const [i, file] of files.entries()) {
-        if (kind === 'safetensors') {
-          const header = headers[i];
-          const shapes = new Map([...header.tensors].map(([k, e]) => [k, e.shape]));
-          loader.check(file, shapes);
-          if (device === 'meta') {
-            loader.markPresent(shapes.keys());
-            continue;
-          }
-          loader.assign(await loadSafetensors(file, { device }));
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
+  const raw = readConfig(dir);
+  const configFile = path.join(dir, 'config.json');
+  let arch: Architecture;
+  let config: CausalLMConfig;
+  try {
+    arch = architectureOf(raw);
+    config = arch.parse(raw);
+  } catch (e) {
+    // The parsers name the key; the file is named here.
+    if (e instanceof Error) e.message += ` (in '${configFile}')`;
+    throw e;
+  }
+  const device = opts.device ?? 'cpu';
+  const dtype = resolveDType(opts.dtype ?? 'auto', config);
+  const { kind, files } = weightFiles(dir);
+  // safetensors headers are read before anything is built: the config's sizes are checked against them.
+  const headers = kind === 'safetensors' ? files.map((f) => readSafetensorsHeader(f)) : [];
+  const shapes = new Map(headers.flatMap((h) => [...h.tensors].map(([k, e]) => [k, e.shape] as [string, number[]])));
+  checkConfigSizes(config, configFile, { raw, shapes: kind === 'safetensors' ? shapes : undefined });
+  let model: CausalLM & { initWeights(): unknown };
+  try {
+    model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
+  } catch (e) {
+    // A value the parser let through that the architecture refuses (an activation, a rope type).
+    if (e instanceof Error) e.message += ` (in '${configFile}')`;
+    throw e;
+  }
+  const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
+  try {
+    for (const [i, file] of files.entries()) {
+      if (kind === 'safetensors') {
+        const header = headers[i];
+        const shapes = new Map([...header.tensors].map(([k, e]) => [k, e.shape]));
+        loader.check(file, shapes);
+        if (device === 'meta') {
+          loader.markPresent(shapes.keys());
+          continue;
+        }
+        loader.assign(await loadSafetensors(file, { device }));
+      } else {
+        // torch.save files have no separate header: the tensors are read (on the CPU for a meta load).
+        const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : device });
+        const entries = Object.entries(tensors);
+        try {
+          loader.check(file, new Map(entries.map(([k, t]) => [k, t.shape])));
+        } catch (e) {
+          for (const [, t] of entries) t.dispose();
+          throw e;
+        }
+        if (device === 'meta') {
+          loader.markPresent(entries.map(([k]) => k));
+          for (const [, t] of entries) t.dispose();
         } else {
-          // torch.save files have no separate header: the tensors are read (on the CPU for a meta load).
-          const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : device });
-          const entries = Object.entries(tensors);
-          try {
-            loader.check(file, new Map(entries.map(([k, t]) => [k, t.shape])));
-          } catch (e) {
-            for (const [, t] of entries) t.dispose();
-            throw e;
-          }
-          if (device === 'meta') {
-            loader.markPresent(entries.map(([k]) => k));
-            for (const [, t] of entries) t.dispose();
-          } else {
-            loader.assign(tensors);
-          }
+          loader.assign(tensors);
         }
       }
-      loader.finish(dir);
-      loader.install();
-      // Non-persistent buffers (rotary inv_freq) are computed, not loaded.
-      for (const m of model.modules()) {
-        const reset = (m as { resetBuffers?: (o: { device?: Device }) => void }).resetBuffers;
-        if (typeof reset === 'function') reset.call(m, { device });
-      }
-    } catch (e) {
-      loader.discard();
-      model.dispose();
-      throw e;
     }
-    model.eval();
-    model.nameOrPath = dir;
-    model.generationConfig = readGenerationConfig(dir);
-    return model;
+    loader.finish(dir);
+    loader.install();
+    // Non-persistent buffers (rotary inv_freq) are computed, not loaded.
+    for (const m of model.modules()) {
+      const reset = (m as { resetBuffers?: (o: { device?: Device }) => void }).resetBuffers;
+      if (typeof reset === 'function') reset.call(m, { device });
+    }
+  } catch (e) {
+    loader.discard();
+    model.dispose();
+    throw e;
   }
+  model.eval();
+  model.nameOrPath = dir;
+  model.generationConfig = readGenerationConfig(dir);
+  return model;
 }
 
 /** Parameters of a model, counted as transformers' num_parameters() (tied weights once). */
