@@ -94,5 +94,5 @@ test.each([
 test('a generation_config.json that is not JSON is a clear error', async () => {
   const dir = withGenerationConfig(null);
   fs.writeFileSync(path.join(dir, 'generation_config.json'), '{ nope');
-  await expect(AutoModelForCausalLM.fromPretrained(dir)).rejects.toThrow(/generation_config\.json is not valid JSON/);
+  await expect(AutoModelForCausalLM.fromPretrained(dir)).rejects.toThrow(/generation_config\.json' is not valid JSON/);
 });

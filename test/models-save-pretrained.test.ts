@@ -4,6 +4,7 @@
 // save in the same folder is replaced. (test/interop/transformers_interop.py checks that transformers
 // itself loads these folders.)
 import * as fs from 'fs';
+import * as safetensorsIO from '../lib/io/safetensors';
 import * as path from 'path';
 import { loadSafetensorsSync, manualSeed, memory, noGrad, PeftModel, readSafetensorsHeader, Tensor } from '../lib';
 import {
@@ -324,26 +325,23 @@ test('a save that fails leaves the earlier checkpoint loadable and no temporary 
   await model.savePretrained(dir, { maxShardSize: 100000 });
   const before = fs.readdirSync(dir).sort();
   const index = fs.readFileSync(path.join(dir, 'model.safetensors.index.json'));
-  // The same shard names with other weights (all doubled), failing while the shards are put in place:
-  // after three of them have replaced the earlier ones, the fourth rename fails.
+  // The same shard names with other weights (all doubled), failing at the fourth shard: the save writes
+  // into a staging copy of the folder, so nothing of it may reach the folder.
   const changed = await AutoModelForCausalLM.fromPretrained(GPT2_DIR);
   noGrad(() => [...changed.parameters()].forEach((p) => p.mul_(2)));
-  const rename = fs.promises.rename;
-  let shardRenames = 0;
-  let failed = false;
-  const spy = jest.spyOn(fs.promises, 'rename').mockImplementation(async (from, to) => {
-    // (after the failure, the renames that put the earlier files back go through)
-    if (!failed && /model-\d{5}-of-\d{5}\.safetensors$/.test(String(to)) && ++shardRenames === 4) {
-      failed = true;
-      throw new Error('injected: disk full');
-    }
-    return rename(from, to);
+  const save = safetensorsIO.saveSafetensors;
+  let shardRenames = 0; // shards written
+  const spy = jest.spyOn(safetensorsIO, 'saveSafetensors').mockImplementation(async (tensors, file, o) => {
+    if (/model-\d{5}-of-\d{5}\.safetensors$/.test(String(file)) && ++shardRenames === 4) throw new Error('injected: disk full');
+    return save(tensors, file, o);
   });
   try {
     await expect(changed.savePretrained(dir, { maxShardSize: 100000 })).rejects.toThrow('injected: disk full');
   } finally {
     spy.mockRestore();
   }
+  // No staging folder left beside it either.
+  expect(fs.readdirSync(path.dirname(dir)).filter((n) => n.startsWith(`.${path.basename(dir)}.`))).toEqual([]);
   expect(shardRenames).toBe(4);
   expect(fs.readdirSync(dir).sort()).toEqual(before); // nor the new shards put in place before the failure
   expect(leftovers(dir)).toEqual([]);

@@ -8,6 +8,8 @@ import { noGrad } from '../autograd';
 import { DType, isFloatingPoint } from '../dtype';
 import { requireLocalFolder } from '../io/local-folder';
 import { loadSafetensors, readSafetensorsHeader } from '../io/safetensors';
+import { readConsistently } from '../io/folder-swap';
+import { readJsonObject } from '../io/json-file';
 import { loadTorchBin } from '../io/torch-bin';
 import { keep } from '../memory';
 import { Module, Parameter } from '../nn';
@@ -16,6 +18,7 @@ import { BnbLoader, resolveQuantizationConfig } from '../quant/load';
 import { Device, Tensor } from '../tensor';
 import { CausalLM } from './causal-lm';
 import { CausalLMConfig, HFConfig, parseGPT2Config, parseLlamaConfig, readConfig } from './config';
+import { checkConfigSizes } from './config-sizes';
 import { readGenerationConfig } from './generation-config';
 import { GemmaForCausalLM, GemmaConfig, parseGemmaConfig } from './gemma';
 import { Gemma2Config, Gemma2ForCausalLM, parseGemma2Config } from './gemma2';
@@ -188,14 +191,13 @@ function weightFiles(dir: string): { kind: 'safetensors' | 'bin'; files: string[
     ['pytorch_model.bin.index.json', 'bin'],
   ] as const) {
     if (!fs.existsSync(p(index))) continue;
-    let map: unknown;
-    try {
-      map = (JSON.parse(fs.readFileSync(p(index), 'utf8')) as { weight_map?: unknown }).weight_map;
-    } catch (e) {
-      throw new Error(`'${p(index)}' is not valid JSON: ${(e as Error).message}`);
-    }
-    if (map === null || typeof map !== 'object') throw new Error(`'${p(index)}' has no weight_map object`);
-    const shards = [...new Set(Object.values(map as Record<string, unknown>).map(String))];
+    const map = readJsonObject(p(index), 'weight index').weight_map;
+    if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new Error(`'${p(index)}' has no weight_map object`);
+    const values = Object.values(map as Record<string, unknown>);
+    // A shard name is a file in this folder: a path elsewhere ('../x', '/etc/x') is refused, as a wrong type is.
+    const badShard = values.find((v) => typeof v !== 'string' || v !== path.basename(v) || v === '.' || v === '..');
+    if (badShard !== undefined) throw new Error(`'${p(index)}': weight_map values must be file names in the same folder, got ${JSON.stringify(badShard)}`);
+    const shards = [...new Set(values as string[])];
     for (const s of shards) if (!fs.existsSync(p(s))) throw new Error(`shard '${s}' listed in '${p(index)}' does not exist in '${dir}'`);
     return { kind, files: shards.map(p) };
   }
@@ -217,6 +219,8 @@ class CheckpointLoader {
   private readonly mismatched: string[] = [];
   /** meta tensor of the model -> the loaded one that replaces it */
   private readonly replacement = new Map<Tensor, Tensor>();
+  /** Keys of tied weights the checkpoint holds with other values than the first name's: key -> its own tensor. */
+  private readonly untied = new Map<string, Tensor>();
   private addPrefix?: boolean;
 
   constructor(
@@ -276,23 +280,53 @@ class CheckpointLoader {
     const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
     noGrad(() => {
       for (const [name, t] of entries) {
-        const mine = this.own[this.keyOf(name)];
-        if (mine !== undefined && !this.replacement.has(mine)) {
+        const key = this.keyOf(name);
+        const mine = this.own[key];
+        if (mine !== undefined) {
+          const first = this.replacement.get(mine);
           const cast = this.opts.dtype !== undefined && isFloatingPoint(t.dtype) && isFloatingPoint(mine.dtype) ? this.opts.dtype : undefined;
           const moved = t.to({ device: this.opts.device, dtype: cast });
-          const fresh = mine instanceof Parameter ? new Parameter(moved, mine.requiresGrad) : keep(moved.detach());
+          if (first === undefined || !moved.equal(first)) {
+            // A tied weight (tie_word_embeddings) whose second name holds other values: as transformers 5,
+            // each name keeps its own values, with a warning, rather than one silently taking the other's.
+            if (first !== undefined) this.warnUntied(key);
+            const fresh = mine instanceof Parameter ? new Parameter(moved, mine.requiresGrad) : keep(moved.detach());
+            if (first === undefined) this.replacement.set(mine, fresh);
+            else this.untied.set(key, fresh);
+            this.filled.add(mine);
+          }
           moved.dispose();
-          this.replacement.set(mine, fresh);
-          this.filled.add(mine);
         }
         t.dispose();
       }
     });
   }
 
+  private warnUntied(key: string): void {
+    const others = Object.entries(this.own)
+      .filter(([k, t]) => k !== key && t === this.own[key])
+      .map(([k]) => k);
+    process.emitWarning(
+      `config.json ties ${key} to ${others.join(', ')} (tie_word_embeddings), but the checkpoint holds both with different values: ` +
+        'they are not tied, as transformers does. Set tie_word_embeddings to false in config.json to silence this warning.',
+      { type: 'TransformersWarning' },
+    );
+  }
+
   /** Puts the loaded tensors in place of the meta ones, in every field that held one (tied weights too). */
   install(): void {
     if (this.replacement.size === 0) return;
+    this.installReplacements();
+    // Untied weights: the named field only (the other names keep the first tensor).
+    for (const [key, fresh] of this.untied) {
+      const dot = key.lastIndexOf('.');
+      const owner = (dot < 0 ? this.model : this.model.getSubmodule(key.slice(0, dot))) as unknown as Record<string, unknown>;
+      owner[key.slice(dot + 1)] = fresh;
+    }
+    this.untied.clear();
+  }
+
+  private installReplacements(): void {
     for (const m of this.model.modules()) {
       const fields = m as unknown as Record<string, unknown>;
       for (const key of Object.keys(fields)) {
@@ -309,8 +343,9 @@ class CheckpointLoader {
 
   /** Frees what was loaded but not installed (after an error). */
   discard(): void {
-    for (const t of this.replacement.values()) t.dispose();
+    for (const t of [...this.replacement.values(), ...this.untied.values()]) t.dispose();
     this.replacement.clear();
+    this.untied.clear();
   }
 
   /** Marks tensors as present without data (a 'meta' load). */
@@ -340,6 +375,7 @@ export class AutoModelForCausalLM {
   static fromConfig(config: HFConfig | CausalLMConfig, opts: FromConfigOptions = {}): CausalLM {
     const arch = architectureOf(isParsed(config) ? { model_type: config.modelType } : config);
     const parsed = isParsed(config) ? config : arch.parse(config);
+    checkConfigSizes(parsed, 'the config given to fromConfig', { raw: isParsed(config) ? undefined : config });
     const device = opts.device ?? 'cpu';
     const model = arch.build(parsed, { device, dtype: resolveDType(opts.dtype ?? 'float32', parsed) ?? 'float32' });
     if (device !== 'meta') model.initWeights();
@@ -354,85 +390,112 @@ export class AutoModelForCausalLM {
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
     checkOptions(opts, { device: true, dtype: true, strict: true, quantizationConfig: true }, 'AutoModelForCausalLM.fromPretrained');
     requireLocalFolder(dir, 'model folder');
-    const raw = readConfig(dir);
-    const arch = architectureOf(raw);
-    const config = arch.parse(raw);
-    const device = opts.device ?? 'cpu';
-    const dtype = resolveDType(opts.dtype ?? 'auto', config);
-    const { kind, files } = weightFiles(dir);
-    const model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
-    const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
-    const quantConfig = resolveQuantizationConfig(raw, opts.quantizationConfig);
-    const bnb = quantConfig !== undefined ? new BnbLoader(model, quantConfig) : undefined;
-    // Read straight onto a GPU and cast there, a checkpoint would sit on it in both dtypes at once: when
-    // a dtype is asked for, read to the CPU, where assign() casts each tensor before it moves.
-    const readDevice = dtype !== undefined && device !== 'cpu' && device !== 'meta' ? 'cpu' : device;
-    try {
-      for (const file of files) {
-        if (kind === 'safetensors') {
-          const header = readSafetensorsHeader(file);
-          let shapes = new Map([...header.tensors].map(([k, e]) => [k, e.shape]));
-          if (bnb !== undefined) {
-            loader.decidePrefix([...shapes.keys()].map((k) => k.replace(/\.weight\..*$/, '.weight')));
-            shapes = bnb.takePrequantized(shapes, (n) => loader.keyOf(n));
-          }
-          loader.check(file, shapes);
-          if (device === 'meta') {
-            loader.markPresent(shapes.keys());
-            if (bnb !== undefined) loader.markPresent(bnb.prequantizedWeights);
-            continue;
-          }
-          if (bnb === undefined) {
-            loader.assign(await loadSafetensors(file, { device: readDevice }));
-            continue;
-          }
-          // bitsandbytes: the saved 4-bit modules first, then the float tensors a decoder layer at a time,
-          // each layer's Linear weights quantized before the next is read.
-          loader.markPresent(await bnb.loadPrequantized(file, header.tensors.keys(), (n) => loader.keyOf(n), device));
-          for (const group of BnbLoader.layerGroups([...shapes.keys()])) {
-            loader.assign(await loadSafetensors(file, { device, keys: group }));
-            loader.install();
-            if (!bnb.hasPrequantized) bnb.quantizeLoaded();
-          }
+    // Read again if a save replaced the folder meanwhile: a model never mixes the files of two saves.
+    return readConsistently(dir, () => loadPretrained(dir, opts), (m) => m.dispose());
+  }
+}
+
+/** One read of a model folder (fromPretrained repeats it if a save swapped the folder meanwhile). */
+async function loadPretrained(dir: string, opts: FromPretrainedOptions): Promise<CausalLM> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
+  const raw = readConfig(dir);
+  const configFile = path.join(dir, 'config.json');
+  let arch: Architecture;
+  let config: CausalLMConfig;
+  try {
+    arch = architectureOf(raw);
+    config = arch.parse(raw);
+  } catch (e) {
+    // The parsers name the key; the file is named here.
+    if (e instanceof Error) e.message += ` (in '${configFile}')`;
+    throw e;
+  }
+  const device = opts.device ?? 'cpu';
+  const dtype = resolveDType(opts.dtype ?? 'auto', config);
+  const { kind, files } = weightFiles(dir);
+  // safetensors headers are read before anything is built: the config's sizes are checked against them.
+  const headers = kind === 'safetensors' ? files.map((f) => readSafetensorsHeader(f)) : [];
+  const allShapes = new Map(headers.flatMap((h) => [...h.tensors].map(([k, e]) => [k, e.shape] as [string, number[]])));
+  checkConfigSizes(config, configFile, { raw, shapes: kind === 'safetensors' ? allShapes : undefined });
+  let model: CausalLM;
+  try {
+    model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
+  } catch (e) {
+    // A value the parser let through that the architecture refuses (an activation, a rope type).
+    if (e instanceof Error) e.message += ` (in '${configFile}')`;
+    throw e;
+  }
+  const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
+  const quantConfig = resolveQuantizationConfig(raw, opts.quantizationConfig);
+  const bnb = quantConfig !== undefined ? new BnbLoader(model, quantConfig) : undefined;
+  // Read straight onto a GPU and cast there, a checkpoint would sit on it in both dtypes at once: when
+  // a dtype is asked for, read to the CPU, where assign() casts each tensor before it moves.
+  const readDevice = dtype !== undefined && device !== 'cpu' && device !== 'meta' ? 'cpu' : device;
+  try {
+    for (const [i, file] of files.entries()) {
+      if (kind === 'safetensors') {
+        const header = headers[i];
+        let shapes = new Map([...header.tensors].map(([k, e]) => [k, e.shape]));
+        if (bnb !== undefined) {
+          loader.decidePrefix([...shapes.keys()].map((k) => k.replace(/\.weight\..*$/, '.weight')));
+          shapes = bnb.takePrequantized(shapes, (n) => loader.keyOf(n));
+        }
+        loader.check(file, shapes);
+        if (device === 'meta') {
+          loader.markPresent(shapes.keys());
+          if (bnb !== undefined) loader.markPresent(bnb.prequantizedWeights);
+          continue;
+        }
+        if (bnb === undefined) {
+          loader.assign(await loadSafetensors(file, { device: readDevice }));
+          continue;
+        }
+        // bitsandbytes: the saved 4-bit modules first, then the float tensors a decoder layer at a time,
+        // each layer's Linear weights quantized before the next is read.
+        loader.markPresent(await bnb.loadPrequantized(file, header.tensors.keys(), (n) => loader.keyOf(n), device));
+        for (const group of BnbLoader.layerGroups([...shapes.keys()])) {
+          loader.assign(await loadSafetensors(file, { device, keys: group }));
+          loader.install();
+          if (!bnb.hasPrequantized) bnb.quantizeLoaded();
+        }
+      } else {
+        if (bnb !== undefined) throw new Error(`quantizationConfig: quantizing on load reads safetensors checkpoints; '${file}' is a torch.save file`);
+        // torch.save files have no separate header: the tensors are read (on the CPU for a meta load).
+        const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : readDevice });
+        const entries = Object.entries(tensors);
+        try {
+          loader.check(file, new Map(entries.map(([k, t]) => [k, t.shape])));
+        } catch (e) {
+          for (const [, t] of entries) t.dispose();
+          throw e;
+        }
+        if (device === 'meta') {
+          loader.markPresent(entries.map(([k]) => k));
+          for (const [, t] of entries) t.dispose();
         } else {
-          if (bnb !== undefined) throw new Error(`quantizationConfig: quantizing on load reads safetensors checkpoints; '${file}' is a torch.save file`);
-          // torch.save files have no separate header: the tensors are read (on the CPU for a meta load).
-          const tensors = await loadTorchBin(file, { device: device === 'meta' ? 'cpu' : readDevice });
-          const entries = Object.entries(tensors);
-          try {
-            loader.check(file, new Map(entries.map(([k, t]) => [k, t.shape])));
-          } catch (e) {
-            for (const [, t] of entries) t.dispose();
-            throw e;
-          }
-          if (device === 'meta') {
-            loader.markPresent(entries.map(([k]) => k));
-            for (const [, t] of entries) t.dispose();
-          } else {
-            loader.assign(tensors);
-          }
+          loader.assign(tensors);
         }
       }
-      loader.finish(dir);
-      loader.install();
-      // A 'meta' load of a 4-bit model: its Linear layers take their 4-bit shapes (nothing is read).
-      if (bnb !== undefined && device === 'meta') bnb.quantizeLoaded({ meta: true });
-      // Non-persistent buffers (rotary inv_freq) are computed, not loaded.
-      for (const m of model.modules()) {
-        const reset = (m as { resetBuffers?: (o: { device?: Device }) => void }).resetBuffers;
-        if (typeof reset === 'function') reset.call(m, { device });
-      }
-    } catch (e) {
-      loader.discard();
-      model.dispose();
-      throw e;
     }
-    model.eval();
-    model.nameOrPath = dir;
-    if (quantConfig !== undefined) model.quantizationConfig = quantConfig;
-    model.generationConfig = readGenerationConfig(dir);
-    return model;
+    loader.finish(dir);
+    loader.install();
+    // A 'meta' load of a 4-bit model: its Linear layers take their 4-bit shapes (nothing is read).
+    if (bnb !== undefined && device === 'meta') bnb.quantizeLoaded({ meta: true });
+    // Non-persistent buffers (rotary inv_freq) are computed, not loaded.
+    for (const m of model.modules()) {
+      const reset = (m as { resetBuffers?: (o: { device?: Device }) => void }).resetBuffers;
+      if (typeof reset === 'function') reset.call(m, { device });
+    }
+  } catch (e) {
+    loader.discard();
+    model.dispose();
+    throw e;
   }
+  if (quantConfig !== undefined) model.quantizationConfig = quantConfig;
+  model.eval();
+  model.nameOrPath = dir;
+  model.generationConfig = readGenerationConfig(dir);
+  return model;
 }
 
 /** Parameters of a model, counted as transformers' num_parameters() (tied weights once). */

@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DType } from '../dtype';
+import { readJsonObject } from '../io/json-file';
 import { pythonJsonDumps } from '../io/python-json';
 
 /** config.json as parsed JSON: transformers' own key names. */
@@ -109,14 +110,7 @@ export type CausalLMConfig = LlamaConfig | GPT2Config;
 export function readConfig(dirOrFile: string): HFConfig {
   const file = dirOrFile.endsWith('.json') ? dirOrFile : path.join(dirOrFile, 'config.json');
   if (!fs.existsSync(file)) throw new Error(`no config.json: '${file}' does not exist`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`'${file}' is not valid JSON: ${(e as Error).message}`);
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`'${file}' must hold a JSON object`);
-  return raw as HFConfig;
+  return readJsonObject(file, 'config');
 }
 
 // ---- field readers: the key in the message is the config.json key ----
@@ -133,6 +127,12 @@ function num(c: HFConfig, key: string, fallback?: number): number {
 function int(c: HFConfig, key: string, fallback?: number): number {
   const v = num(c, key, fallback);
   if (!Number.isInteger(v) || v < 0) throw new Error(`config: '${key}' must be a non-negative integer, got ${v}`);
+  return v;
+}
+/** A dropout probability, as nn.Dropout takes it: a number in [0, 1]. */
+function prob(c: HFConfig, key: string, fallback: number): number {
+  const v = num(c, key, fallback);
+  if (!(v >= 0 && v <= 1)) throw new Error(`config: '${key}' must be a probability in [0, 1], got ${v}`);
   return v;
 }
 function bool(c: HFConfig, key: string, fallback: boolean): boolean {
@@ -191,11 +191,11 @@ export function ropeParameters(c: HFConfig): RopeParameters {
   const type = params.rope_type ?? params.type ?? 'default';
   if (typeof type !== 'string') throw new Error(`config: rope_type must be a string, got ${JSON.stringify(type)}`);
   const theta = params.rope_theta ?? c.rope_theta ?? 10000;
-  if (typeof theta !== 'number') throw new Error(`config: rope_theta must be a number, got ${JSON.stringify(theta)}`);
+  if (typeof theta !== 'number' || !(theta > 0) || !Number.isFinite(theta)) throw new Error(`config: rope_theta must be a positive number, got ${String(theta)}`);
   const n = (k: string): number | undefined => {
     const v = params[k];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number') throw new Error(`config: rope parameter '${k}' must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`config: rope parameter '${k}' must be a finite number, got ${String(v)}`);
     return v;
   };
   const list = (k: string): number[] | undefined => {
@@ -396,7 +396,7 @@ export function parseLlamaConfig<C extends LlamaConfig = LlamaConfig>(c: HFConfi
     rmsNormEps: num(c, 'rms_norm_eps', d('rms_norm_eps', 1e-6)),
     rope: ropeParameters({ rope_theta: d('rope_theta', 10000), ...c }),
     attentionBias: bool(c, 'attention_bias', d('attention_bias', false)),
-    attentionDropout: num(c, 'attention_dropout', d('attention_dropout', 0)),
+    attentionDropout: prob(c, 'attention_dropout', d('attention_dropout', 0)),
     mlpBias: bool(c, 'mlp_bias', d('mlp_bias', false)),
     tieWordEmbeddings: bool(c, 'tie_word_embeddings', d('tie_word_embeddings', false)),
     padTokenId: optInt(c, 'pad_token_id'),
@@ -455,9 +455,9 @@ export function parseGPT2Config(c: HFConfig): GPT2Config {
     numAttentionHeads,
     intermediateSize: optInt(c, 'n_inner') ?? 4 * hiddenSize,
     activationFunction: str(c, 'activation_function', 'gelu_new'),
-    residPdrop: num(c, 'resid_pdrop', 0.1),
-    embdPdrop: num(c, 'embd_pdrop', 0.1),
-    attnPdrop: num(c, 'attn_pdrop', 0.1),
+    residPdrop: prob(c, 'resid_pdrop', 0.1),
+    embdPdrop: prob(c, 'embd_pdrop', 0.1),
+    attnPdrop: prob(c, 'attn_pdrop', 0.1),
     layerNormEpsilon: num(c, 'layer_norm_epsilon', 1e-5),
     initializerRange: num(c, 'initializer_range', 0.02),
     scaleAttnWeights: bool(c, 'scale_attn_weights', true),

@@ -3,6 +3,7 @@
 // with a second eos token that only this file names.
 import * as fs from 'fs';
 import * as path from 'path';
+import { readJsonObject } from '../io/json-file';
 import { pythonJsonDumps } from '../io/python-json';
 
 export const GENERATION_CONFIG_NAME = 'generation_config.json';
@@ -53,13 +54,7 @@ export function parseGenerationConfig(raw: Record<string, unknown>, file = GENER
 export function readGenerationConfig(dir: string): GenerationConfig | undefined {
   const file = path.join(dir, GENERATION_CONFIG_NAME);
   if (!fs.existsSync(file)) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file} must hold a JSON object`);
+  const raw = readJsonObject(file, 'generation config');
   return parseGenerationConfig(raw as Record<string, unknown>, file);
 }
 

@@ -13,7 +13,8 @@ import { DType, isFloatingPoint, ITEMSIZE } from '../dtype';
 import { assertAllFinite } from '../finite';
 import { saveSafetensors } from '../io/safetensors';
 import { Module } from '../nn';
-import { syncDir, tempPathFor, writeFileAtomic } from '../io/fs-atomic';
+import { writeFileAtomic } from '../io/fs-atomic';
+import { replaceFolder } from '../io/folder-swap';
 import { Tensor } from '../tensor';
 import { CausalLMConfig, configJSONString, configToJSON, hasConfigWriter } from './config';
 import { GENERATION_CONFIG_NAME, GenerationConfig, generationConfigJSONString } from './generation-config';
@@ -187,9 +188,9 @@ async function removeIfPresent(file: string): Promise<void> {
 /**
  * Writes `model` to `dir` as transformers' save_pretrained does (config.json + model.safetensors, or shards
  * + model.safetensors.index.json above maxShardSize) and returns what it wrote. transformers and
- * AutoModelForCausalLM.fromPretrained load the folder. Weights of an earlier save there are replaced:
- * its shards, index or single file are removed only once the new files are complete (so a failed save
- * leaves it loadable; while same-named shards are being renamed into place it is briefly mixed).
+ * AutoModelForCausalLM.fromPretrained load the folder. Weights of an earlier save there are replaced, the
+ * folder as one unit (lib/io/folder-swap): a failed or killed save leaves the earlier checkpoint whole, and
+ * other files in the folder (a tokenizer) are kept.
  */
 export async function savePretrained(model: Module, dir: string, opts: SavePretrainedOptions = {}): Promise<SavedCheckpoint> {
   checkModel(model);
@@ -216,60 +217,30 @@ export async function savePretrained(model: Module, dir: string, opts: SavePretr
   else delete configJson.quantization_config;
   const config = configJSONString(configJson);
 
-  await fs.promises.mkdir(dir, { recursive: true });
   const part = (names: string[]) => new Map(names.map((n) => [n, tensors.get(n)!]));
-  if (!sharded) {
-    await saveSafetensors(part(shards[0]), path.join(dir, SAFE_WEIGHTS_NAME), { metadata: METADATA });
-  } else {
-    // Every shard is written under a temporary name first, so a save that fails while writing leaves the
-    // earlier checkpoint whole. Putting them in place moves aside what they replace, the earlier index
-    // first: a failure puts everything back, and a crash in between leaves no index (a clear "no
-    // weights" error, the old files still beside it) rather than an old index over a mix of shards.
-    const temps: string[] = [];
-    const placed: string[] = [];
-    const aside: [string, string][] = []; // [name, where the earlier file now is]
-    const moveAside = async (target: string) => {
-      if (!fs.existsSync(target)) return;
-      const to = tempPathFor(target);
-      await fs.promises.rename(target, to);
-      aside.push([target, to]);
-    };
-    try {
-      for (let i = 0; i < shards.length; i++) {
-        temps.push(tempPathFor(path.join(dir, files[i])));
-        await saveSafetensors(part(shards[i]), temps[i], { metadata: METADATA });
-      }
-      await moveAside(path.join(dir, SAFE_WEIGHTS_INDEX_NAME));
-      for (let i = 0; i < shards.length; i++) {
-        const target = path.join(dir, files[i]);
-        await moveAside(target);
-        await fs.promises.rename(temps[i], target);
-        placed.push(target);
-      }
-    } catch (e) {
-      await Promise.all([...temps, ...placed].map(removeIfPresent));
-      for (const [name, at] of aside.reverse()) await fs.promises.rename(at, name).catch(() => undefined);
-      throw e;
+  // The folder is replaced as one unit (written into a staging copy, then swapped in): a failed or killed
+  // save leaves the earlier checkpoint whole, a reader never sees a mix of the two or no weights, and two
+  // saves to one folder run one after the other.
+  await replaceFolder(dir, async (staging) => {
+    for (let i = 0; i < shards.length; i++) await saveSafetensors(part(shards[i]), path.join(staging, files[i]), { metadata: METADATA });
+    if (sharded) {
+      const weightMap: Record<string, string> = {};
+      shards.forEach((s, i) => s.forEach((n) => (weightMap[n] = files[i])));
+      const index = { metadata: { total_parameters: totalParameters, total_size: totalSize }, weight_map: weightMap };
+      await writeFileAtomic(path.join(staging, SAFE_WEIGHTS_INDEX_NAME), configJSONString(index));
     }
-    const weightMap: Record<string, string> = {};
-    shards.forEach((s, i) => s.forEach((n) => (weightMap[n] = files[i])));
-    const index = { metadata: { total_parameters: totalParameters, total_size: totalSize }, weight_map: weightMap };
-    await writeFileAtomic(path.join(dir, SAFE_WEIGHTS_INDEX_NAME), configJSONString(index));
-    await Promise.all(aside.map(([, at]) => removeIfPresent(at)));
-  }
-  await writeFileAtomic(path.join(dir, CONFIG_NAME), config);
-  // As transformers: a model that generates writes its generation defaults beside its config.
-  if (model.generationConfig !== undefined)
-    await writeFileAtomic(path.join(dir, GENERATION_CONFIG_NAME), generationConfigJSONString(model.generationConfig));
-
-  // What an earlier save left that would now be read instead of, or besides, the new weights: transformers
-  // and fromPretrained take model.safetensors before an index.
-  const written = new Set(files);
-  for (const f of await fs.promises.readdir(dir)) {
-    const stale = (SHARD_FILE.test(f) && !written.has(f)) || (sharded && f === SAFE_WEIGHTS_NAME) || (!sharded && f === SAFE_WEIGHTS_INDEX_NAME);
-    if (stale) await removeIfPresent(path.join(dir, f));
-  }
-  await syncDir(dir); // the shard renames and removals, durable
+    await writeFileAtomic(path.join(staging, CONFIG_NAME), config);
+    // As transformers: a model that generates writes its generation defaults beside its config.
+    if (model.generationConfig !== undefined)
+      await writeFileAtomic(path.join(staging, GENERATION_CONFIG_NAME), generationConfigJSONString(model.generationConfig));
+    // What an earlier save left that would now be read instead of, or besides, the new weights: transformers
+    // and fromPretrained take model.safetensors before an index.
+    const written = new Set(files);
+    for (const f of await fs.promises.readdir(staging)) {
+      const stale = (SHARD_FILE.test(f) && !written.has(f)) || (sharded && f === SAFE_WEIGHTS_NAME) || (!sharded && f === SAFE_WEIGHTS_INDEX_NAME);
+      if (stale) await removeIfPresent(path.join(staging, f));
+    }
+  });
   const generation = model.generationConfig !== undefined ? [GENERATION_CONFIG_NAME] : [];
   return { files: [CONFIG_NAME, ...generation, ...files, ...(sharded ? [SAFE_WEIGHTS_INDEX_NAME] : [])], totalSize, totalParameters, dtype };
 }

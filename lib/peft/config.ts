@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CONFIG_NAME, INCLUDE_LINEAR_LAYERS_SHORTHAND, PEFT_VERSION, TASK_TYPES, TaskType } from './constants';
 import { writeFileAtomic } from '../io/fs-atomic';
+import { parseJsonText, readTextFile } from '../io/json-file';
 import { pythonJsonDumps } from '../io/python-json';
 import { checkPattern } from './python-regex';
 import { peftWarn } from './warn';
@@ -143,6 +144,10 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 function copyRecord<T>(x: T): T {
   return (isRecord(x) ? { ...x } : x) as T;
 }
+/** Object.assign without setters: a '__proto__' key is copied as a key, not made the prototype. */
+function assignKeys(to: Record<string, unknown>, from: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(from)) Object.defineProperty(to, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
 function isDefault(value: unknown, dflt: unknown): boolean {
   return JSON.stringify(value) === JSON.stringify(dflt);
 }
@@ -177,9 +182,9 @@ export class LoraConfig {
 
   constructor(opts: LoraConfigOptions = {}) {
     for (const k of Object.keys(opts)) {
-      if (!(k in KEYS)) {
+      if (!Object.hasOwn(KEYS, k)) {
         const snake = k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
-        const hint = FROM_SNAKE[k] ? ` (use '${FROM_SNAKE[k]}')` : snake in PASSTHROUGH_DEFAULTS ? ' (a PEFT feature torch-lora does not implement)' : '';
+        const hint = Object.hasOwn(FROM_SNAKE, k) ? ` (use '${FROM_SNAKE[k]}')` : Object.hasOwn(PASSTHROUGH_DEFAULTS, snake) ? ' (a PEFT feature torch-lora does not implement)' : '';
         throw new TypeError(`LoraConfig: unknown option '${k}'${hint}`);
       }
     }
@@ -279,7 +284,7 @@ export class LoraConfig {
   /** A copy with some fields replaced (dataclasses.replace). */
   replace(changes: LoraConfigOptions): LoraConfig {
     const c = new LoraConfig({ ...this.toOptions(), ...changes });
-    Object.assign(c.otherKeys, structuredClone(this.otherKeys));
+    assignKeys(c.otherKeys, structuredClone(this.otherKeys));
     c.validate();
     return c;
   }
@@ -311,8 +316,9 @@ export class LoraConfig {
    * written back) with a warning; features we do not implement are refused when set.
    */
   static fromDict(json: Record<string, unknown> | string, opts: { quiet?: boolean; source?: string } = {}): LoraConfig {
-    const obj = typeof json === 'string' ? (JSON.parse(json) as Record<string, unknown>) : { ...json };
     const where = opts.source ? ` in ${opts.source}` : '';
+    // Python's json.loads reads what PEFT writes (NaN included); a syntax error names the file.
+    const obj = (typeof json === 'string' ? parseJsonText(json, opts.source ?? '<string>', 'adapter config') : copyRecord(json)) as Record<string, unknown>;
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new TypeError(`LoraConfig.fromDict: expected a JSON object${where}`);
     if (obj.peft_type !== undefined && obj.peft_type !== 'LORA')
       throw new Error(`LoraConfig: peft_type is ${JSON.stringify(obj.peft_type)}${where}; only LORA adapters are supported`);
@@ -325,11 +331,12 @@ export class LoraConfig {
     const unknown: string[] = [];
     for (const [k, v] of Object.entries(obj)) {
       if (k === 'peft_type') continue;
-      const camel = FROM_SNAKE[k];
+      // Own keys only: '__proto__' or 'constructor' in the file are unknown keys, not Object's members.
+      const camel = Object.hasOwn(FROM_SNAKE, k) ? FROM_SNAKE[k] : undefined;
       if (camel !== undefined) options[camel] = v;
       else {
-        other[k] = v;
-        if (!(k in PASSTHROUGH_DEFAULTS)) unknown.push(k);
+        Object.defineProperty(other, k, { value: v, enumerable: true, writable: true, configurable: true });
+        if (!Object.hasOwn(PASSTHROUGH_DEFAULTS, k)) unknown.push(k);
       }
     }
     if (unknown.length && !opts.quiet)
@@ -339,7 +346,7 @@ export class LoraConfig {
     for (const k of ['rankPattern', 'alphaPattern'] as const) if (options[k] === null) options[k] = {};
     try {
       const config = new LoraConfig(options as LoraConfigOptions);
-      Object.assign(config.otherKeys, other);
+      assignKeys(config.otherKeys, other);
       config.validate();
       return config;
     } catch (e) {
@@ -360,7 +367,7 @@ export class LoraConfig {
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
     const file = path.join(folder, CONFIG_NAME);
     if (!fs.existsSync(file)) throw new Error(`Can't find '${CONFIG_NAME}' at '${folder}'`);
-    return LoraConfig.fromDict(fs.readFileSync(file, 'utf8'), { source: file });
+    return LoraConfig.fromDict(readTextFile(file, 'adapter config'), { source: file });
   }
 
   /** Writes `dir`/adapter_config.json atomically (the directory is created). */

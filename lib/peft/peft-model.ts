@@ -11,6 +11,7 @@ import { assertAllFinite } from '../finite';
 import { writeFileAtomic } from '../io/fs-atomic';
 import { requireLocalFolder } from '../io/local-folder';
 import { autoMappingOf, isPretrainedLike, modelConfigInfo, modelNameOrPath } from './model-info';
+import { readConsistently, replaceFolder } from '../io/folder-swap';
 import { getPeftModelStateDict, loadPeftWeights, saveAdapterWeights, setPeftModelStateDict, writeModelCard } from './save-and-load';
 import { AddWeightedAdapterOptions, LoraModel } from './tuner';
 import { LoraLayer } from './layers/lora-layer';
@@ -251,19 +252,21 @@ export class PeftModel<M extends Module = Module> extends Module {
     // Every adapter's weights are checked before anything is written: a diverged adapter never replaces a good save.
     const states = new Map(selected.map((a) => [a, getPeftModelStateDict(this, a, { saveEmbeddingLayers: opts.saveEmbeddingLayers })]));
     for (const [a, tensors] of states) assertAllFinite(tensors, `savePretrained('${dir}'): adapter '${a}'`);
-    await fs.promises.mkdir(dir, { recursive: true });
-    await this.writeModelCard(dir);
-    for (const adapterName of selected) {
-      const config = this.peftConfig.get(adapterName)!;
-      const tensors = states.get(adapterName)!;
-      const outDir = adapterName === 'default' ? dir : path.join(dir, adapterName);
-      await fs.promises.mkdir(outDir, { recursive: true });
-      await saveAdapterWeights(tensors, outDir, opts.safeSerialization ?? true);
-      if (config.baseModelNameOrPath === null) config.baseModelNameOrPath = modelNameOrPath(this.getBaseModel());
-      const written = config.replace({ inferenceMode: true });
-      if (config.taskType === null) written.autoMapping = autoMappingOf(this.getBaseModel());
-      await writeFileAtomic(path.join(outDir, 'adapter_config.json'), written.toJSONString());
-    }
+    // The folder (card, every adapter's config and weights) changes as one unit, one save at a time.
+    await replaceFolder(dir, async (staging) => {
+      await this.writeModelCard(staging);
+      for (const adapterName of selected) {
+        const config = this.peftConfig.get(adapterName)!;
+        const tensors = states.get(adapterName)!;
+        const outDir = adapterName === 'default' ? staging : path.join(staging, adapterName);
+        await fs.promises.mkdir(outDir, { recursive: true });
+        await saveAdapterWeights(tensors, outDir, opts.safeSerialization ?? true);
+        if (config.baseModelNameOrPath === null) config.baseModelNameOrPath = modelNameOrPath(this.getBaseModel());
+        const written = config.replace({ inferenceMode: true });
+        if (config.taskType === null) written.autoMapping = autoMappingOf(this.getBaseModel());
+        await writeFileAtomic(path.join(outDir, 'adapter_config.json'), written.toJSONString());
+      }
+    });
   }
 
   private async writeModelCard(dir: string): Promise<void> {
@@ -288,17 +291,34 @@ export class PeftModel<M extends Module = Module> extends Module {
    */
   async loadAdapter(dir: string, adapterName: string, opts: Omit<FromPretrainedOptions, 'adapterName'> = {}): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }> {
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
+    const read = await readAdapterFolder(folder, { device: opts.device, config: opts.config });
+    return this.loadAdapterFrom(folder, adapterName, opts, read.config, read.weights);
+  }
+
+  private async loadAdapterFrom(
+    folder: string,
+    adapterName: string,
+    opts: Omit<FromPretrainedOptions, 'adapterName'>,
+    config: LoraConfig,
+    weights: Map<string, Tensor>,
+  ): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }> {
     const isTrainable = opts.isTrainable ?? false;
     if (!this.peftConfig.has(adapterName)) {
-      const config = opts.config ?? LoraConfig.fromPretrained(folder);
       warnIfBaseChanging(config, [...this.peftConfig.values()]);
       config.inferenceMode = !isTrainable;
-      this.addAdapter(adapterName, config, { autocastAdapterDtype: opts.autocastAdapterDtype });
+      try {
+        this.addAdapter(adapterName, config, { autocastAdapterDtype: opts.autocastAdapterDtype });
+      } catch (e) {
+        for (const t of weights.values()) t.dispose();
+        throw e;
+      }
     }
-    const weights = await loadPeftWeights(folder, { device: opts.device });
     let result: { missingKeys: string[]; unexpectedKeys: string[] };
     try {
       result = setPeftModelStateDict(this, weights, adapterName);
+    } catch (e) {
+      if (e instanceof Error) e.message += ` (adapter folder '${folder}')`;
+      throw e;
     } finally {
       for (const t of weights.values()) t.dispose();
     }
@@ -317,10 +337,17 @@ export class PeftModel<M extends Module = Module> extends Module {
     const adapterName = opts.adapterName ?? 'default';
     requireLocalFolder(dir, 'adapter folder');
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
-    const config = opts.config ?? LoraConfig.fromPretrained(folder);
+    // The config and the weights of one save (a save swapping the folder meanwhile makes a re-read).
+    const { config, weights } = await readAdapterFolder(folder, { device: opts.device, config: opts.config });
     config.inferenceMode = !(opts.isTrainable ?? false);
-    const peft = new PeftModel(model, config, adapterName, { autocastAdapterDtype: opts.autocastAdapterDtype });
-    const { missingKeys } = await peft.loadAdapter(dir, adapterName, { ...opts, config });
+    let peft: PeftModel<M>;
+    try {
+      peft = new PeftModel(model, config, adapterName, { autocastAdapterDtype: opts.autocastAdapterDtype });
+    } catch (e) {
+      for (const t of weights.values()) t.dispose();
+      throw e;
+    }
+    const { missingKeys } = await peft.loadAdapterFrom(folder, adapterName, { ...opts, config }, config, weights);
     if (missingKeys.length) peftWarn(`Found missing adapter keys while loading the checkpoint: ${JSON.stringify(missingKeys)}.`);
     return peft;
   }
@@ -335,6 +362,18 @@ export class PeftModel<M extends Module = Module> extends Module {
     const t = this.peftConfig.get(this.activeAdapter)?.taskType;
     return t ? PEFT_MODEL_CLASS_NAMES[t] : 'PeftModel';
   }
+}
+
+/** adapter_config.json (unless given) and the weights of one save of `folder`. */
+async function readAdapterFolder(folder: string, opts: { device?: Device; config?: LoraConfig }): Promise<{ config: LoraConfig; weights: Map<string, Tensor> }> {
+  return readConsistently(
+    folder,
+    async () => {
+      const config = opts.config ?? LoraConfig.fromPretrained(folder);
+      return { config, weights: await loadPeftWeights(folder, { device: opts.device }) };
+    },
+    (v) => v.weights.forEach((t) => t.dispose()),
+  );
 }
 
 function warnIfBaseChanging(config: LoraConfig, existing: LoraConfig[]): void {

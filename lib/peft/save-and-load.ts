@@ -165,15 +165,25 @@ export function setPeftModelStateDict(
   // Files written without the PeftModel prefix (e.g. by other tools) load the same.
   if ([...sd.keys()].length > 0 && ![...sd.keys()].some((k) => k.startsWith('base_model.')))
     sd = new Map([...sd].map(([k, t]) => [PEFT_PREFIX + k, t]));
+  const missingSaved: string[] = [];
+  const wrappers: string[] = [];
   for (const [name, m] of model.namedModules()) {
     if (!(m instanceof ModulesToSaveWrapper)) continue;
     for (const [k, v] of Object.entries(m.adapterStateDictLoadMap(adapterName))) {
       const t = sd.get(`${name}.${k}`);
-      if (t === undefined) continue;
+      if (t === undefined) {
+        missingSaved.push(`${name}.${k}`);
+        if (!wrappers.includes(name)) wrappers.push(name);
+        continue;
+      }
       sd.delete(`${name}.${k}`);
       sd.set(`${name}.${v}`, t);
     }
   }
+  // PEFT raises (a KeyError) when a modules_to_save module has no saved weights: loading on would leave the
+  // module's copy at the base values and drop whatever the file holds for it (LoRA weights, when the config
+  // also names it in target_modules).
+  if (missingSaved.length) throw modulesToSaveError(config, adapterName, wrappers, missingSaved, [...sd.keys()]);
   sd = new Map([...sd].map(([k, t]) => [k.endsWith('lora_magnitude_vector') ? `${k}.weight` : k, t]));
   const prefixes = adapterKeyPrefixes(model, adapterName);
   const own = model.stateDict();
@@ -194,6 +204,25 @@ export function setPeftModelStateDict(
   if (mismatched.length)
     throw new Error(`Error(s) in loading the adapter '${adapterName}' into ${model.reprName()}: size mismatch for\n  ${mismatched.join('\n  ')}`);
   return model.loadStateDict(remapped, { strict: false });
+}
+
+/** The error for modules_to_save modules without saved weights: the keys, and the LoRA keys of an overlap with target_modules. */
+function modulesToSaveError(config: LoraConfig, adapterName: string, wrappers: string[], missing: string[], saved: string[]): Error {
+  const strip = (k: string) => (k.startsWith(PEFT_PREFIX) ? k.slice(PEFT_PREFIX.length) : k);
+  const lines = [
+    `cannot load adapter '${adapterName}': modules_to_save ${JSON.stringify(config.modulesToSave)} names modules whose weights the adapter file does not hold: ` +
+      `missing keys ${missing.map((k) => strip(k)).join(', ')}`,
+  ];
+  const lora = saved.filter((k) => wrappers.some((w) => k.startsWith(`${w}.lora_`)));
+  if (lora.length) {
+    const short = [...new Set(wrappers.map((w) => w.slice(w.lastIndexOf('.') + 1)))];
+    lines.push(
+      `the file holds LoRA weights for them instead (${lora.slice(0, 4).map(strip).join(', ')}${lora.length > 4 ? ', ...' : ''}): ` +
+        `${JSON.stringify(short)} is in both target_modules and modules_to_save, and a module in modules_to_save is trained in full, never with LoRA; ` +
+        'remove it from modules_to_save',
+    );
+  }
+  return new Error(lines.join('\n'));
 }
 
 /** Reads `dir`/adapter_model.safetensors, else `dir`/adapter_model.bin (PEFT's load_peft_weights). */

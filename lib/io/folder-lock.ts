@@ -1,0 +1,109 @@
+// One writer per folder at a time: saves into the same folder wait for each other, in one process (a queue
+// per folder) and across processes (an exclusive lock file beside the folder, .<name>.lock, holding the
+// writer's pid). A lock whose process is gone (kill -9) is taken over; a live one is waited for up to a
+// timeout, then the save fails naming the folder, the lock file and the pid.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const queues = new Map<string, Promise<void>>();
+
+/** Whether a process of this machine is running (a pid of another host is assumed alive). */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
+}
+
+/** The lock file of a folder: beside it, so that the folder itself can be swapped while locked. */
+export function lockFileOf(dir: string): string {
+  const abs = path.resolve(dir);
+  return path.join(path.dirname(abs), `.${path.basename(abs)}.lock`);
+}
+
+interface LockInfo {
+  pid: number;
+  host: string;
+}
+
+function readLock(file: string): LockInfo | undefined {
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as LockInfo;
+    return typeof v.pid === 'number' ? v : undefined;
+  } catch {
+    return undefined; // gone, or being written
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function acquire(dir: string, timeoutMs: number): Promise<string> {
+  const file = lockFileOf(dir);
+  await fs.promises.mkdir(path.dirname(file), { recursive: true });
+  const me: LockInfo = { pid: process.pid, host: os.hostname() };
+  const start = Date.now();
+  for (;;) {
+    try {
+      const fh = await fs.promises.open(file, 'wx', 0o644);
+      try {
+        await fh.writeFile(JSON.stringify(me));
+      } finally {
+        await fh.close();
+      }
+      return file;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock '${dir}' for writing (lock file '${file}'): ${(e as Error).message}`);
+    }
+    const owner = readLock(file);
+    if (owner !== undefined && owner.host === me.host && !pidAlive(owner.pid)) {
+      // A dead writer's lock: taken over. Renamed first, so that of two processes taking it over only one removes it.
+      const aside = `${file}.stale-${process.pid}-${Date.now()}`;
+      try {
+        fs.renameSync(file, aside);
+        const moved = readLock(aside);
+        if (moved !== undefined && moved.pid !== owner.pid) fs.renameSync(aside, file); // a fresh lock: give it back
+        else fs.rmSync(aside, { force: true });
+      } catch {
+        // another process took it over first
+      }
+      continue;
+    }
+    if (Date.now() - start > timeoutMs) {
+      const who = owner ? `process ${owner.pid} on ${owner.host}` : 'another process';
+      throw new Error(
+        `'${dir}' is being written by ${who} (lock file '${file}'); waited ${Math.round(timeoutMs / 1000)} s. ` +
+          'Wait for that save to finish, or remove the lock file if no process is saving there.',
+      );
+    }
+    await sleep(20 + Math.random() * 30);
+  }
+}
+
+/**
+ * Runs `fn` holding the folder's lock: saves to one folder run one after the other, in this process and
+ * across processes. `timeoutMs` (default 10 minutes) bounds the wait for another process.
+ */
+export async function withFolderLock<T>(dir: string, fn: () => Promise<T>, opts: { timeoutMs?: number } = {}): Promise<T> {
+  const key = path.resolve(dir);
+  const before = queues.get(key) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((r) => (release = r));
+  const tail = before.then(() => mine);
+  queues.set(key, tail);
+  await before;
+  try {
+    const file = await acquire(dir, opts.timeoutMs ?? 600_000);
+    try {
+      return await fn();
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  } finally {
+    release();
+    if (queues.get(key) === tail) queues.delete(key);
+  }
+}
