@@ -1,0 +1,22 @@
+// The jsonl fuzz target (./jsonl.ts) in the shape the CI run and `npm run fuzz` find: made on first use (it
+// owns a scratch folder), removed when the process exits.
+import { jsonlTarget } from './jsonl';
+import { mutateBytes } from './driver';
+import type { FuzzTarget } from './target';
+
+let made: ReturnType<typeof jsonlTarget> | undefined;
+const get = () => {
+  if (made === undefined) {
+    made = jsonlTarget();
+    process.once('exit', () => made?.cleanup());
+  }
+  return made;
+};
+
+export const fuzzTarget: FuzzTarget = {
+  name: 'jsonl',
+  corpus: () => get().corpus,
+  mutate: (rng, input, corpus) => (get().mutate ?? mutateBytes)(rng, input, corpus),
+  target: (input) => get().target(input),
+  isClear: (e, input) => get().isClear(e, input),
+};
