@@ -283,6 +283,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     throw e;
   }
 
+  if (v.loadIn4bit && v.loadIn8bit) throw new UsageError('--load-in-4bit and --load-in-8bit exclude each other');
   requireModelDir(modelDir);
   if (v.overwriteOutputDir && v.resumeFromCheckpoint !== undefined) throw new UsageError('give --resume-from-checkpoint or --overwrite-output-dir, not both');
   if (path.resolve(v.output as string) === path.resolve(modelDir)) throw new UsageError('--output must not be the --model folder');
@@ -329,7 +330,6 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   const loraConfig = v.adapter === undefined ? loraConfigOf(v) : undefined;
   // QLoRA as its paper and transformers' docs set it up: NF4 with double quantization, computing in the
   // base dtype; the Linear layers but lm_head are quantized as each decoder layer is read.
-  if (v.loadIn4bit && v.loadIn8bit) throw new UsageError('--load-in-4bit and --load-in-8bit exclude each other');
   const quantizationConfig = v.loadIn4bit
     ? new BitsAndBytesConfig({ loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true, bnb4bitComputeDtype: dtype })
     : v.loadIn8bit
