@@ -38,6 +38,8 @@ async function run(kind: string, kills: number): Promise<string> {
   }
   const finish = spawnTs(CHILD, [kind, dir, '1']);
   const end = await finish.exited;
+  // The next save's own words when it fails: they say why (kept in the results file).
+  if (end.code !== 0) failures.push(`next save exited ${end.code ?? end.signal}: ${finish.err().trim().slice(-600)}`);
   const left = orphans(dir);
   fs.rmSync(work, { recursive: true, force: true });
   Object.values(reference).forEach((t) => t.dispose());
