@@ -389,7 +389,6 @@ export class AutoModelForCausalLM {
    */
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<CausalLM> {
     checkOptions(opts, { device: true, dtype: true, strict: true, quantizationConfig: true }, 'AutoModelForCausalLM.fromPretrained');
-    requireLocalFolder(dir, 'model folder');
     // Read again if a save replaced the folder meanwhile: a model never mixes the files of two saves.
     return readConsistently(dir, () => loadPretrained(dir, opts), (m) => m.dispose());
   }
@@ -397,7 +396,8 @@ export class AutoModelForCausalLM {
 
 /** One read of a model folder (fromPretrained repeats it if a save swapped the folder meanwhile). */
 async function loadPretrained(dir: string, opts: FromPretrainedOptions): Promise<CausalLM> {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder '${dir}' does not exist`);
+  // Checked here, after readConsistently put back a folder a killed save left aside (not before it).
+  requireLocalFolder(dir, 'model folder');
   const raw = readConfig(dir);
   const configFile = path.join(dir, 'config.json');
   let arch: Architecture;
