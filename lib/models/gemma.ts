@@ -6,10 +6,11 @@ import { noGrad } from '../autograd';
 import { empty, tensor } from '../creation';
 import { rmsNorm } from '../functional';
 import { scope } from '../memory';
-import { Embedding, init, Linear, Module, RMSNorm } from '../nn';
+import { Embedding, init, RMSNorm } from '../nn';
 import { Device, Tensor } from '../tensor';
 import { ModelFactoryOptions } from './causal-lm';
 import { configField, HFConfig, LlamaConfig, LlamaFamilySpec, parseLlamaConfig, registerLlamaFamily } from './config';
+import { initDecoderWeights } from './init-weights';
 import { LlamaAttention, LlamaDecoderLayer, LlamaForCausalLM, LlamaMLP, LlamaModel, LlamaParts, LlamaRotaryEmbedding } from './llama';
 
 export type GemmaConfig = LlamaConfig;
@@ -149,30 +150,8 @@ export class GemmaForCausalLM extends LlamaForCausalLM {
 
   /** transformers' _init_weights: N(0, initializer_range²) for Linear and Embedding weights, zero padding row and biases, norms 0 (they scale by 1 + weight). */
   initWeights(): this {
-    initGemmaWeights(this, this.config.initializerRange);
+    initDecoderWeights(this, this.config.initializerRange, GemmaRMSNorm, 0);
     return this;
   }
 }
 
-/** The Gemma families' _init_weights, on every module of `model` that is not on 'meta'. */
-export function initGemmaWeights(model: Module, std: number): void {
-  noGrad(() => {
-    for (const m of model.modules()) {
-      if (m instanceof Linear) {
-        if (m.weight.device === 'meta') continue;
-        init.normal_(m.weight, 0, std);
-        if (m.bias) init.zeros_(m.bias);
-      } else if (m instanceof Embedding) {
-        if (m.weight.device === 'meta') continue;
-        init.normal_(m.weight, 0, std);
-        if (m.paddingIdx !== undefined) {
-          const row = m.weight.select(0, m.paddingIdx);
-          row.zero_();
-          row.dispose();
-        }
-      } else if (m instanceof GemmaRMSNorm) {
-        if (m.weight.device !== 'meta') init.zeros_(m.weight);
-      }
-    }
-  });
-}

@@ -12,12 +12,13 @@ import { empty, tensor } from '../creation';
 import { applyRotaryPosEmb as fusedRotary, scaledDotProductAttention, swiglu } from '../functional';
 import { keep, scope } from '../memory';
 import { cat } from '../ops';
-import { Embedding, getActivation, init, Linear, Module, ModuleList, RMSNorm, SiLU, SiLUActivation } from '../nn';
+import { Embedding, getActivation, Linear, Module, ModuleList, RMSNorm, SiLU, SiLUActivation } from '../nn';
 import { Device, Tensor } from '../tensor';
 import { AttentionMaskArgs, causalAttentionMask, defaultPositionIds } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
 import { DecoderOnlyLM, DecoderParts, runDecoderLayers } from './decoder-only-lm';
+import { initDecoderWeights } from './init-weights';
 import { LlamaConfig, RopeParameters } from './config';
 import { isSequenceDependent, ropeInverseFrequencies } from './rope';
 
@@ -382,26 +383,7 @@ export class LlamaForCausalLM extends DecoderOnlyLM<LlamaLayerContext> {
 
   /** transformers' _init_weights: N(0, initializer_range²) for Linear and Embedding weights, zero biases and padding row, norms ones. */
   initWeights(): this {
-    const std = this.config.initializerRange;
-    noGrad(() => {
-      for (const m of this.modules()) {
-        if (m instanceof Linear) {
-          if (m.weight.device === 'meta') continue;
-          init.normal_(m.weight, 0, std);
-          if (m.bias) init.zeros_(m.bias);
-        } else if (m instanceof Embedding) {
-          if (m.weight.device === 'meta') continue;
-          init.normal_(m.weight, 0, std);
-          if (m.paddingIdx !== undefined) {
-            const row = m.weight.select(0, m.paddingIdx);
-            row.zero_();
-            row.dispose();
-          }
-        } else if (m instanceof LlamaRMSNorm) {
-          if (m.weight.device !== 'meta') init.ones_(m.weight);
-        }
-      }
-    });
+    initDecoderWeights(this, this.config.initializerRange, LlamaRMSNorm, 1);
     return this;
   }
 
