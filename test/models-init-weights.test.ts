@@ -31,7 +31,7 @@ test.each(cases)('%s (%s): norms start at %d, Linear/Embedding weights N(0, stdÂ
       expect([name, w.min().item(), w.max().item()]).toEqual([name, normValue, normValue]);
     } else if (m instanceof Linear || m instanceof Embedding) {
       const w = m.weight.flatten();
-      let values = [...w.float().data()];
+      let values = [...(w.float().data() as Float32Array)];
       if (m instanceof Embedding && m.paddingIdx !== undefined) {
         const row = m.weight.select(0, m.paddingIdx);
         expect(row.abs().max().item()).toBe(0);

@@ -1,22 +1,21 @@
-// The adapter-config fuzz target (./adapter-config.ts) in the shape the CI run and `npm run fuzz` find: made on first use (it
-// owns a scratch folder), removed when the process exits.
-import { adapterConfigTarget } from './adapter-config';
-import { mutateBytes } from './driver';
-import type { FuzzTarget } from './target';
+// Fuzz target: adapter_config.json as LoraConfig reads it. Corpus: every adapter_config.json of the
+// PEFT-made fixtures. What is accepted must write back as PEFT writes it and read back the same.
+import * as fs from 'fs';
+import { LoraConfig } from '../../lib';
+import { mutateJson } from './driver';
+import { FuzzTarget, fixtureFiles, namesFile, scratchFile } from './target';
 
-let made: ReturnType<typeof adapterConfigTarget> | undefined;
-const get = () => {
-  if (made === undefined) {
-    made = adapterConfigTarget();
-    process.once('exit', () => made?.cleanup());
-  }
-  return made;
-};
+const file = scratchFile('adapter-config', 'adapter_config.json');
 
 export const fuzzTarget: FuzzTarget = {
   name: 'adapter-config',
-  corpus: () => get().corpus,
-  mutate: (rng, input, corpus) => (get().mutate ?? mutateBytes)(rng, input, corpus),
-  target: (input) => get().target(input),
-  isClear: (e, input) => get().isClear(e, input),
+  corpus: () => fixtureFiles('adapter_config.json', 64 * 1024).map((f) => fs.readFileSync(f)),
+  mutate: mutateJson,
+  target: (input) => {
+    fs.writeFileSync(file, input);
+    const c = LoraConfig.fromDict(fs.readFileSync(file, 'utf8'), { source: file, quiet: true });
+    const again = LoraConfig.fromDict(c.toJSONString(), { source: file, quiet: true });
+    if (again.toJSONString() !== c.toJSONString()) throw new Error(`${file}: written config does not read back the same`);
+  },
+  isClear: namesFile(file, { quoted: false }),
 };

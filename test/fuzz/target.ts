@@ -36,19 +36,25 @@ export function fixtureFiles(suffix: string, maxBytes: number): string[] {
   return out.sort();
 }
 
-/** One scratch file per process and target: each input is written there and loaded from there. */
-export function scratchFile(name: string): string {
+/** One scratch folder per process and target, removed when the process exits. */
+export function scratchDir(name: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tl-fuzz-${name}-`));
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  return path.join(dir, `input-${name}`);
+  return dir;
+}
+
+/** One scratch file per process and target: each input is written there and loaded from there. */
+export function scratchFile(name: string, fileName = `input-${name}`): string {
+  return path.join(scratchDir(name), fileName);
 }
 
 /**
  * A clear error names the file it is about and carries no C++ backtrace. A load that leaves tensors
  * behind (an error path that forgot to free what it made) is an unclear result too.
  */
-export function namesFile(file: string) {
-  return (e: Error) => e.message.includes(`'${file}'`) && !/Exception raised from|frame #\d+/.test(e.message);
+export function namesFile(file: string, opts: { quoted?: boolean } = {}) {
+  const name = opts.quoted === false ? file : `'${file}'`;
+  return (e: Error) => e.message.includes(name) && !/Exception raised from|frame #\d+/.test(e.message);
 }
 
 /** Runs a load, frees what it returned, and throws if live tensors did not come back to where they were. */
