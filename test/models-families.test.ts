@@ -7,9 +7,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { AutoModelForCausalLM, getPeftModel, loadSafetensorsSync, LoraConfig, memory, noGrad, PeftModel, scope, tensor, Tensor } from '../lib';
 import { CausalLM, LlamaConfig, numParameters, readConfig } from '../lib/models';
-import { checkpointedForwardBackward } from '../lib/train';
 import { settleGarbage } from './helpers/gc';
-import { gradients } from './helpers/train';
+import { expectCheckpointingMatchesPlain } from './helpers/train';
 import { maxAbsDiff } from './helpers/tensors';
 import { tmpDir } from './helpers/tmp-dir';
 
@@ -142,28 +141,7 @@ describe.each(FAMILIES)('%s', (family, className) => {
       await AutoModelForCausalLM.fromPretrained(path.join(dir, 'model')),
       new LoraConfig({ r: 4, targetModules: 'all-linear', initLoraWeights: false }),
     );
-    peft.train();
-    const inputIds = exp.input_ids;
-    const input = { inputIds, attentionMask: exp.attention_mask, labels: inputIds };
-    const core = peft.getBaseModel() as unknown as { forwardLoss(i: typeof input): Tensor };
-    const plain = scope(() => {
-      const loss = core.forwardLoss(input);
-      loss.backward();
-      return loss.item() as number;
-    });
-    const g1 = gradients(peft);
-    peft.zeroGrad();
-    const loss = checkpointedForwardBackward(peft.getBaseModel() as never, input);
-    expect(Math.abs((loss.item() as number) - plain)).toBeLessThan(1e-6);
-    loss.dispose();
-    const g2 = gradients(peft);
-    let worst = 0;
-    for (const [k, a] of g1) {
-      const b = g2.get(k)!;
-      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    }
-    expect([...g1.values()].every((g) => g.some((v) => v !== 0))).toBe(true);
-    expect(worst).toBeLessThan(1e-6);
+    expectCheckpointingMatchesPlain(peft, { inputIds: exp.input_ids, attentionMask: exp.attention_mask, labels: exp.input_ids });
     peft.dispose();
   });
 });

@@ -14,10 +14,9 @@ import { AutoModelForCausalLM, getPeftModel, loadSafetensorsSync, LoraConfig, ma
 import { settleGarbage } from './gc';
 import type { CausalLM } from '../../lib';
 import { numParameters, readConfig } from '../../lib/models';
-import { checkpointedForwardBackward } from '../../lib/train';
 import { FIXTURES } from './models';
 import { maxAbsDiff } from './tensors';
-import { gradients } from './train';
+import { expectCheckpointingMatchesPlain } from './train';
 import { tmpDir } from './tmp-dir';
 
 export const TOL = 1e-4;
@@ -241,30 +240,7 @@ export function familyParityTests(family: string, className: string, defaultTarg
 
   test('gradient checkpointing gives the LoRA gradients of a plain backward', async () => {
     const peft = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(base), path.join(fx.dir, 'lora'), { isTrainable: true });
-    peft.train();
-    const input = { inputIds: exp.input_ids, labels: exp.input_ids };
-    const core = peft.getBaseModel() as unknown as { forwardLoss(i: typeof input): Tensor };
-    const plain = scope(() => {
-      const loss = core.forwardLoss(input);
-      loss.backward();
-      return loss.item() as number;
-    });
-    const g1 = gradients(peft);
-    peft.zeroGrad();
-    const loss = checkpointedForwardBackward(peft.getBaseModel() as never, input, 1);
-    const ckpt = loss.item() as number;
-    loss.dispose();
-    const g2 = gradients(peft);
-    expect(Math.abs(plain - ckpt)).toBeLessThan(1e-6);
-    expect([...g1.keys()].sort()).toEqual([...g2.keys()].sort());
-    expect(g1.size).toBeGreaterThan(0);
-    let worst = 0;
-    for (const [k, a] of g1) {
-      const b = g2.get(k)!;
-      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    }
-    // The same ops recomputed in the same order: equal up to float32 summation order (~1e-7 here).
-    expect(worst).toBeLessThan(1e-6);
+    expectCheckpointingMatchesPlain(peft, { inputIds: exp.input_ids, labels: exp.input_ids });
     peft.dispose();
   });
 }
