@@ -233,7 +233,7 @@ test('a LoRA+ run resumes exactly; resuming it without loraplusLrRatio says what
   expect(lossesOf(c)).toEqual(lossesOf(a));
   expect(fs.readFileSync(path.join(broken, 'adapter_model.safetensors')).equals(fs.readFileSync(path.join(whole, 'adapter_model.safetensors')))).toBe(true);
   await expect(run(broken, {}, undefined, path.join(broken, 'checkpoint-2'))).rejects.toThrow(
-    /checkpoint '.*checkpoint-2' does not fit this run's optimizer: AdamW.loadStateDict: the state dict has 4 parameter groups, the optimizer 1; resume with the optimizer the run was made with \(the same loraplusLrRatio/,
+    /checkpoint '.*checkpoint-2' does not fit this run's optimizer: AdamW.loadStateDict: the state dict has 4 parameter groups, the optimizer 1; resume with the optimizer the run was made with \(the same LoRA\+ loraplusLrRatio, the CLI's --loraplus-lr-ratio/,
   );
 });
 

@@ -254,7 +254,7 @@ export async function loadCheckpoint(dir: string, parts: CheckpointParts): Promi
       // Different groups: the run was made with another optimizer setup (LoRA+ has four groups, a user's optimizer its own).
       throw new Error(
         `checkpoint '${dir}' does not fit this run's optimizer: ${(e as Error).message}; resume with the optimizer the run was made with ` +
-          '(the same loraplusLrRatio, weightDecay, or the same `optimizers`)',
+          "(the same LoRA+ loraplusLrRatio, the CLI's --loraplus-lr-ratio; the same weightDecay; or the same `optimizers`)",
       );
     }
   } finally {
