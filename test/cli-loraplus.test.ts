@@ -52,7 +52,7 @@ test('LoRA+ flags: bad values and combinations are usage errors; a LoRA+ checkpo
     [['--loraplus-lr-embedding', '1e-4'], '--loraplus-lr-embedding is the embedding rate of LoRA+, which needs --loraplus-lr-ratio too'],
     [['--loraplus-lr-ratio', '0'], '--loraplus-lr-ratio must be a positive number, got 0'],
     [['--loraplus-lr-ratio', '16', '--loraplus-lr-embedding', '-1'], '--loraplus-lr-embedding must be a non-negative number, got -1'],
-    [['--loraplus-lr-ratio', 'x'], '--loraplus-lr-ratio'],
+    [['--loraplus-lr-ratio', 'x'], '--loraplus-lr-ratio expects a number, got "x"'],
   ];
   for (const [argv, msg] of cases) {
     const r = await cli('train', '--model', model, '--data', data, '--output', path.join(dir, 'never'), '--report', 'none', ...argv);
