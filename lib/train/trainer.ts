@@ -90,7 +90,9 @@ export interface TrainerOptions {
   /**
    * Your own optimizer and learning-rate scheduler (transformers' `optimizers=(optimizer, lr_scheduler)`),
    * over the model's trainable parameters; either may be null: the Trainer's AdamW (LoRA+ with
-   * args.loraplusLrRatio) and args' schedule. They are yours to dispose; checkpoints save and restore them.
+   * args.loraplusLrRatio) and args' schedule. Your optimizer's rates and settings are the ones used (args'
+   * learningRate, weightDecay and adam* are not); args' schedule, when it is the Trainer's, scales them.
+   * They are yours to dispose; checkpoints save and restore their state.
    */
   optimizers?: [Optimizer<BaseHyper> | null | undefined, LambdaLR | null | undefined];
 }
