@@ -50,7 +50,7 @@ export { loadTorchBin, loadTorchBinSync, saveTorchBin, saveTorchBinSync } from '
 export type { TorchBinLoadOptions } from './io/torch-bin';
 export * as linalg from './linalg';
 export * as peft from './peft';
-export { LoraConfig, PeftModel, AutoPeftModelForCausalLM, LoraModel, getPeftModel, getPeftModelStateDict, setPeftModelStateDict } from './peft';
+export { LoraConfig, PeftModel, AutoPeftModelForCausalLM, LoraModel, getPeftModel, getPeftModelStateDict, setPeftModelStateDict, createLoraplusOptimizer } from './peft';
 export type { LoraConfigOptions, SavePretrainedOptions, FromPretrainedOptions } from './peft';
 export * as data from './data';
 export { AutoTokenizer, Tokenizer, Dataset, DataLoader, loadDataset, datasetFromRecords, packDataset, collate } from './data';

@@ -13,6 +13,8 @@ export type { AdapterSpec, MergedAdapterSpec } from './layers';
 export { getPeftModelStateDict, setPeftModelStateDict, loadPeftWeights, removeAdapterNameFromKey } from './save-and-load';
 export { checkTargetModuleExists, findMinimalTargetModules } from './target-modules';
 export { prepareModelForKbitTraining } from './prepare-kbit';
+export { createLoraplusOptimizer, loraplusParameterGroups, LORAPLUS_GROUP_NAMES, LORAPLUS_LR_EMBEDDING } from './loraplus';
+export type { LoraplusOptions, LoraplusGroupName } from './loraplus';
 export type { PrepareModelForKbitTrainingOptions } from './prepare-kbit';
 export {
   PEFT_VERSION,

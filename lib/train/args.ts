@@ -34,6 +34,13 @@ export interface TrainingArgumentsOptions {
   warmupRatio?: number;
   /** AdamW's decoupled weight decay (default 0), not applied to biases and norm weights (as transformers). */
   weightDecay?: number;
+  /**
+   * LoRA+ (PEFT's create_loraplus_optimizer): the lora_B matrices (and 1-d parameters) learn at this many
+   * times learningRate (e.g. 16); weightDecay applies to every group but biases and LayerNorm weights.
+   */
+  loraplusLrRatio?: number;
+  /** With loraplusLrRatio: the rate of LoRA on embedding layers (default 1e-6, as PEFT). */
+  loraplusLrEmbedding?: number;
   adamBeta1?: number;
   adamBeta2?: number;
   adamEpsilon?: number;
@@ -80,8 +87,11 @@ export interface TrainingArgumentsOptions {
 }
 
 /** Every setting filled in. */
-export interface TrainingArguments extends Required<Omit<TrainingArgumentsOptions, 'device' | 'dtype' | 'saveTotalLimit' | 'evalSteps' | 'dataSeed'>> {
+export interface TrainingArguments
+  extends Required<Omit<TrainingArgumentsOptions, 'device' | 'dtype' | 'saveTotalLimit' | 'evalSteps' | 'dataSeed' | 'loraplusLrRatio' | 'loraplusLrEmbedding'>> {
   device?: string;
+  loraplusLrRatio?: number;
+  loraplusLrEmbedding?: number;
   dtype?: TrainingDType;
   saveTotalLimit?: number;
   evalSteps?: number;
@@ -101,7 +111,7 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
   if (o === null || typeof o !== 'object') throw new TypeError('TrainingArguments: expected an options object with at least outputDir');
   const known = new Set<string>([
     'outputDir', 'numTrainEpochs', 'maxSteps', 'perDeviceTrainBatchSize', 'perDeviceEvalBatchSize', 'gradientAccumulationSteps',
-    'learningRate', 'lrSchedulerType', 'warmupSteps', 'warmupRatio', 'weightDecay', 'adamBeta1', 'adamBeta2', 'adamEpsilon',
+    'learningRate', 'lrSchedulerType', 'warmupSteps', 'warmupRatio', 'weightDecay', 'loraplusLrRatio', 'loraplusLrEmbedding', 'adamBeta1', 'adamBeta2', 'adamEpsilon',
     'maxGradNorm', 'evalSteps', 'loggingSteps', 'saveSteps', 'saveTotalLimit', 'seed', 'dataSeed', 'shuffle',
     'dataloaderDropLast', 'device', 'dtype', 'trainableDtype', 'gradientCheckpointing', 'chunkedLoss', 'report', 'plotLoss',
   ]); // prettier-ignore
@@ -120,6 +130,8 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
     warmupSteps: o.warmupSteps ?? 0,
     warmupRatio: o.warmupRatio ?? 0,
     weightDecay: o.weightDecay ?? 0,
+    loraplusLrRatio: o.loraplusLrRatio,
+    loraplusLrEmbedding: o.loraplusLrEmbedding,
     adamBeta1: o.adamBeta1 ?? 0.9,
     adamBeta2: o.adamBeta2 ?? 0.999,
     adamEpsilon: o.adamEpsilon ?? 1e-8,
@@ -150,6 +162,13 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
   check((isInt(a.warmupSteps) && a.warmupSteps >= 0) || (isNum(a.warmupSteps) && a.warmupSteps > 0 && a.warmupSteps < 1), 'warmupSteps', a.warmupSteps, 'a non-negative integer, or a fraction in (0, 1) of the steps');
   check(isNum(a.warmupRatio) && a.warmupRatio >= 0 && a.warmupRatio <= 1, 'warmupRatio', a.warmupRatio, 'a number in [0, 1]');
   check(isNum(a.weightDecay) && a.weightDecay >= 0, 'weightDecay', a.weightDecay, 'a non-negative number');
+  check(a.loraplusLrRatio === undefined || (isNum(a.loraplusLrRatio) && a.loraplusLrRatio > 0 && Number.isFinite(a.loraplusLrRatio)), 'loraplusLrRatio', a.loraplusLrRatio, 'a positive number');
+  check(
+    a.loraplusLrEmbedding === undefined || (isNum(a.loraplusLrEmbedding) && a.loraplusLrEmbedding >= 0 && Number.isFinite(a.loraplusLrEmbedding)),
+    'loraplusLrEmbedding', a.loraplusLrEmbedding, 'a non-negative number',
+  ); // prettier-ignore
+  if (a.loraplusLrEmbedding !== undefined && a.loraplusLrRatio === undefined)
+    throw new RangeError('TrainingArguments: loraplusLrEmbedding is the embedding rate of LoRA+, which needs loraplusLrRatio too');
   check(isNum(a.adamBeta1) && a.adamBeta1 >= 0 && a.adamBeta1 < 1, 'adamBeta1', a.adamBeta1, 'in [0, 1)');
   check(isNum(a.adamBeta2) && a.adamBeta2 >= 0 && a.adamBeta2 < 1, 'adamBeta2', a.adamBeta2, 'in [0, 1)');
   check(isNum(a.adamEpsilon) && a.adamEpsilon >= 0, 'adamEpsilon', a.adamEpsilon, 'a non-negative number');

@@ -247,7 +247,16 @@ export async function loadCheckpoint(dir: string, parts: CheckpointParts): Promi
   if (!fs.existsSync(optFile)) throw new Error(`checkpoint file '${optFile}' is missing`);
   const tensors = await loadSafetensors(optFile);
   try {
-    parts.optimizer.loadStateDict(unflattenOptimizerState(tensors, readJson<OptimizerStateMeta>(path.join(dir, OPTIMIZER_META_NAME))));
+    const sd = unflattenOptimizerState(tensors, readJson<OptimizerStateMeta>(path.join(dir, OPTIMIZER_META_NAME)));
+    try {
+      parts.optimizer.loadStateDict(sd);
+    } catch (e) {
+      // Different groups: the run was made with another optimizer setup (LoRA+ has four groups, a user's optimizer its own).
+      throw new Error(
+        `checkpoint '${dir}' does not fit this run's optimizer: ${(e as Error).message}; resume with the optimizer the run was made with ` +
+          "(the same LoRA+ loraplusLrRatio, the CLI's --loraplus-lr-ratio; the same weightDecay; or the same `optimizers`)",
+      );
+    }
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }

@@ -19,9 +19,10 @@ import { scope, keep } from '../memory';
 import { CausalLMInput, CausalLMOutput } from '../models';
 import { DecoderOnlyLM } from '../models/decoder-only-lm';
 import { LayerNorm, Module, Parameter, RMSNorm } from '../nn';
-import { AdamW, clipGradNorm, getScheduler, LambdaLR } from '../optim';
+import { AdamW, clipGradNorm, getScheduler, LambdaLR, Optimizer } from '../optim';
+import { BaseHyper } from '../optim/optimizer';
 import { stack } from '../ops';
-import { PeftModel } from '../peft';
+import { createLoraplusOptimizer, PeftModel } from '../peft';
 import { Device, Tensor } from '../tensor';
 import { resolveTrainingArguments, TrainingArguments, TrainingArgumentsOptions, trainingArgumentsJSON } from './args';
 import {
@@ -86,10 +87,18 @@ export interface TrainerOptions {
   callbacks?: TrainerCallbacks;
   /** Where progress is printed (default process.stdout). */
   stream?: ReportStream;
+  /**
+   * Your own optimizer and learning-rate scheduler (transformers' `optimizers=(optimizer, lr_scheduler)`),
+   * over the model's trainable parameters; either may be null: the Trainer's AdamW (LoRA+ with
+   * args.loraplusLrRatio) and args' schedule. Your optimizer's rates and settings are the ones used (args'
+   * learningRate, weightDecay and adam* are not); args' schedule, when it is the Trainer's, scales them.
+   * They are yours to dispose; checkpoints save and restore their state.
+   */
+  optimizers?: [Optimizer<BaseHyper> | null | undefined, LambdaLR | null | undefined];
 }
 
 const TRAINER_OPTIONS: OptionKeys<TrainerOptions> = {
-  model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, stream: true,
+  model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, stream: true, optimizers: true,
 }; // prettier-ignore
 
 export interface TrainOptions {
@@ -181,6 +190,39 @@ export function warmupSteps(a: Pick<TrainingArguments, 'warmupSteps' | 'warmupRa
   return Math.ceil((a.warmupSteps > 0 ? a.warmupSteps : a.warmupRatio) * maxSteps);
 }
 
+/**
+ * The `optimizers` option checked: the optimizer must train only the model's trainable parameters, and a
+ * scheduler must drive that optimizer (a scheduler alone would drive none the Trainer steps).
+ */
+function checkOptimizers(
+  given: TrainerOptions['optimizers'],
+  trainable: Set<Parameter>,
+  a: TrainingArguments,
+): [Optimizer<BaseHyper> | undefined, LambdaLR | undefined] {
+  if (given === undefined) return [undefined, undefined];
+  if (!Array.isArray(given) || given.length !== 2)
+    throw new TypeError('Trainer: `optimizers` must be [optimizer, scheduler] (either may be null), as transformers\' optimizers=(optimizer, lr_scheduler)');
+  const [optimizer, scheduler] = given.map((x) => x ?? undefined) as [Optimizer<BaseHyper> | undefined, LambdaLR | undefined];
+  if (optimizer !== undefined && !(optimizer instanceof Optimizer))
+    throw new TypeError('Trainer: optimizers[0] must be an Optimizer (AdamW, SGD, createLoraplusOptimizer(...)) or null');
+  if (scheduler !== undefined && !(scheduler instanceof LambdaLR)) throw new TypeError('Trainer: optimizers[1] must be a LambdaLR (getScheduler(...)) or null');
+  if (scheduler !== undefined && optimizer === undefined)
+    throw new Error("Trainer: optimizers: a scheduler was given without its optimizer; pass [optimizer, scheduler] with the optimizer it was made for");
+  if (scheduler !== undefined && scheduler.optimizer !== optimizer)
+    throw new Error('Trainer: optimizers: the scheduler was made for another optimizer than optimizers[0]; make it with getScheduler(name, optimizer, ...)');
+  if (optimizer !== undefined) {
+    if (a.loraplusLrRatio !== undefined)
+      throw new Error('Trainer: loraplusLrRatio makes the Trainer\'s LoRA+ optimizer, and `optimizers` gives one: use one or the other (createLoraplusOptimizer for your own)');
+    const foreign = optimizer.paramGroups.reduce((n, g) => n + g.params.filter((p) => !trainable.has(p)).length, 0);
+    if (foreign > 0)
+      throw new Error(
+        `Trainer: optimizers[0] holds ${foreign} parameter(s) that are not trainable parameters of the model (another model's, or frozen ` +
+          'ones); make the optimizer over this model\'s trainable parameters, after getPeftModel',
+      );
+  }
+  return [optimizer, scheduler];
+}
+
 function disposeBatch(b: Batch): void {
   b.inputIds.dispose();
   b.attentionMask.dispose();
@@ -201,7 +243,7 @@ export class Trainer {
   private readonly padTokenId?: number;
   private readonly trainLoader: DataLoader;
   private readonly params: Parameter[];
-  readonly optimizer: AdamW;
+  readonly optimizer: Optimizer<BaseHyper>;
   readonly scheduler: LambdaLR;
   readonly scaler?: GradScaler;
   readonly maxSteps: number;
@@ -275,14 +317,27 @@ export class Trainer {
     this.maxSteps = a.maxSteps > 0 ? a.maxSteps : Math.ceil(a.numTrainEpochs * this.stepsPerEpoch);
     this.warmupSteps = warmupSteps(a, this.maxSteps);
 
-    this.optimizer = new AdamW(this.parameterGroups(named), {
-      lr: a.learningRate,
-      betas: [a.adamBeta1, a.adamBeta2],
-      eps: a.adamEpsilon,
-      weightDecay: a.weightDecay,
-    });
+    const [optimizer, scheduler] = checkOptimizers(opts.optimizers, new Set(this.params), a);
+    this.optimizer = optimizer ?? this.createOptimizer(named);
     // As transformers' get_scheduler: 'constant' ignores warmup (warmup needs 'constant_with_warmup').
-    this.scheduler = getScheduler(a.lrSchedulerType, this.optimizer, { numWarmupSteps: this.warmupSteps, numTrainingSteps: this.maxSteps });
+    this.scheduler = scheduler ?? getScheduler(a.lrSchedulerType, this.optimizer, { numWarmupSteps: this.warmupSteps, numTrainingSteps: this.maxSteps });
+  }
+
+  /** AdamW over the weight decay groups, or over LoRA+'s groups (PEFT's create_loraplus_optimizer) with loraplusLrRatio. */
+  private createOptimizer(named: [string, Parameter][]): Optimizer<BaseHyper> {
+    const a = this.args;
+    const adam = { betas: [a.adamBeta1, a.adamBeta2] as [number, number], eps: a.adamEpsilon };
+    if (a.loraplusLrRatio === undefined) return new AdamW(this.parameterGroups(named), { ...adam, lr: a.learningRate, weightDecay: a.weightDecay });
+    try {
+      return createLoraplusOptimizer(
+        this.model,
+        AdamW,
+        { lr: a.learningRate, loraplusLrRatio: a.loraplusLrRatio, loraplusLrEmbedding: a.loraplusLrEmbedding, loraplusWeightDecay: a.weightDecay },
+        adam,
+      );
+    } catch (e) {
+      throw new Error(`Trainer: loraplusLrRatio: ${(e as Error).message.replace(/^createLoraplusOptimizer: /, '')}`);
+    }
   }
 
   /**
