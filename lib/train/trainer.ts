@@ -525,7 +525,7 @@ export class Trainer {
     try {
       const p = { predictions: concatPadded(predictions), labelIds: concatPadded(labelIds) };
       try {
-        computed = this.computeMetrics!(p) as Record<string, unknown>;
+        computed = scope(() => this.computeMetrics!(p)) as Record<string, unknown>; // frees the tensors it makes
       } finally {
         p.predictions.dispose();
         p.labelIds.dispose();
@@ -758,6 +758,13 @@ export class Trainer {
           stoppedEarly = !last;
           break;
         }
+      }
+      if (interruptedAt === undefined) {
+        // Steps after the last log (a run stopped early): their losses count in train_loss, as transformers'.
+        const rest = flush();
+        state.total_loss_sum += rest.reduce((t, v) => t + v, 0);
+        state.total_loss_steps += rest.length;
+        pendingValues = [];
       }
     } finally {
       pendingLoss.forEach((t) => t.dispose());
