@@ -356,3 +356,28 @@ test('computeMetrics gets the logits and labels of the whole evaluation set, pad
   expect(argmaxShape).toEqual([7, longest]);
   model.dispose();
 });
+
+test('a run with computeMetrics, early stopping and loadBestModelAtEnd leaves no tensors behind but the optimizer state', async () => {
+  const model = await tinyLoraModel(0);
+  const scores = [1, 2, 0.5, 0.4, 0.3];
+  let i = 0;
+  const trainer = new Trainer({
+    model,
+    trainDataset: trainData,
+    evalDataset: evalData,
+    preprocessLogitsForMetrics: (logits) => logits.argmax(-1),
+    computeMetrics: ({ predictions }) => ({ score: scores[i++] + 0 * predictions.shape[0] }),
+    args: {
+      outputDir: tmpDir('best-mem'), maxSteps: 5, perDeviceTrainBatchSize: 4, evalSteps: 1, saveSteps: 1, saveTotalLimit: 1,
+      loadBestModelAtEnd: true, metricForBestModel: 'score', earlyStoppingPatience: 2, report: 'none',
+    }, // prettier-ignore
+  });
+  const before = memory().tensors;
+  const r = await trainer.train();
+  expect([r.globalStep, r.bestMetric, path.basename(r.bestModelCheckpoint!)]).toEqual([4, 2, 'checkpoint-2']); // 'score': greater is better
+  const trainable = [...model.parameters()].filter((p) => p.requiresGrad).length;
+  expect(memory().tensors - before).toBe(2 * trainable); // exp_avg and exp_avg_sq of each
+  trainer.optimizer.dispose();
+  expect(memory().tensors).toBe(before);
+  model.dispose();
+});
