@@ -93,8 +93,9 @@ export interface TrainerOptions {
   stream?: ReportStream;
   /**
    * Metrics from each evaluation's predictions and labels (transformers' compute_metrics), logged as
-   * eval_<name> and usable as metricForBestModel. With it, evaluation keeps the logits of the whole
-   * evaluation set on the CPU: give preprocessLogitsForMetrics to keep less (e.g. the argmax).
+   * eval_<name> and usable as metricForBestModel. With it, evaluation runs forward() for the logits (not
+   * the chunked loss; eval_loss the same up to ~1e-6) and keeps those of the whole evaluation set on the
+   * CPU: give preprocessLogitsForMetrics to keep less (e.g. the argmax). Tensors it makes are freed.
    */
   computeMetrics?: ComputeMetrics;
   preprocessLogitsForMetrics?: PreprocessLogitsForMetrics;
