@@ -1,4 +1,4 @@
-// Best model, early stopping and computeMetrics against transformers 5.17: for scripted metric values
+// Best model, early stopping and computeMetrics against transformers 5.18: for scripted metric values
 // (computeMetrics returns them, evaluation after evaluation) the Trainer must stop at the step, keep the
 // best_metric / best_global_step / best_model_checkpoint and leave the checkpoint folders that
 // transformers' EarlyStoppingCallback, _determine_best_metric, _save_checkpoint and rotate_checkpoints give
