@@ -57,7 +57,7 @@ export { AutoTokenizer, Tokenizer, Dataset, DataLoader, loadDataset, datasetFrom
 export type { Batch, BatchEncoding, ChatMessage, Example } from './data';
 export * as train from './train';
 export { Trainer, resolveTrainingArguments } from './train';
-export type { TrainingArgumentsOptions, TrainOutput, TrainerOptions, LogEntry } from './train';
+export type { TrainingArgumentsOptions, TrainOutput, TrainerOptions, LogEntry, EvalPrediction, ComputeMetrics } from './train';
 export { getRngState, setRngState } from './random-state';
 export * as quant from './quant';
 export { BitsAndBytesConfig, Linear4bit } from './quant';

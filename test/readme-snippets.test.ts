@@ -37,7 +37,11 @@ test.each(snippets.map((s, i) => [i, s.split('\n')[0]] as const))('README snippe
   );
   const r = spawnSync(process.execPath, ['-r', register, file], { cwd: dir, encoding: 'utf8', timeout: 300000 });
   expect([r.status, r.stderr]).toEqual([0, '']);
-  if (snippets[i] === snippets.find((s) => s.includes('new Trainer('))) {
+  if (snippets[i].includes("outputDir: 'best-adapter'")) {
+    // Early stopping / best model: the best checkpoint's adapter was written, its name and metric printed.
+    expect(fs.existsSync(path.join(dir, 'best-adapter', 'adapter_model.safetensors'))).toBe(true);
+    expect(r.stdout).toMatch(/^(true|false) \S*best-adapter\/checkpoint-\d+ [\d.]+\n$/);
+  } else if (snippets[i] === snippets.find((s) => s.includes('new Trainer('))) {
     // It trained (with an evaluation), saved, reloaded, generated and merged.
     expect(fs.existsSync(path.join(dir, 'my-adapter', 'adapter_model.safetensors'))).toBe(true);
     expect(fs.existsSync(path.join(dir, 'my-merged', 'model.safetensors'))).toBe(true);

@@ -33,7 +33,7 @@ test('off a terminal: one plain line per log entry; the JSONL log, the state and
   const lines = text.trim().split('\n');
   expect(text).not.toContain('\r');
   expect(lines[0]).toMatch(/^step 2\/4 \| epoch 0\.50 \| loss \d+\.\d{4} \| lr \d\.\d\de-\d+ \| grad_norm \d+\.\d+ \| \d+ tok\/s$/);
-  expect(lines[1]).toMatch(/^step 2\/4 \| epoch 0\.50 \| eval_loss \d+\.\d{4}$/);
+  expect(lines[1]).toMatch(/^step 2\/4 \| epoch 0\.50 \| eval_loss \d+\.\d{4} \| perplexity \d+\.\d{2}$/);
   expect(lines[lines.length - 1]).toMatch(/^step 4\/4 \| epoch 1\.00 \| train_loss \d+\.\d{4} \| \d\d:\d\d in all$/);
 
   const log = JsonlLog.read(path.join(out, 'trainer_log.jsonl'));

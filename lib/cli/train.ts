@@ -22,6 +22,7 @@ const LORA = 'LoRA';
 const TRAIN = 'Training';
 const LOG = 'Logging and checkpoints';
 const HW = 'Device and precision';
+const BEST = 'Early stopping and best model';
 
 const options: OptionSpec[] = [
   { name: 'model', type: 'string', placeholder: 'DIR', required: true, group: DATA, description: 'base model folder (config.json, model.safetensors, tokenizer.json)' },
@@ -70,6 +71,11 @@ const options: OptionSpec[] = [
   { name: 'overwrite-output-dir', type: 'boolean', group: LOG, description: 'start over in an --output that holds an earlier run (its files are deleted first)' },
   { name: 'resume-from-checkpoint', type: 'string', placeholder: 'DIR', group: LOG, description: "continue from a checkpoint folder, or 'latest' in --output" },
   { name: 'report', type: 'string', placeholder: 'MODE', default: 'auto', choices: ['auto', 'progress', 'plain', 'none'], group: LOG, description: 'progress output (auto: a bar on a terminal)' },
+  { name: 'load-best-model-at-end', type: 'boolean', group: BEST, description: 'write the best checkpoint\'s adapter at the end (needs --eval-steps, and --save-steps a multiple of it)' },
+  { name: 'metric-for-best-model', type: 'string', placeholder: 'NAME', choices: ['loss', 'eval_loss', 'perplexity', 'eval_perplexity'], group: BEST, description: 'the evaluation metric that ranks checkpoints [default: loss]' },
+  { name: 'greater-is-better', type: 'string', placeholder: 'BOOL', choices: ['true', 'false'], group: BEST, description: 'whether a higher metric is better [default: false for loss and perplexity]' },
+  { name: 'early-stopping-patience', type: 'integer', placeholder: 'N', group: BEST, description: 'stop after N evaluations in a row without improvement (needs --eval-steps)' },
+  { name: 'early-stopping-threshold', type: 'number', placeholder: 'X', group: BEST, description: 'an evaluation improves only when better than the best by more than X [default: 0]' },
   { name: 'device', type: 'string', placeholder: 'DEV', default: 'cpu', group: HW, description: 'cpu, cuda or cuda:N' },
   { name: 'dtype', type: 'string', placeholder: 'TYPE', default: 'float32', choices: ['float32', 'bfloat16', 'float16'], group: HW, description: 'dtype of the base weights (adapters train in float32)' },
   { name: 'load-in-4bit', type: 'boolean', group: HW, description: 'QLoRA: quantize the base to 4 bits on load (NF4, double quantization, computing in --dtype)' },
@@ -277,6 +283,11 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     saveSteps: v.saveSteps as number,
     saveTotalLimit: v.saveTotalLimit as number | undefined,
     report: v.report as TrainingArgumentsOptions['report'],
+    loadBestModelAtEnd: (v.loadBestModelAtEnd as boolean | undefined) ?? false,
+    metricForBestModel: v.metricForBestModel as string | undefined,
+    greaterIsBetter: v.greaterIsBetter === undefined ? undefined : v.greaterIsBetter === 'true',
+    earlyStoppingPatience: v.earlyStoppingPatience as number | undefined,
+    earlyStoppingThreshold: v.earlyStoppingThreshold as number | undefined,
     device,
     dtype: dtype === 'float32' ? undefined : dtype,
   };
@@ -286,6 +297,9 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     if (e instanceof RangeError) throw new UsageError(flagMessage(e.message));
     throw e;
   }
+  const ranking = v.loadBestModelAtEnd ? '--load-best-model-at-end' : v.earlyStoppingPatience !== undefined ? '--early-stopping-patience' : undefined;
+  if (ranking !== undefined && evalFile === undefined && v.evalSplit === undefined)
+    throw new UsageError(`${ranking} ranks evaluations: give evaluation data with --eval-data or --eval-split`);
 
   if (v.loadIn4bit && v.loadIn8bit) throw new UsageError('--load-in-4bit and --load-in-8bit exclude each other');
   requireModelDir(modelDir);
@@ -373,6 +387,9 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     model.dispose();
     return 130; // 128 + SIGINT, as a shell reports a Ctrl-C
   }
+  if (result.stoppedEarly) say(io, `stopped early at step ${result.globalStep} of ${trainer.maxSteps}`);
+  if (result.bestModelCheckpoint !== undefined)
+    say(io, `best checkpoint: ${result.bestModelCheckpoint} (${args.metricForBestModel ?? 'loss'} ${result.bestMetric})${args.loadBestModelAtEnd ? ', its adapter is the one written' : ''}`);
   say(io, `done: ${result.globalStep} steps, mean loss ${result.trainingLoss.toFixed(4)}${result.evalLoss !== undefined ? `, eval loss ${result.evalLoss.toFixed(4)}` : ''}`);
   say(io, `adapter: ${result.adapterDir} (adapter_config.json, adapter_model.safetensors)`);
   say(io, `log: ${result.logFile}${result.lossPlot ? `\nloss curve: ${result.lossPlot}` : ''}`);

@@ -52,8 +52,32 @@ export interface TrainingArgumentsOptions {
   loggingSteps?: number;
   /** Save a checkpoint every this many steps (default 0: none; the final adapter is always saved). */
   saveSteps?: number;
-  /** Keep at most this many checkpoints, deleting the oldest (default: all). */
+  /**
+   * Keep at most this many checkpoints, deleting the oldest (default: all). The newest and the best
+   * (best_model_checkpoint) are never deleted, so with a best model tracked a limit of 1 keeps 2 until
+   * the end, when every checkpoint but the best goes (transformers' rotate_checkpoints).
+   */
   saveTotalLimit?: number;
+  /**
+   * Load the best checkpoint's weights at the end (default false), so that the adapter written to outputDir
+   * is the best one. Needs evalSteps and saveSteps, saveSteps a multiple of evalSteps (transformers' rule).
+   */
+  loadBestModelAtEnd?: boolean;
+  /**
+   * The evaluation metric that ranks checkpoints, with or without the 'eval_' prefix: 'loss', 'perplexity'
+   * or one computeMetrics returns (default 'loss' when loadBestModelAtEnd or earlyStoppingPatience is set,
+   * else none: no best model is tracked).
+   */
+  metricForBestModel?: string;
+  /** Whether a higher metric is better (default: false for names ending in 'loss' and for 'perplexity', else true). */
+  greaterIsBetter?: boolean;
+  /**
+   * Stop when metricForBestModel has not improved on the best so far in this many evaluations in a row
+   * (transformers' EarlyStoppingCallback; default: no early stopping). Needs evalSteps.
+   */
+  earlyStoppingPatience?: number;
+  /** How much better than the best (in absolute value) an evaluation must be to count as improving (default 0). */
+  earlyStoppingThreshold?: number;
   /** Seeds dropout and everything random in training (default 42). */
   seed?: number;
   /** Seeds the order of the data (default: seed). */
@@ -88,7 +112,12 @@ export interface TrainingArgumentsOptions {
 
 /** Every setting filled in. */
 export interface TrainingArguments
-  extends Required<Omit<TrainingArgumentsOptions, 'device' | 'dtype' | 'saveTotalLimit' | 'evalSteps' | 'dataSeed' | 'loraplusLrRatio' | 'loraplusLrEmbedding'>> {
+  extends Required<Omit<TrainingArgumentsOptions, 'device' | 'dtype' | 'saveTotalLimit' | 'evalSteps' | 'dataSeed' | 'metricForBestModel' | 'greaterIsBetter' | 'earlyStoppingPatience' | 'loraplusLrRatio' | 'loraplusLrEmbedding'>> {
+  /** Set when a best model is tracked (loadBestModelAtEnd, earlyStoppingPatience or given). */
+  metricForBestModel?: string;
+  /** Set with metricForBestModel. */
+  greaterIsBetter?: boolean;
+  earlyStoppingPatience?: number;
   device?: string;
   loraplusLrRatio?: number;
   loraplusLrEmbedding?: number;
@@ -114,10 +143,14 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
     'learningRate', 'lrSchedulerType', 'warmupSteps', 'warmupRatio', 'weightDecay', 'loraplusLrRatio', 'loraplusLrEmbedding', 'adamBeta1', 'adamBeta2', 'adamEpsilon',
     'maxGradNorm', 'evalSteps', 'loggingSteps', 'saveSteps', 'saveTotalLimit', 'seed', 'dataSeed', 'shuffle',
     'dataloaderDropLast', 'device', 'dtype', 'trainableDtype', 'gradientCheckpointing', 'chunkedLoss', 'report', 'plotLoss',
+    'loadBestModelAtEnd', 'metricForBestModel', 'greaterIsBetter', 'earlyStoppingPatience', 'earlyStoppingThreshold',
   ]); // prettier-ignore
   for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`TrainingArguments: unknown setting '${k}'`);
   check(typeof o.outputDir === 'string' && o.outputDir.length > 0, 'outputDir', o.outputDir, 'a folder path');
   const seed = o.seed ?? 42;
+  // transformers' __post_init__: load_best_model_at_end implies metric 'loss'; so does early stopping here
+  // (its callback needs a metric, and the eval loss is the one every run has).
+  const metric = o.metricForBestModel ?? (o.loadBestModelAtEnd || o.earlyStoppingPatience !== undefined ? 'loss' : undefined);
   const a: TrainingArguments = {
     outputDir: o.outputDir,
     numTrainEpochs: o.numTrainEpochs ?? 3,
@@ -151,6 +184,11 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
     chunkedLoss: o.chunkedLoss ?? true,
     report: o.report ?? 'auto',
     plotLoss: o.plotLoss ?? true,
+    loadBestModelAtEnd: o.loadBestModelAtEnd ?? false,
+    metricForBestModel: metric,
+    greaterIsBetter: o.greaterIsBetter ?? (typeof metric === 'string' ? !lowerIsBetter(metric) : undefined),
+    earlyStoppingPatience: o.earlyStoppingPatience,
+    earlyStoppingThreshold: o.earlyStoppingThreshold ?? 0,
   };
   check(isNum(a.numTrainEpochs) && a.numTrainEpochs > 0, 'numTrainEpochs', a.numTrainEpochs, 'a positive number');
   check(isInt(a.maxSteps) && (a.maxSteps > 0 || a.maxSteps === -1), 'maxSteps', a.maxSteps, 'a positive integer (or -1)');
@@ -183,7 +221,39 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
   check(a.dtype === undefined || DTYPES.includes(a.dtype), 'dtype', a.dtype, DTYPES.join(', '));
   check(a.trainableDtype === 'float32' || a.trainableDtype === 'same', 'trainableDtype', a.trainableDtype, "'float32' or 'same'");
   check(['auto', 'progress', 'plain', 'none'].includes(a.report), 'report', a.report, "'auto', 'progress', 'plain' or 'none'");
+  checkBestModel(a, o);
   return a;
+}
+
+/** transformers: a metric whose name ends in 'loss' is better lower; so is the perplexity logged here. */
+function lowerIsBetter(metric: string): boolean {
+  return metric.endsWith('loss') || metric.replace(/^eval_/, '') === 'perplexity';
+}
+
+/** The best-model and early-stopping settings, with transformers' rules on how they go with eval and save steps. */
+function checkBestModel(a: TrainingArguments, o: TrainingArgumentsOptions): void {
+  check(typeof a.loadBestModelAtEnd === 'boolean', 'loadBestModelAtEnd', a.loadBestModelAtEnd, 'true or false');
+  check(a.metricForBestModel === undefined || (typeof a.metricForBestModel === 'string' && /^\S+$/.test(a.metricForBestModel)), 'metricForBestModel', a.metricForBestModel, "a metric name such as 'loss' or 'eval_accuracy'");
+  check(o.greaterIsBetter === undefined || typeof o.greaterIsBetter === 'boolean', 'greaterIsBetter', o.greaterIsBetter, 'true or false');
+  check(a.earlyStoppingPatience === undefined || (isInt(a.earlyStoppingPatience) && a.earlyStoppingPatience > 0), 'earlyStoppingPatience', a.earlyStoppingPatience, 'a positive integer (evaluations without improvement)');
+  check(isNum(a.earlyStoppingThreshold) && a.earlyStoppingThreshold >= 0, 'earlyStoppingThreshold', a.earlyStoppingThreshold, 'a non-negative number');
+  if (o.earlyStoppingThreshold !== undefined && a.earlyStoppingPatience === undefined)
+    throw new RangeError('TrainingArguments: earlyStoppingThreshold needs earlyStoppingPatience (how many evaluations without such an improvement stop training)');
+  if (a.earlyStoppingPatience !== undefined && a.evalSteps === undefined)
+    throw new RangeError('TrainingArguments: earlyStoppingPatience counts evaluations, and there are none during training: set evalSteps');
+  if (a.loadBestModelAtEnd) {
+    // transformers: load_best_model_at_end requires the save and eval strategies to match, and the save steps
+    // to be a round multiple of the eval steps (else the best evaluation may have no checkpoint to load).
+    if (a.evalSteps === undefined || a.saveSteps === 0)
+      throw new RangeError(
+        `TrainingArguments: loadBestModelAtEnd requires evaluating and saving during training, but found evalSteps ${a.evalSteps ?? 'unset'} ` +
+          `and saveSteps ${a.saveSteps}: set both (saveSteps a multiple of evalSteps)`,
+      );
+    if (a.saveSteps % a.evalSteps !== 0)
+      throw new RangeError(
+        `TrainingArguments: loadBestModelAtEnd requires saveSteps to be a round multiple of evalSteps, but found saveSteps ${a.saveSteps}, which is not a round multiple of evalSteps ${a.evalSteps}`,
+      );
+  }
 }
 
 /** The settings as JSON with transformers' snake_case names (training_args.json). */

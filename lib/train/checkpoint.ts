@@ -21,6 +21,7 @@ import { BaseHyper } from '../optim/optimizer';
 import { loadPeftWeights, PeftModel, setPeftModelStateDict } from '../peft';
 import { getRngState, setRngState } from '../random-state';
 import { Tensor } from '../tensor';
+import { BestModelState, EarlyStoppingState } from './best-model';
 import { GradScaler, GradScalerState } from './grad-scaler';
 import { LogEntry } from './log-entry';
 
@@ -45,7 +46,7 @@ export interface DataPosition {
 }
 
 /** trainer_state.json (transformers' TrainerState keys, plus what exact resumption needs). */
-export interface TrainerState {
+export interface TrainerState extends BestModelState {
   global_step: number;
   epoch: number;
   max_steps: number;
@@ -64,6 +65,8 @@ export interface TrainerState {
   /** Sum and count of every step's loss so far (the final train_loss). */
   total_loss_sum: number;
   total_loss_steps: number;
+  /** Callbacks' states, as transformers keeps them (EarlyStoppingCallback's patience counter). */
+  stateful_callbacks?: { EarlyStoppingCallback?: EarlyStoppingState };
 }
 
 /** What a checkpoint saves and restores besides the trainer state. */
@@ -274,14 +277,28 @@ export async function loadCheckpoint(dir: string, parts: CheckpointParts): Promi
   return state;
 }
 
-/** Deletes the oldest checkpoints so that at most `limit` remain (never `keep`). */
-export async function rotateCheckpoints(outputDir: string, limit: number, keep?: string): Promise<void> {
+/**
+ * Deletes the oldest checkpoints so that at most `limit` remain, as transformers' rotate_checkpoints: the
+ * newest and the protected ones (the one just saved, best_model_checkpoint) are never deleted, so more
+ * than `limit` may remain (2 with a limit of 1 and a best checkpoint that is not the newest).
+ */
+export async function rotateCheckpoints(outputDir: string, limit: number, protect: (string | null | undefined)[] = []): Promise<void> {
   const all = listCheckpoints(outputDir);
-  let excess = all.length - limit;
+  if (all.length <= limit) return;
+  const kept = new Set(protect.filter((d): d is string => typeof d === 'string').map((d) => path.resolve(d)));
+  kept.add(path.resolve(all[all.length - 1].dir));
+  const isKept = (dir: string) => kept.has(path.resolve(dir));
+  const keep = Math.max(limit, all.filter((c) => isKept(c.dir)).length);
+  let remaining = all.length;
   for (const c of all) {
-    if (excess <= 0) break;
-    if (c.dir === keep) continue;
+    if (remaining <= keep) break;
+    if (isKept(c.dir)) continue;
     await fs.promises.rm(c.dir, { recursive: true, force: true });
-    excess--;
+    remaining--;
   }
+}
+
+/** Deletes every checkpoint but `keep` (the end of a run with saveTotalLimit 1 and a best checkpoint). */
+export async function deleteCheckpointsExcept(outputDir: string, keep: string): Promise<void> {
+  for (const c of listCheckpoints(outputDir)) if (path.resolve(c.dir) !== path.resolve(keep)) await fs.promises.rm(c.dir, { recursive: true, force: true });
 }

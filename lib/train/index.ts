@@ -1,7 +1,10 @@
 // Training: the Trainer (transformers' loop for causal LMs and PEFT adapters), its settings, checkpoints,
 // gradient checkpointing, mixed precision, the log and the loss picture.
 export { Trainer, LOG_FILE_NAME, LOSS_PLOT_NAME, MAX_NON_FINITE_STEPS, TRAINING_ARGS_NAME, TrainingDivergedError } from './trainer';
-export type { TrainerOptions, TrainOptions, TrainOutput, TrainerCallbacks } from './trainer';
+export type { EvalMetrics, TrainerOptions, TrainOptions, TrainOutput, TrainerCallbacks } from './trainer';
+export type { ComputeMetrics, EvalPrediction, PreprocessLogitsForMetrics } from './eval-prediction';
+export { EarlyStopping, evalMetricKey } from './best-model';
+export type { BestModelState, EarlyStoppingState } from './best-model';
 export { resolveTrainingArguments, trainingArgumentsJSON } from './args';
 export type { TrainingArguments, TrainingArgumentsOptions, TrainingDType, ReportMode } from './args';
 export {

@@ -14,6 +14,8 @@ export interface LogEntry {
   tokens_per_second?: number;
   num_input_tokens_seen?: number;
   eval_loss?: number;
+  /** exp(eval_loss). */
+  eval_perplexity?: number;
   eval_runtime?: number;
   /** At the end: the mean loss over all steps, the time and the rates. */
   train_loss?: number;

@@ -39,6 +39,10 @@ export function formatLogLine(e: LogEntry, totalSteps: number): string {
   if (e.epoch !== undefined) parts.push(`epoch ${e.epoch.toFixed(2)}`);
   if (e.loss !== undefined) parts.push(`loss ${num(e.loss)}`);
   if (e.eval_loss !== undefined) parts.push(`eval_loss ${num(e.eval_loss)}`);
+  if (e.eval_perplexity !== undefined) parts.push(`perplexity ${num(e.eval_perplexity, 2)}`);
+  // computeMetrics' metrics (eval_accuracy ...), in the order it returned them.
+  for (const [k, v] of Object.entries(e))
+    if (k.startsWith('eval_') && !['eval_loss', 'eval_perplexity', 'eval_runtime'].includes(k) && typeof v === 'number') parts.push(`${k} ${num(v)}`);
   if (e.learning_rate !== undefined) parts.push(`lr ${e.learning_rate.toExponential(2)}`);
   if (e.grad_norm !== undefined) parts.push(`grad_norm ${num(e.grad_norm)}`);
   if (e.tokens_per_second !== undefined) parts.push(`${Math.round(e.tokens_per_second)} tok/s`);

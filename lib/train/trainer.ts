@@ -15,7 +15,7 @@ import * as path from 'path';
 import { manualSeed, noGrad } from '../autograd';
 import { writeFileAtomic } from '../io/fs-atomic';
 import { Batch, DataLoader, Dataset, Example, IGNORE_INDEX, MaybeMasked, Tokenizer } from '../data';
-import { scope, keep } from '../memory';
+import { dispose, keep, scope } from '../memory';
 import { CausalLMInput, CausalLMOutput } from '../models';
 import { DecoderOnlyLM } from '../models/decoder-only-lm';
 import { LayerNorm, Module, Parameter, RMSNorm } from '../nn';
@@ -27,8 +27,11 @@ import { Device, Tensor } from '../tensor';
 import { resolveTrainingArguments, TrainingArguments, TrainingArgumentsOptions, trainingArgumentsJSON } from './args';
 import {
   DataPosition,
+  checkpointDir,
+  deleteCheckpointsExcept,
   lastCheckpoint,
   loadCheckpoint,
+  loadTrainedWeights,
   readTrainerState,
   rotateCheckpoints,
   saveCheckpoint,
@@ -36,6 +39,8 @@ import {
   TRAINER_STATE_NAME,
   TrainerState,
 } from './checkpoint';
+import { EarlyStopping, evalMetricKey, metricValue, updateBest } from './best-model';
+import { ComputeMetrics, concatPadded, PreprocessLogitsForMetrics } from './eval-prediction';
 import { GradScaler } from './grad-scaler';
 import { checkpointedForwardBackward, isSegmentable, Segmentable } from './gradient-checkpointing';
 import { JsonlLog, LogEntry } from './log-entry';
@@ -95,11 +100,34 @@ export interface TrainerOptions {
    * They are yours to dispose; checkpoints save and restore their state.
    */
   optimizers?: [Optimizer<BaseHyper> | null | undefined, LambdaLR | null | undefined];
+  /**
+   * Metrics from each evaluation's predictions and labels (transformers' compute_metrics), logged as
+   * eval_<name> and usable as metricForBestModel. With it, evaluation runs forward() for the logits (not
+   * the chunked loss; eval_loss the same up to ~1e-6) and keeps those of the whole evaluation set on the
+   * CPU: give preprocessLogitsForMetrics to keep less (e.g. the argmax). Tensors it makes are freed.
+   */
+  computeMetrics?: ComputeMetrics;
+  preprocessLogitsForMetrics?: PreprocessLogitsForMetrics;
 }
 
 const TRAINER_OPTIONS: OptionKeys<TrainerOptions> = {
   model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, stream: true, optimizers: true,
+  computeMetrics: true, preprocessLogitsForMetrics: true,
 }; // prettier-ignore
+
+/** An evaluation's results: transformers' names, and computeMetrics' with the 'eval_' prefix. */
+export interface EvalMetrics {
+  eval_loss: number;
+  /** exp(eval_loss), as transformers' run_clm.py reports it. */
+  eval_perplexity: number;
+  eval_runtime: number;
+  /** Label tokens the loss was taken on. */
+  eval_tokens: number;
+  [metric: string]: number;
+}
+
+/** The metrics evaluate() gives without computeMetrics. */
+const BUILTIN_EVAL_METRICS = ['eval_loss', 'eval_perplexity', 'eval_runtime', 'eval_tokens'];
 
 export interface TrainOptions {
   /** A checkpoint folder, or true: the newest checkpoint in outputDir. */
@@ -115,7 +143,7 @@ export interface TrainOutput {
   globalStep: number;
   /** Mean loss over all steps of the training (resumed runs included). */
   trainingLoss: number;
-  /** The last evaluation loss, when there was an evalDataset. */
+  /** The last evaluation loss, when there was an evalDataset (with loadBestModelAtEnd: the best checkpoint's). */
   evalLoss?: number;
   /** The final log entry: train_loss, train_runtime, the rates, epoch. */
   metrics: LogEntry;
@@ -127,8 +155,12 @@ export interface TrainOutput {
   lossPlot?: string;
   /** A checkpoint the run started from. */
   resumedFrom?: string;
-  /** A callback stopped the run before maxSteps. */
+  /** A callback or early stopping (earlyStoppingPatience) stopped the run before maxSteps. */
   stoppedEarly: boolean;
+  /** The best value of metricForBestModel, when one is tracked (trainer_state.json's best_metric). */
+  bestMetric?: number;
+  /** The checkpoint of the best evaluation (best_model_checkpoint); with loadBestModelAtEnd its weights were loaded and saved to outputDir. */
+  bestModelCheckpoint?: string;
   /** The signal stopped the run: the final adapter was not written; `checkpoint` holds the last step. */
   interrupted?: boolean;
   /** The checkpoint written when the run was interrupted (resume from it with resumeFromCheckpoint). */
@@ -237,6 +269,8 @@ export class Trainer {
   readonly tokenizer?: Tokenizer;
   private readonly callbacks: TrainerCallbacks;
   private readonly stream?: ReportStream;
+  private readonly computeMetrics?: ComputeMetrics;
+  private readonly preprocessLogitsForMetrics?: PreprocessLogitsForMetrics;
   /** The model whose forward runs (the PeftModel's base model, with the LoRA layers in it). */
   private readonly core: Module;
   private readonly device: Device;
@@ -273,6 +307,14 @@ export class Trainer {
     this.tokenizer = opts.tokenizer;
     this.callbacks = opts.callbacks ?? {};
     this.stream = opts.stream;
+    if (opts.computeMetrics !== undefined && typeof opts.computeMetrics !== 'function') throw new TypeError('Trainer: `computeMetrics` must be a function (p: { predictions, labelIds }) => { name: number }');
+    if (opts.preprocessLogitsForMetrics !== undefined && typeof opts.preprocessLogitsForMetrics !== 'function')
+      throw new TypeError('Trainer: `preprocessLogitsForMetrics` must be a function (logits, labels) => Tensor');
+    if (opts.preprocessLogitsForMetrics !== undefined && opts.computeMetrics === undefined)
+      throw new TypeError('Trainer: `preprocessLogitsForMetrics` prepares what computeMetrics gets; give computeMetrics too');
+    this.computeMetrics = opts.computeMetrics;
+    this.preprocessLogitsForMetrics = opts.preprocessLogitsForMetrics;
+    this.checkBestModelOptions();
     this.core = this.model instanceof PeftModel ? this.model.getBaseModel() : this.model;
     const a = this.args;
 
@@ -461,44 +503,100 @@ export class Trainer {
    * copies to its size). With every example in one batch this is the mean over all label tokens. A batch
    * without any label token is left out (transformers' loss would be 0/0 there, making eval_loss NaN).
    */
-  evaluate(dataset: Dataset<Example | MaybeMasked> | undefined = this.evalDataset): { eval_loss: number; eval_runtime: number; eval_tokens: number } {
+  evaluate(dataset: Dataset<Example | MaybeMasked> | undefined = this.evalDataset): EvalMetrics {
     if (dataset === undefined) throw new Error('Trainer.evaluate: there is no evalDataset');
     const t0 = Date.now();
     const loader = new DataLoader(dataset, { batchSize: this.args.perDeviceEvalBatchSize, tokenizer: this.tokenizer, padTokenId: this.padTokenId });
     const wasTraining = this.model.training;
+    const withPredictions = this.computeMetrics !== undefined;
     this.model.eval();
     let sum = 0;
     let examples = 0;
     let tokens = 0;
+    // computeMetrics' inputs, batch by batch, on the CPU.
+    const predictions: Tensor[] = [];
+    const labelIds: Tensor[] = [];
     try {
       noGrad(() => {
         let acc: Tensor | undefined;
         for (const b of loader) {
           const c = countTokens(b);
-          if (c.labels > 0) {
-            const rows = b.inputIds.shape[0];
+          const rows = b.inputIds.shape[0];
+          if (c.labels > 0 || withPredictions) {
             const part = scope(() => {
               const onDevice = (t: Tensor) => (t.device === this.device ? t : t.to(this.device));
-              const loss = this.loss({ inputIds: onDevice(b.inputIds), attentionMask: onDevice(b.attentionMask), labels: onDevice(b.labels) });
+              const input = { inputIds: onDevice(b.inputIds), attentionMask: onDevice(b.attentionMask), labels: onDevice(b.labels) };
+              let loss: Tensor;
+              if (withPredictions) {
+                // transformers' prediction_step: the loss and the logits of one forward.
+                const out = this.model.forward(input) as CausalLMOutput;
+                if (out.loss === undefined) throw new Error(`Trainer: ${this.core.reprName()}'s forward returned no loss for labels`);
+                loss = out.loss;
+                const pred = this.preprocessLogitsForMetrics ? this.preprocessLogitsForMetrics(out.logits, input.labels) : out.logits;
+                if (!(pred instanceof Tensor)) throw new TypeError('Trainer: preprocessLogitsForMetrics must return a Tensor');
+                const mine = pred === input.labels || pred === input.inputIds || pred === input.attentionMask ? pred.clone() : pred;
+                predictions.push(keep(mine.device === 'cpu' ? mine : mine.to('cpu')));
+              } else loss = this.loss(input);
+              if (c.labels === 0) return acc; // nothing to average: its loss would be 0/0
               const weighted = loss.float().mul(rows);
               return acc === undefined ? weighted : acc.add(weighted);
             });
-            acc?.dispose();
+            if (part !== acc) acc?.dispose();
             acc = part;
-            examples += rows;
-            tokens += c.labels;
+            if (c.labels > 0) {
+              examples += rows;
+              tokens += c.labels;
+            }
           }
-          disposeBatch(b);
+          if (withPredictions) labelIds.push(b.labels);
+          b.inputIds.dispose();
+          b.attentionMask.dispose();
+          if (!withPredictions) b.labels.dispose();
         }
         if (acc !== undefined) {
           sum = acc.item() as number;
           acc.dispose();
         }
       });
+    } catch (e) {
+      dispose([predictions, labelIds]);
+      throw e;
     } finally {
       this.model.train(wasTraining);
     }
-    return { eval_loss: examples > 0 ? sum / examples : NaN, eval_runtime: (Date.now() - t0) / 1000, eval_tokens: tokens };
+    const evalLoss = examples > 0 ? sum / examples : NaN;
+    // run_clm.py's perplexity: exp of the mean loss (Infinity when it overflows).
+    const metrics: EvalMetrics = { eval_loss: evalLoss, eval_perplexity: Math.exp(evalLoss), eval_runtime: 0, eval_tokens: tokens };
+    if (withPredictions) Object.assign(metrics, this.runComputeMetrics(predictions, labelIds));
+    metrics.eval_runtime = (Date.now() - t0) / 1000;
+    return metrics;
+  }
+
+  /**
+   * computeMetrics over the whole evaluation set: the batches' predictions and labels concatenated, padded
+   * along the sequence with -100 (transformers' nested_concat); its results are prefixed with 'eval_'.
+   */
+  private runComputeMetrics(predictions: Tensor[], labelIds: Tensor[]): Record<string, number> {
+    let computed: Record<string, unknown>;
+    try {
+      const p = { predictions: concatPadded(predictions), labelIds: concatPadded(labelIds) };
+      try {
+        computed = scope(() => this.computeMetrics!(p)) as Record<string, unknown>; // frees the tensors it makes
+      } finally {
+        p.predictions.dispose();
+        p.labelIds.dispose();
+      }
+    } finally {
+      dispose([predictions, labelIds]);
+    }
+    if (computed === null || typeof computed !== 'object' || Array.isArray(computed) || computed instanceof Promise)
+      throw new TypeError(`Trainer: computeMetrics must return an object of numbers (such as { accuracy: 0.5 }), got ${computed instanceof Promise ? 'a Promise' : JSON.stringify(computed)}`);
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(computed)) {
+      if (typeof v !== 'number') throw new TypeError(`Trainer: computeMetrics returned '${k}': ${JSON.stringify(v)}; each metric must be a number`);
+      out[k.startsWith('eval_') ? k : `eval_${k}`] = v;
+    }
+    return out;
   }
 
   /** Trains; see the file's comment. Resolves with the summary once the adapter and the log are written. */
@@ -541,8 +639,14 @@ export class Trainer {
           pending_tokens: 0,
           total_loss_sum: 0,
           total_loss_steps: 0,
+          best_metric: null,
+          best_global_step: null,
+          best_model_checkpoint: null,
         };
     state.max_steps = this.maxSteps;
+    this.resumeBestModel(state, reporter);
+    const early = a.earlyStoppingPatience !== undefined ? new EarlyStopping(a.earlyStoppingPatience, a.earlyStoppingThreshold) : undefined;
+    if (resumedFrom) early?.loadState(state.stateful_callbacks?.EarlyStoppingCallback);
     this.logHistory = state.log_history;
     log.reset(this.logHistory);
     if (resumedFrom) reporter.message(`resuming from ${resumedFrom} at step ${state.global_step}`);
@@ -566,6 +670,21 @@ export class Trainer {
       log.append(entry);
       reporter.log(entry);
       this.callbacks.onLog?.(entry);
+    };
+    const evalEntry = (m: EvalMetrics): LogEntry => {
+      const { eval_tokens: _tokens, ...logged } = m;
+      return { step: state.global_step, epoch: Number(state.epoch.toFixed(4)), ...logged };
+    };
+    // A checkpoint of this step, with best_model_checkpoint as transformers' _save_checkpoint sets it: the
+    // best evaluation's checkpoint when it exists (this one, when this step's evaluation is the best).
+    const save = async (): Promise<string> => {
+      state.pending_losses = flush().slice();
+      if (state.best_global_step !== null) {
+        const best = checkpointDir(out, state.best_global_step);
+        if (state.best_global_step === state.global_step || fs.existsSync(best)) state.best_model_checkpoint = best;
+      }
+      if (early) state.stateful_callbacks = { ...state.stateful_callbacks, EarlyStoppingCallback: early.state() };
+      return saveCheckpoint(out, parts, state);
     };
 
     const t0 = Date.now();
@@ -659,34 +778,49 @@ export class Trainer {
           state.pending_tokens = 0;
           windowStart = Date.now();
         }
+        let stopEarly = false;
         if (this.evalDataset && a.evalSteps && step % a.evalSteps === 0) {
           const m = this.evaluate();
           evalLoss = m.eval_loss;
           lastEvalStep = step;
-          emit({ step, epoch: Number(state.epoch.toFixed(4)), eval_loss: m.eval_loss, eval_runtime: m.eval_runtime });
+          emit(evalEntry(m));
+          if (a.metricForBestModel !== undefined) {
+            // As transformers: the early-stopping callback sees the evaluation before the best is updated.
+            const value = metricValue(m, a.metricForBestModel);
+            stopEarly = early?.onEvaluate(value, state.best_metric, a.greaterIsBetter!) ?? false;
+            updateBest(state, value, a.saveSteps > 0 ? step : null, a.greaterIsBetter!);
+            if (stopEarly && !last)
+              reporter.message(
+                `early stopping at step ${step}: ${evalMetricKey(a.metricForBestModel)} did not improve on the best (${state.best_metric}) ` +
+                  `by more than ${early!.threshold} in ${early!.counter} evaluations in a row (earlyStoppingPatience ${early!.patience})`,
+              );
+          }
         }
         let saved: string | undefined;
         if (a.saveSteps > 0 && step % a.saveSteps === 0) {
-          state.pending_losses = flush().slice();
-          saved = await saveCheckpoint(out, parts, state);
-          if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, saved);
+          saved = await save();
+          if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, [saved, state.best_model_checkpoint]);
         }
         if (opts.signal !== undefined) {
           // Let a signal handler run between steps (the step itself is synchronous native work).
           await new Promise((resolve) => setImmediate(resolve));
-          if (opts.signal.aborted && !last) {
-            if (saved === undefined) {
-              state.pending_losses = flush().slice();
-              saved = await saveCheckpoint(out, parts, state);
-            }
+          if (opts.signal.aborted && !last && !stopEarly) {
+            if (saved === undefined) saved = await save();
             interruptedAt = saved;
             break;
           }
         }
-        if (this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true) {
+        if (this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true || stopEarly) {
           stoppedEarly = !last;
           break;
         }
+      }
+      if (interruptedAt === undefined) {
+        // Steps after the last log (a run stopped early): their losses count in train_loss, as transformers'.
+        const rest = flush();
+        state.total_loss_sum += rest.reduce((t, v) => t + v, 0);
+        state.total_loss_steps += rest.length;
+        pendingValues = [];
       }
     } finally {
       pendingLoss.forEach((t) => t.dispose());
@@ -715,7 +849,7 @@ export class Trainer {
     if (this.evalDataset && lastEvalStep !== state.global_step) {
       const m = this.evaluate();
       evalLoss = m.eval_loss;
-      emit({ step: state.global_step, epoch: Number(state.epoch.toFixed(4)), eval_loss: m.eval_loss, eval_runtime: m.eval_runtime });
+      emit(evalEntry(m));
     }
     const runtime = (Date.now() - t0) / 1000;
     const stepsRun = state.global_step - startStep;
@@ -732,8 +866,19 @@ export class Trainer {
     for (const k of Object.keys(metrics)) if (metrics[k] === undefined) delete metrics[k];
     emit(metrics);
 
+    // transformers: the best checkpoint's weights are loaded after the train metrics are logged; with
+    // saveTotalLimit 1 every other checkpoint then goes (the newest was kept only for resuming).
+    if (a.loadBestModelAtEnd && state.best_model_checkpoint !== null) {
+      reporter.message(`loading the best model from ${state.best_model_checkpoint} (${evalMetricKey(a.metricForBestModel!)} ${state.best_metric})`);
+      await loadTrainedWeights(this.model, state.best_model_checkpoint);
+      const bestEval = this.logHistory.find((e) => e.step === state.best_global_step && e.eval_loss !== undefined);
+      if (bestEval !== undefined) evalLoss = bestEval.eval_loss;
+    }
+    if (a.saveTotalLimit === 1 && state.best_model_checkpoint !== null) await deleteCheckpointsExcept(out, state.best_model_checkpoint);
+
     await saveTrainedWeights(this.model, out);
     state.pending_losses = [];
+    if (early) state.stateful_callbacks = { ...state.stateful_callbacks, EarlyStoppingCallback: early.state() };
     await writeFileAtomic(path.join(out, TRAINER_STATE_NAME), JSON.stringify(state, null, 2) + '\n');
     let lossPlot: string | undefined;
     if (a.plotLoss) {
@@ -752,7 +897,41 @@ export class Trainer {
       lossPlot,
       resumedFrom,
       stoppedEarly,
+      bestMetric: state.best_metric ?? undefined,
+      bestModelCheckpoint: state.best_model_checkpoint ?? undefined,
     };
+  }
+
+  /** loadBestModelAtEnd and early stopping rank evaluations: they need an evalDataset and a metric it gives. */
+  private checkBestModelOptions(): void {
+    const a = this.args;
+    const needs = a.loadBestModelAtEnd ? 'loadBestModelAtEnd' : a.earlyStoppingPatience !== undefined ? 'earlyStoppingPatience' : undefined;
+    if (needs !== undefined && this.evalDataset === undefined) throw new Error(`Trainer: ${needs} ranks evaluations, and there is no evalDataset (or it is empty)`);
+    const metric = a.metricForBestModel;
+    if (metric !== undefined && this.computeMetrics === undefined && !BUILTIN_EVAL_METRICS.includes(evalMetricKey(metric)))
+      throw new RangeError(
+        `TrainingArguments: metricForBestModel '${metric}' is not a metric of the evaluation (${BUILTIN_EVAL_METRICS.join(', ')}); ` +
+          "choose one of those, or give the Trainer a computeMetrics that returns it",
+      );
+  }
+
+  /**
+   * A resumed run's best checkpoint: trainer_state.json's, when that folder still exists (transformers drops
+   * one that does not); looked for in this outputDir first, so that a run moved elsewhere keeps it.
+   */
+  private resumeBestModel(state: TrainerState, reporter: ProgressReporter): void {
+    state.best_metric ??= null;
+    state.best_global_step ??= null;
+    state.best_model_checkpoint ??= null;
+    const recorded = state.best_model_checkpoint;
+    if (recorded === null) return;
+    const here = checkpointDir(this.args.outputDir, Number(path.basename(recorded).replace(/^checkpoint-/, '')));
+    const isDir = (d: string) => fs.existsSync(d) && fs.statSync(d).isDirectory();
+    if (isDir(here)) state.best_model_checkpoint = here;
+    else if (!isDir(recorded)) {
+      reporter.message(`the best checkpoint ${recorded} recorded in the resumed state does not exist anymore; ignoring it for this run`);
+      state.best_model_checkpoint = null;
+    }
   }
 
   /** A checkpoint can continue this run only if the data is batched the same way. */
