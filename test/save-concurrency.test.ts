@@ -72,6 +72,21 @@ test("a dead process's lock is taken over; a live one's is waited for", async ()
   model.dispose();
 });
 
+test('a lock file left empty (its writer killed between creating and filling it) is taken over once it is old', async () => {
+  // Found by scripts/kill-saves.sh 100 model: the next save waited its whole 600 s on such a lock.
+  const dir = path.join(tmpDir('empty-lock'), 'model');
+  const { replaceFolder } = await import('../lib/io/folder-swap');
+  fs.writeFileSync(lockFileOf(dir), '');
+  // Fresh: it may be a writer between its two steps, so it is waited for.
+  await expect(replaceFolder(dir, async () => undefined, { lockTimeoutMs: 300 })).rejects.toThrow(`'${dir}' is being written by another process`);
+  // Old: nobody is filling it; taken over.
+  const past = new Date(Date.now() - 60_000);
+  fs.utimesSync(lockFileOf(dir), past, past);
+  await replaceFolder(dir, async (staging) => fs.writeFileSync(path.join(staging, 'x'), 'y'), { lockTimeoutMs: 2000 });
+  expect(fs.readFileSync(path.join(dir, 'x'), 'utf8')).toBe('y');
+  expect(fs.existsSync(lockFileOf(dir))).toBe(false);
+});
+
 test.each(['adapter', 'model'])('kill -9 during %s saves, 10 times: the folder always loads whole; the next save leaves no orphans', async (kind) => {
   const dir = path.join(tmpDir('kill'), kind);
   let killedMidSave = 0;

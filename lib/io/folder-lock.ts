@@ -39,6 +39,20 @@ function readLock(file: string): LockInfo | undefined {
   }
 }
 
+/**
+ * A writer creates its lock file and fills it in two steps; killed between them it leaves the file empty
+ * (or cut short). A live writer fills it within microseconds, so one unreadable for this long is dead.
+ */
+const UNREADABLE_LOCK_STALE_MS = 10_000;
+
+function unreadableAndOld(file: string): boolean {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs > UNREADABLE_LOCK_STALE_MS;
+  } catch {
+    return false; // gone: try to take it again
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function acquire(dir: string, timeoutMs: number): Promise<string> {
@@ -59,13 +73,14 @@ async function acquire(dir: string, timeoutMs: number): Promise<string> {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock '${dir}' for writing (lock file '${file}'): ${(e as Error).message}`);
     }
     const owner = readLock(file);
-    if (owner !== undefined && owner.host === me.host && !pidAlive(owner.pid)) {
+    const dead = owner !== undefined ? owner.host === me.host && !pidAlive(owner.pid) : unreadableAndOld(file);
+    if (dead) {
       // A dead writer's lock: taken over. Renamed first, so that of two processes taking it over only one removes it.
       const aside = `${file}.stale-${process.pid}-${Date.now()}`;
       try {
         fs.renameSync(file, aside);
         const moved = readLock(aside);
-        if (moved !== undefined && moved.pid !== owner.pid) fs.renameSync(aside, file); // a fresh lock: give it back
+        if (moved !== undefined && moved.pid !== owner?.pid) fs.renameSync(aside, file); // a fresh lock: give it back
         else fs.rmSync(aside, { force: true });
       } catch {
         // another process took it over first
