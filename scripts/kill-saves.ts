@@ -41,6 +41,7 @@ async function run(kind: string, kills: number): Promise<string> {
   // The next save's own words when it fails: they say why (kept in the results file).
   if (end.code !== 0) failures.push(`next save exited ${end.code ?? end.signal}: ${finish.err().trim().slice(-600)}`);
   const left = orphans(dir);
+  if (end.code === 0 && left.length) failures.push(`orphans after the next save: ${left.join(', ')}`);
   fs.rmSync(work, { recursive: true, force: true });
   Object.values(reference).forEach((t) => t.dispose());
   const row = `| ${kind} | ${kills} | ${midSave} | ${unloadable} | ${end.code === 0 ? left.length : 'next save failed'} | ${((Date.now() - t0) / 1000).toFixed(0)} |`;

@@ -87,6 +87,17 @@ test('a lock file left empty (its writer killed between creating and filling it)
   expect(fs.existsSync(lockFileOf(dir))).toBe(false);
 });
 
+test("what a writer killed while taking over a dead lock left aside (.<name>.lock.stale-<pid>-<time>) is removed by the next save", async () => {
+  const dir = path.join(tmpDir('stale-aside'), 'model');
+  const gone = spawnTs(CHILD, ['none', dir, '0']);
+  await gone.exited;
+  const aside = `${lockFileOf(dir)}.stale-${gone.proc.pid}-${Date.now()}`;
+  fs.writeFileSync(aside, JSON.stringify({ pid: 12345, host: require('os').hostname() }));
+  const { replaceFolder } = await import('../lib/io/folder-swap');
+  await replaceFolder(dir, async (staging) => fs.writeFileSync(path.join(staging, 'x'), 'y'));
+  expect(orphans(dir)).toEqual([]);
+});
+
 test.each(['adapter', 'model'])('kill -9 during %s saves, 10 times: the folder always loads whole; the next save leaves no orphans', async (kind) => {
   const dir = path.join(tmpDir('kill'), kind);
   let killedMidSave = 0;

@@ -53,6 +53,22 @@ function unreadableAndOld(file: string): boolean {
   }
 }
 
+/** Lock files a writer killed while taking over a dead lock left aside (.<name>.lock.stale-<pid>-<time>). */
+function removeDeadAsides(file: string): void {
+  const prefix = `${path.basename(file)}.stale-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(path.dirname(file));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const pid = Number(n.slice(prefix.length).split('-')[0]);
+    if (!pidAlive(pid)) fs.rmSync(path.join(path.dirname(file), n), { force: true });
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function acquire(dir: string, timeoutMs: number): Promise<string> {
@@ -68,6 +84,7 @@ async function acquire(dir: string, timeoutMs: number): Promise<string> {
       } finally {
         await fh.close();
       }
+      removeDeadAsides(file);
       return file;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock '${dir}' for writing (lock file '${file}'): ${(e as Error).message}`);
