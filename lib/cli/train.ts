@@ -31,6 +31,8 @@ const options: OptionSpec[] = [
   { name: 'eval-split', type: 'number', placeholder: 'X', group: DATA, description: 'hold out this fraction (or count) of --data for evaluation' },
   { name: 'tokenizer', type: 'string', placeholder: 'DIR', group: DATA, description: 'tokenizer folder [default: --model]' },
   { name: 'max-length', type: 'integer', placeholder: 'N', group: DATA, description: 'cut examples to N tokens' },
+  { name: 'chat-template', type: 'string', placeholder: 'NAME|FILE', group: DATA, description: "chat template for {\"messages\"} records: one of the tokenizer's named templates, a built-in format (chatml, llama3, gemma) or a .jinja file [default: the tokenizer's]" },
+  { name: 'train-on-inputs', type: 'boolean', group: DATA, description: 'take the loss on every token, prompts and user turns too (default: on completions and assistant turns only)' },
   { name: 'packing', type: 'boolean', group: DATA, description: 'concatenate examples into blocks of --seq-len tokens instead of padding' },
   { name: 'seq-len', type: 'integer', placeholder: 'N', default: 512, group: DATA, description: 'block length with --packing' },
   { name: 'adapter', type: 'string', placeholder: 'DIR', group: LORA, description: 'continue training this adapter instead of making a new one' },
@@ -302,8 +304,21 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   // As TRL: records are cut to max_length, 1024 tokens unless told (never beyond the position table); with
   // --packing the blocks are --seq-len long instead, and only a --max-length given cuts the records.
   const maxLength = given ?? (v.packing ? undefined : Math.min(DEFAULT_MAX_LENGTH, positions ?? DEFAULT_MAX_LENGTH));
+  const chatTemplate = v.chatTemplate as string | undefined;
+  if (chatTemplate !== undefined) {
+    try {
+      tokenizer.chatTemplate(chatTemplate);
+    } catch (e) {
+      throw new UsageError(`--chat-template: ${(e as Error).message}`);
+    }
+  }
+  const dataOptions = {
+    chatTemplate,
+    trainOnInputs: v.trainOnInputs === true,
+    onWarning: (m: string) => say(io, `warning: ${m}`),
+  };
   const load = (file: string) => {
-    const { dataset, cut } = truncate(loadDataset(file, tokenizer), maxLength);
+    const { dataset, cut } = truncate(loadDataset(file, tokenizer, dataOptions), maxLength);
     if (cut > 0)
       say(io, `note: ${cut} of ${dataset.length} records of '${file}' were longer than ${maxLength} tokens and were cut to ${maxLength}` +
         (given === undefined ? ` (the default max length${positions !== undefined && positions < DEFAULT_MAX_LENGTH ? ': the model has ' + positions + ' positions' : ''}; set --max-length)` : ''));
