@@ -10,6 +10,7 @@ import { readConfig as readModelConfig } from '../models';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 import { CpuFloat16Error, resolveCpuDType, resolveTrainingArguments, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
+import { writeFileAtomic } from '../io/fs-atomic';
 import { checkOutputDir } from './output-dir';
 import { checkDevice, float16FlagError, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
@@ -384,8 +385,13 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     model.dispose();
     return 130; // 128 + SIGINT, as a shell reports a Ctrl-C
   }
+  if (chatTemplate !== undefined) {
+    // As transformers' tokenizer.save_pretrained: the template trained with goes with the adapter, and
+    // `merge` puts it into the merged folder (where llama.cpp's converter reads it).
+    await writeFileAtomic(path.join(result.adapterDir, 'chat_template.jinja'), tokenizer.chatTemplate(chatTemplate).source);
+  }
   say(io, `done: ${result.globalStep} steps, mean loss ${result.trainingLoss.toFixed(4)}${result.evalLoss !== undefined ? `, eval loss ${result.evalLoss.toFixed(4)}` : ''}`);
-  say(io, `adapter: ${result.adapterDir} (adapter_config.json, adapter_model.safetensors)`);
+  say(io, `adapter: ${result.adapterDir} (adapter_config.json, adapter_model.safetensors${chatTemplate !== undefined ? ', chat_template.jinja' : ''})`);
   say(io, `log: ${result.logFile}${result.lossPlot ? `\nloss curve: ${result.lossPlot}` : ''}`);
   model.dispose();
 }
