@@ -109,7 +109,7 @@ describe('a template that re-renders earlier turns is trained turn by turn', () 
     // The generation prompt says "bot:", the turn itself "assistant:".
     const odd = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}bot:{% endif %}";
     expect(() => datasetFromRecords([{ messages: CONVS[0] }], tok, { chatTemplate: odd })).toThrow(
-      /record 0: .*up to message 1 \(the assistant turn\).*\{% generation %\}.*--chat-template.*--train-on-inputs/,
+      /record 0: .*up to message 1 \(the assistant turn\) .*\(at character 30: "bot:" with the generation prompt, "assistant: <think>\\nadd t" through the turn\).*\{% generation %\}.*--chat-template.*--train-on-inputs/,
     );
     // With the loss on every token there is nothing to find.
     const [e] = datasetFromRecords([{ messages: CONVS[0] }], tok, { chatTemplate: odd, trainOnInputs: true }).toArray();

@@ -133,13 +133,18 @@ function assistantTurns(render: Render, messages: ChatMessage[]): Turn[] {
     if (m.role !== 'assistant') return;
     const before = i > 0 ? render(messages.slice(0, i), true) : '';
     const through = render(messages.slice(0, i + 1), false);
-    if (!through.startsWith(before))
+    if (!through.startsWith(before)) {
+      let at = 0;
+      while (before[at] === through[at]) at++;
+      const show = (t: string) => JSON.stringify(t.slice(at, at + 24));
       throw new Error(
         `the chat template does not render the conversation up to message ${i} (the assistant turn) with the generation ` +
-          'prompt as the start of the conversation through it, so the assistant tokens cannot be found; mark them with ' +
+          `prompt as the start of the conversation through it (at character ${at}: ${show(before)} with the generation prompt, ` +
+          `${show(through)} through the turn), so the assistant tokens cannot be found; mark them with ` +
           '{% generation %} ... {% endgeneration %} in the template, choose another with chatTemplate (--chat-template), ' +
           'or train on every token with trainOnInputs (--train-on-inputs)',
       );
+    }
     turns.push({ before, through });
   });
   return turns;
