@@ -12,6 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensorsHeader } from '../lib';
+import { AutoTokenizer } from '../lib/data';
 import { DEMO_CHAT_TEMPLATE } from '../lib/demo/demo-tokenizer';
 import { finetuneSamples } from '../lib/demo/synthetic-language';
 import { cli, makeModelDir } from './helpers/cli';
@@ -173,6 +174,22 @@ test('merge output holds what convert_hf_to_gguf.py reads (one file, and shards 
   await run('merge', '--adapter', path.join(dir, 'lora'), '--output', plainMerged);
   expect(ggufChatTemplate(plainMerged)).toBe(DEMO_CHAT_TEMPLATE);
   expect(fs.existsSync(path.join(plainMerged, 'chat_template.jinja'))).toBe(false);
+});
+
+test('a base with named templates (a list in tokenizer_config.json): the merged "default" is the trained one, the others kept', async () => {
+  const named = path.join(dir, 'named');
+  fs.cpSync(model, named, { recursive: true });
+  const cfgFile = path.join(named, 'tokenizer_config.json');
+  const toolUse = '{{ messages[0].content }}';
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...readJson(cfgFile), chat_template: [{ name: 'default', template: DEMO_CHAT_TEMPLATE }, { name: 'tool_use', template: toolUse }] }));
+  const adapter = path.join(dir, 'named-adapter');
+  await run('train', '--model', named, '--data', data, '--output', adapter, ...COMMON, '--chat-template', path.join(dir, 'trained.jinja'));
+  const merged = path.join(dir, 'named-merged');
+  await run('merge', '--adapter', adapter, '--output', merged);
+  expect(ggufChatTemplate(merged)).toEqual([{ name: 'default', template: TRAINED_TEMPLATE }, { name: 'tool_use', template: toolUse }]);
+  const tok = await AutoTokenizer.fromPretrained(merged);
+  expect(tok.chatTemplate().source).toBe(TRAINED_TEMPLATE);
+  expect(tok.chatTemplate('tool_use').source).toBe(toolUse);
 });
 
 test('the checks fail on folders the converters would stop on', () => {
