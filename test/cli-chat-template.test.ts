@@ -75,3 +75,30 @@ test.each([
   expect(r.err).toMatch(message as RegExp);
   expect(fs.existsSync(out)).toBe(false);
 });
+
+test("generate --chat uses the template the adapter was trained with (saved beside it), unless --chat-template says otherwise", async () => {
+  // Marks the assistant with {% generation %} (so training never renders a generation prompt) and refuses
+  // to render one: generating with it fails with this message, which shows which template was used.
+  const refusing =
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] + ' ->' }}" +
+    "{% else %}{% generation %}{{ ' ' + m['content'] + eos_token }}{% endgeneration %}{% endif %}{% endfor %}" +
+    "{% if add_generation_prompt %}{{ raise_exception('the adapter template was used') }}{% endif %}";
+  const jinja = path.join(dir, 'refusing.jinja');
+  fs.writeFileSync(jinja, refusing);
+  const { out } = await train('saved', '--data', write('chat2.jsonl', chats()), '--chat-template', jinja);
+  expect(fs.readFileSync(path.join(out, 'chat_template.jinja'), 'utf8')).toBe(refusing);
+  const gen = (...argv: string[]) => cli('generate', '--adapter', out, '--prompt', 'shift cat', '--max-new-tokens', '2', ...argv);
+  const used = await gen('--chat');
+  expect(used.code).not.toBe(0);
+  expect(used.err).toContain('the adapter template was used');
+  const own = await gen('--chat', '--chat-template', 'default');
+  expect([own.code, own.err]).toEqual([0, '']);
+  expect(own.out.startsWith('shift cat')).toBe(true);
+  const plain = await gen();
+  expect([plain.code, plain.err]).toEqual([0, '']); // no --chat: no template at all
+  const alone = await gen('--chat-template', 'default');
+  expect([alone.code, alone.err]).toEqual([2, "torch-lora generate: --chat-template applies with --chat\nSee 'torch-lora generate --help'.\n"]);
+  const bad = await gen('--chat', '--chat-template', 'nope.jinja');
+  expect(bad.code).toBe(2);
+  expect(bad.err).toMatch(/^torch-lora generate: --chat-template: chat template file 'nope\.jinja' does not exist/);
+});
