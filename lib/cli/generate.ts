@@ -1,7 +1,10 @@
 // torch-lora generate: continues prompts with a base model, optionally with an adapter on it; greedy by
 // default, or sampled (temperature, top-k, top-p), as transformers' generate().
+import * as fs from 'fs';
+import * as path from 'path';
 import { manualSeed } from '../autograd';
 import { tensor } from '../creation';
+import type { Tokenizer } from '../data';
 import { DType } from '../dtype';
 import { scope } from '../memory';
 import { configDType, generate, readConfig } from '../models';
@@ -21,7 +24,8 @@ const spec: CommandSpec = {
     { name: 'adapter', type: 'string', placeholder: 'DIR', description: 'a PEFT adapter folder to apply' },
     { name: 'tokenizer', type: 'string', placeholder: 'DIR', description: 'tokenizer folder [default: the model folder]' },
     { name: 'prompt', short: 'p', type: 'string', placeholder: 'TEXT', multiple: true, required: true, description: 'the text to continue' },
-    { name: 'chat', type: 'boolean', description: "wrap each prompt as a user message in the tokenizer's chat template" },
+    { name: 'chat', type: 'boolean', description: "wrap each prompt as a user message in the chat template (the adapter's chat_template.jinja, else the tokenizer's)" },
+    { name: 'chat-template', type: 'string', placeholder: 'NAME|FILE', description: 'with --chat: a named template of the tokenizer, a built-in format (chatml, llama3, gemma) or a .jinja file' },
     { name: 'max-new-tokens', type: 'integer', placeholder: 'N', default: 64, description: 'tokens to generate at most' },
     { name: 'do-sample', type: 'boolean', description: "sample instead of taking the most likely token (default: the model's generation_config.json, else no)" },
     { name: 'temperature', type: 'number', placeholder: 'X', description: "sampling temperature (default: generation_config.json's, else 1)" },
@@ -53,16 +57,34 @@ function generationDType(modelDir: string, device: string, dtype: DType | 'auto'
   }
 }
 
+/**
+ * The template --chat uses: --chat-template, else the one the adapter was trained with (train
+ * --chat-template saves it beside the adapter), else the tokenizer's (undefined).
+ */
+function chatTemplateFor(tokenizer: Tokenizer, given: string | undefined, adapter: string | undefined): string | undefined {
+  const saved = adapter !== undefined ? path.join(adapter, 'chat_template.jinja') : undefined;
+  const choice = given ?? (saved !== undefined && fs.existsSync(saved) ? saved : undefined);
+  if (choice === undefined) return undefined;
+  try {
+    tokenizer.chatTemplate(choice);
+  } catch (e) {
+    throw given !== undefined ? new UsageError(`--chat-template: ${(e as Error).message}`) : e;
+  }
+  return choice;
+}
+
 async function run(parsed: Parsed, io: CliIO): Promise<void> {
   const v = parsed.values;
   requireOptions(spec, v);
   applyThreads(v.threads);
   if ((v.maxNewTokens as number) < 0) throw new UsageError(`--max-new-tokens must be non-negative, got ${v.maxNewTokens}`);
+  if (!v.chat && v.chatTemplate !== undefined) throw new UsageError('--chat-template applies with --chat');
   const prompts = v.prompt as string[];
   const device = checkDevice(v.device as string);
   const modelDir = modelDirOf(v.model as string | undefined, v.adapter as string | undefined);
   requireModelDir(modelDir);
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
+  const chatTemplate = v.chat ? chatTemplateFor(tokenizer, v.chatTemplate as string | undefined, v.adapter as string | undefined) : undefined;
   const base = await loadBaseModel(modelDir, { device, dtype: generationDType(modelDir, device, v.dtype as DType | 'auto', io) });
   // The adapter's layers go into `base` itself, so generating with `base` uses them.
   const peft = v.adapter !== undefined ? await loadAdapter(base, v.adapter as string) : undefined;
@@ -72,7 +94,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   prompts.forEach((prompt, i) => {
     const text = scope(() => {
       const ids = v.chat
-        ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true, tokenize: true })
+        ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true, tokenize: true, chatTemplate })
         : tokenizer.encode(prompt);
       const input = tensor([ids], { dtype: 'int64', device });
       const out = generate(base, input, {

@@ -46,6 +46,26 @@ const spec: CommandSpec = {
     '  torch-lora merge --model ./my-llama --adapter ./out --output ./my-llama-merged --max-shard-size 2GB',
 };
 
+/**
+ * tokenizer_config.json agreeing with chat_template.jinja: transformers reads the .jinja first, llama.cpp's
+ * converter the config's chat_template first. A single template in the config is dropped (as
+ * transformers' save_pretrained writes them); in a list of named ones, 'default' becomes the .jinja's.
+ */
+function withTemplate(text: string, file: string, jinja: string): string {
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  const t = config.chat_template;
+  if (t === undefined) return text;
+  if (Array.isArray(t))
+    config.chat_template = [{ name: 'default', template: jinja }, ...t.filter((e) => !(e && typeof e === 'object' && (e as { name?: unknown }).name === 'default'))];
+  else delete config.chat_template;
+  return JSON.stringify(config, null, 2) + '\n';
+}
+
 /** --max-shard-size as bytes (a UsageError names the flag). */
 function maxShardSize(value: string): number {
   try {
@@ -90,12 +110,16 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
     merged.dispose();
   }
   const copied: string[] = [];
+  // A chat template saved with the adapter (train --chat-template) is the one it was trained with.
+  const adapterTemplate = path.join(v.adapter as string, 'chat_template.jinja');
+  const template = fs.existsSync(adapterTemplate) ? adapterTemplate : path.join(modelDir, 'chat_template.jinja');
   for (const f of COPIED) {
-    const src = path.join(modelDir, f);
-    if (fs.existsSync(src)) {
-      await writeFileAtomic(path.join(out, f), await fs.promises.readFile(src));
-      copied.push(f);
-    }
+    const src = f === 'chat_template.jinja' ? template : path.join(modelDir, f);
+    if (!fs.existsSync(src)) continue;
+    let data: Buffer | string = await fs.promises.readFile(src);
+    if (f === 'tokenizer_config.json' && fs.existsSync(template)) data = withTemplate(data.toString('utf8'), src, fs.readFileSync(template, 'utf8'));
+    await writeFileAtomic(path.join(out, f), data);
+    copied.push(f);
   }
   say(io, `merged ${nModules} LoRA modules of '${v.adapter}' into '${modelDir}'`);
   const shards = saved.files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f));

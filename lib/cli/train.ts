@@ -10,6 +10,7 @@ import { readConfig as readModelConfig } from '../models';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 import { CpuFloat16Error, resolveCpuDType, resolveTrainingArguments, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
+import { writeFileAtomic } from '../io/fs-atomic';
 import { checkOutputDir } from './output-dir';
 import { checkDevice, float16FlagError, loadAdapter, loadBaseModel, loadTokenizer, requireModelDir } from './load-model';
 import type { Command } from './main';
@@ -32,6 +33,8 @@ const options: OptionSpec[] = [
   { name: 'eval-split', type: 'number', placeholder: 'X', group: DATA, description: 'hold out this fraction (or count) of --data for evaluation' },
   { name: 'tokenizer', type: 'string', placeholder: 'DIR', group: DATA, description: 'tokenizer folder [default: --model]' },
   { name: 'max-length', type: 'integer', placeholder: 'N', group: DATA, description: 'cut examples to N tokens' },
+  { name: 'chat-template', type: 'string', placeholder: 'NAME|FILE', group: DATA, description: "chat template for {\"messages\"} records: one of the tokenizer's named templates, a built-in format (chatml, llama3, gemma) or a .jinja file [default: the tokenizer's]" },
+  { name: 'train-on-inputs', type: 'boolean', group: DATA, description: 'take the loss on every token, prompts and user turns too (default: on completions and assistant turns only)' },
   { name: 'packing', type: 'boolean', group: DATA, description: 'concatenate examples into blocks of --seq-len tokens instead of padding' },
   { name: 'seq-len', type: 'integer', placeholder: 'N', default: 512, group: DATA, description: 'block length with --packing' },
   { name: 'adapter', type: 'string', placeholder: 'DIR', group: LORA, description: 'continue training this adapter instead of making a new one' },
@@ -320,8 +323,21 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   // As TRL: records are cut to max_length, 1024 tokens unless told (never beyond the position table); with
   // --packing the blocks are --seq-len long instead, and only a --max-length given cuts the records.
   const maxLength = given ?? (v.packing ? undefined : Math.min(DEFAULT_MAX_LENGTH, positions ?? DEFAULT_MAX_LENGTH));
+  const chatTemplate = v.chatTemplate as string | undefined;
+  if (chatTemplate !== undefined) {
+    try {
+      tokenizer.chatTemplate(chatTemplate);
+    } catch (e) {
+      throw new UsageError(`--chat-template: ${(e as Error).message}`);
+    }
+  }
+  const dataOptions = {
+    chatTemplate,
+    trainOnInputs: v.trainOnInputs === true,
+    onWarning: (m: string) => say(io, `warning: ${m}`),
+  };
   const load = (file: string) => {
-    const { dataset, cut } = truncate(loadDataset(file, tokenizer), maxLength);
+    const { dataset, cut } = truncate(loadDataset(file, tokenizer, dataOptions), maxLength);
     if (cut > 0)
       say(io, `note: ${cut} of ${dataset.length} records of '${file}' were longer than ${maxLength} tokens and were cut to ${maxLength}` +
         (given === undefined ? ` (the default max length${positions !== undefined && positions < DEFAULT_MAX_LENGTH ? ': the model has ' + positions + ' positions' : ''}; set --max-length)` : ''));
@@ -390,8 +406,13 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   if (result.stoppedEarly) say(io, `stopped early at step ${result.globalStep} of ${trainer.maxSteps}`);
   if (result.bestModelCheckpoint !== undefined)
     say(io, `best checkpoint: ${result.bestModelCheckpoint} (${args.metricForBestModel ?? 'loss'} ${result.bestMetric})${args.loadBestModelAtEnd ? ', its adapter is the one written' : ''}`);
+  if (chatTemplate !== undefined) {
+    // As transformers' tokenizer.save_pretrained: the template trained with goes with the adapter, and
+    // `merge` puts it into the merged folder (where llama.cpp's converter reads it).
+    await writeFileAtomic(path.join(result.adapterDir, 'chat_template.jinja'), tokenizer.chatTemplate(chatTemplate).source);
+  }
   say(io, `done: ${result.globalStep} steps, mean loss ${result.trainingLoss.toFixed(4)}${result.evalLoss !== undefined ? `, eval loss ${result.evalLoss.toFixed(4)}` : ''}`);
-  say(io, `adapter: ${result.adapterDir} (adapter_config.json, adapter_model.safetensors)`);
+  say(io, `adapter: ${result.adapterDir} (adapter_config.json, adapter_model.safetensors${chatTemplate !== undefined ? ', chat_template.jinja' : ''})`);
   say(io, `log: ${result.logFile}${result.lossPlot ? `\nloss curve: ${result.lossPlot}` : ''}`);
   model.dispose();
 }

@@ -1,7 +1,7 @@
 // Datasets: a list of items with the operations training needs (seeded shuffle, select, a train/eval
 // split as Hugging Face datasets' train_test_split), and loadDataset, which reads a JSONL/JSON file of
 // text, prompt-completion or chat records and tokenizes it into input ids and labels.
-import { Example, tokenizeRecord, TokenizeOptions } from './labels';
+import { Example, tokenizeRecord, TokenizeOptions, trainsOnInputs } from './labels';
 import { permutation } from './random';
 import { readRecords, SourcedRecord, toRecord } from './records';
 import { Tokenizer } from './tokenizer';
@@ -97,19 +97,34 @@ function range(a: number, b: number): number[] {
 }
 
 export interface LoadDatasetOptions extends TokenizeOptions {
-  /** Called once when some boundary fell inside a token (default: console.warn). */
+  /**
+   * Called once for each thing worth knowing (default: console.warn): some boundary fell inside a
+   * token; some conversations were rendered turn by turn; a built-in template's markers are not tokens.
+   */
   onWarning?: (message: string) => void;
 }
 
-const LOAD_DATASET_OPTIONS: OptionKeys<LoadDatasetOptions> = { onWarning: true, addEos: true, maxLength: true, chatTemplate: true, templateVariables: true };
+const LOAD_DATASET_OPTIONS: OptionKeys<LoadDatasetOptions> = {
+  onWarning: true,
+  addEos: true,
+  maxLength: true,
+  chatTemplate: true,
+  templateVariables: true,
+  trainOnInputs: true,
+  completionOnlyLoss: true,
+};
 
 function tokenizeAll(
   tok: Tokenizer,
   records: { record: SourcedRecord | ReturnType<typeof toRecord>; at: string }[],
   opts: LoadDatasetOptions,
 ): Dataset<Example> {
+  trainsOnInputs(opts); // a contradiction is an error even for records it would not touch
+  const warn = opts.onWarning ?? console.warn;
   const out: Example[] = [];
   let straddled = 0;
+  let turnByTurn = 0;
+  let chats = 0;
   for (const { record, at } of records) {
     let r;
     try {
@@ -118,12 +133,29 @@ function tokenizeAll(
       throw new Error(`${at}: ${(err as Error).message}`);
     }
     if (r.straddled) straddled++;
-    out.push({ inputIds: r.inputIds, labels: r.labels });
+    if (record.kind === 'messages' || record.kind === 'chat_prompt_completion') chats++;
+    if (r.perTurn) {
+      turnByTurn++;
+      out.push(...r.perTurn);
+    } else out.push({ inputIds: r.inputIds, labels: r.labels });
   }
   if (straddled > 0)
-    (opts.onWarning ?? console.warn)(
+    warn(
       `${straddled} of ${records.length} records have a prompt/assistant boundary inside a token (the tokenizer ` +
         'merged across it); that token was counted as the completion/assistant part',
+    );
+  if (turnByTurn > 0)
+    warn(
+      `the chat template renders earlier turns differently once later turns follow (e.g. it drops their thinking), ` +
+        `so ${turnByTurn} of ${records.length} conversations were rendered turn by turn: one example per assistant turn ` +
+        `(the conversation through it, the loss on that turn only), ${out.length} examples from ${records.length} records. ` +
+        'A template with {% generation %} blocks, or trainOnInputs (--train-on-inputs), keeps one example per conversation',
+    );
+  const missing = chats > 0 ? tok.missingTemplateTokens(opts.chatTemplate) : [];
+  if (missing.length > 0)
+    warn(
+      `the '${opts.chatTemplate}' chat format's ${missing.join(' ')} are not tokens of this tokenizer, so each is split ` +
+        'into pieces; a tokenizer made for the format (or one of its own templates) trains the model on its real markers',
     );
   return new Dataset(out);
 }

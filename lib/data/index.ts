@@ -13,11 +13,12 @@ export type {
   TokenizerConfig,
 } from './tokenizer';
 export { ChatTemplate } from './chat_template';
+export { BUILTIN_CHAT_TEMPLATES } from './builtin_chat_templates';
 export type { ChatMessage, ChatTemplateConfig, RenderedChat } from './chat_template';
 export { readRecords } from './records';
 export type { DataRecord, SourcedRecord } from './records';
-export { IGNORE_INDEX, tokenizeRecord } from './labels';
-export type { Example, TokenizeOptions } from './labels';
+export { IGNORE_INDEX, tokenizeRecord, trainsOnInputs } from './labels';
+export type { Example, TokenizedRecord, TokenizeOptions } from './labels';
 export { Dataset, loadDataset, datasetFromRecords } from './dataset';
 export type { LoadDatasetOptions, SplitOptions } from './dataset';
 export { collate, packDataset } from './collate';

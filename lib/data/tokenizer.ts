@@ -8,6 +8,7 @@ import { SequencePreTokenizer, Tokenizer as HfTokenizer, WhitespacePreTokenizer 
 import { tensor } from '../creation';
 import { requireLocalFolder } from '../io/local-folder';
 import { Device, Tensor } from '../tensor';
+import { BUILTIN_CHAT_TEMPLATES } from './builtin_chat_templates';
 import { ChatMessage, ChatTemplate, chatTemplatesOf, ChatTemplateConfig, RenderedChat } from './chat_template';
 
 export type PaddingSide = 'left' | 'right';
@@ -409,25 +410,38 @@ export class Tokenizer {
   }
 
   // ---- chat ----
-  /** The template `name` (or the default one); a string that is no template name is a template itself. */
+  /**
+   * The chat template `name`: one of the tokenizer's named templates, a Jinja source itself, a
+   * built-in format ('chatml', 'llama3', 'gemma') or a path to a .jinja file. Without a name, the
+   * tokenizer's default one.
+   */
   chatTemplate(name?: string): ChatTemplate {
+    const where = this.nameOrPath ? ` in ${this.nameOrPath}` : '';
+    const own = [...this.chatTemplates.keys()].map((k) => JSON.stringify(k)).join(', ');
+    const builtins = [...BUILTIN_CHAT_TEMPLATES.keys()].map((k) => `'${k}'`).join(', ');
     let source: string | undefined;
-    if (name !== undefined) source = this.chatTemplates.get(name) ?? (/\{[{%]/.test(name) ? name : undefined);
-    else {
+    if (name !== undefined) {
+      if (typeof name !== 'string' || name === '') throw new TypeError(`chatTemplate: expected a template name, a Jinja source or a .jinja file, got ${JSON.stringify(name)}`);
+      source = this.chatTemplates.get(name) ?? (/\{[{%]/.test(name) ? name : BUILTIN_CHAT_TEMPLATES.get(name)?.source);
+      if (source === undefined && (/\.(jinja2?|j2)$/i.test(name) || /[\\/]/.test(name) || fs.existsSync(name))) source = readTemplateFile(name);
+      if (source === undefined)
+        throw new Error(
+          `no chat template named ${JSON.stringify(name)}${where}: ` +
+            (own ? `it has ${own}; ` : 'it has none of its own; ') +
+            `the built-in ones are ${builtins}, or give a .jinja file`,
+        );
+    } else {
       const only = this.chatTemplates.size === 1 ? [...this.chatTemplates.values()][0] : undefined;
       source = this.chatTemplates.get('default') ?? only;
-    }
-    if (source === undefined) {
-      const where = this.nameOrPath ? ` in ${this.nameOrPath}` : '';
-      if (this.chatTemplates.size === 0)
-        throw new Error(
-          `this tokenizer${where} has no chat template: tokenizer_config.json has no "chat_template" and there is no ` +
-            'chat_template.jinja. Pass one as { chatTemplate: "<jinja source>" } or use a tokenizer with a template',
-        );
-      throw new Error(
-        `no chat template named ${JSON.stringify(name ?? 'default')}${where}; it has ` +
-          [...this.chatTemplates.keys()].map((k) => JSON.stringify(k)).join(', '),
-      );
+      if (source === undefined) {
+        if (this.chatTemplates.size === 0)
+          throw new Error(
+            `this tokenizer${where} has no chat template: tokenizer_config.json has no "chat_template" and there is no ` +
+              `chat_template.jinja. Choose one with { chatTemplate } (--chat-template): a built-in format (${builtins}), ` +
+              'a .jinja file or the Jinja source',
+          );
+        throw new Error(`no chat template named "default"${where}; it has ${own}: choose one with { chatTemplate } (--chat-template)`);
+      }
     }
     let t = this.compiled.get(source);
     if (t === undefined) {
@@ -435,6 +449,20 @@ export class Tokenizer {
       this.compiled.set(source, t);
     }
     return t;
+  }
+
+  /**
+   * The marker tokens of a built-in format (chatTemplate 'chatml' ...) that this tokenizer would split
+   * into pieces because it lacks them as tokens; empty for the tokenizer's own templates and files.
+   */
+  missingTemplateTokens(name: string | undefined): string[] {
+    if (name === undefined || this.chatTemplates.has(name)) return [];
+    const builtin = BUILTIN_CHAT_TEMPLATES.get(name);
+    if (builtin === undefined) return [];
+    return builtin.markers.filter((m) => {
+      const ids = this.encode(m, { addSpecialTokens: false });
+      return ids.length !== 1;
+    });
   }
 
   /** Renders messages with the chat template and the variables transformers passes to it. */
@@ -475,6 +503,20 @@ export class Tokenizer {
       `padding_side='${this.paddingSide}', model_max_length=${this.modelMaxLength})`
     );
   }
+}
+
+/** A chat template from a .jinja file, with an error that names the file. */
+function readTemplateFile(file: string): string {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    throw new Error(`chat template file '${file}' does not exist (give a template name, a .jinja file or the Jinja source)`);
+  }
+  if (!st.isFile()) throw new Error(`chat template file '${file}' is not a file`);
+  const text = fs.readFileSync(file, 'utf8');
+  if (text.trim() === '') throw new Error(`chat template file '${file}' is empty`);
+  return text;
 }
 
 /** Loads tokenizers from Hugging Face folders, as transformers' AutoTokenizer. */
