@@ -154,9 +154,11 @@ function checkPositions(model: Module, ds: Dataset<Example | MaybeMasked>, what:
   if (typeof positions !== 'number') return;
   let i = 0;
   for (const e of ds) {
-    if (e.inputIds.length > positions)
+    // A packed row's positions restart at each of its examples: its longest example is what counts.
+    const longest = (e as MaybeMasked).seqLengths ? Math.max(...(e as MaybeMasked).seqLengths!) : e.inputIds.length;
+    if (longest > positions)
       throw new Error(
-        `Trainer: ${what} example ${i} has ${e.inputIds.length} tokens, more than the model's ${positions} positions ` +
+        `Trainer: ${what} example ${i} has ${longest} tokens, more than the model's ${positions} positions ` +
           "(max_position_embeddings); cut the examples to at most that many (loadDataset's maxLength, the CLI's --max-length)",
       );
     i++;
@@ -185,6 +187,7 @@ function disposeBatch(b: Batch): void {
   b.inputIds.dispose();
   b.attentionMask.dispose();
   b.labels.dispose();
+  b.positionIds?.dispose();
 }
 
 export class Trainer {
@@ -320,6 +323,7 @@ export class Trainer {
         inputIds: onDevice(batch.inputIds),
         attentionMask: onDevice(batch.attentionMask),
         labels: onDevice(batch.labels),
+        positionIds: batch.positionIds && onDevice(batch.positionIds), // packed rows: restarts at each example
       };
       const scale = weight * (this.scaler?.scale ?? 1);
       if (this.args.gradientCheckpointing) return checkpointedForwardBackward(this.core as unknown as Segmentable, input, scale);
@@ -424,7 +428,12 @@ export class Trainer {
             const rows = b.inputIds.shape[0];
             const part = scope(() => {
               const onDevice = (t: Tensor) => (t.device === this.device ? t : t.to(this.device));
-              const loss = this.loss({ inputIds: onDevice(b.inputIds), attentionMask: onDevice(b.attentionMask), labels: onDevice(b.labels) });
+              const loss = this.loss({
+                inputIds: onDevice(b.inputIds),
+                attentionMask: onDevice(b.attentionMask),
+                labels: onDevice(b.labels),
+                positionIds: b.positionIds && onDevice(b.positionIds),
+              });
               const weighted = loss.float().mul(rows);
               return acc === undefined ? weighted : acc.add(weighted);
             });
