@@ -2,6 +2,7 @@
 // gradient checkpointing, mixed precision, the log and the loss picture.
 export { Trainer, LOG_FILE_NAME, LOSS_PLOT_NAME, MAX_NON_FINITE_STEPS, TRAINING_ARGS_NAME, TrainingDivergedError } from './trainer';
 export type { TrainerOptions, TrainOptions, TrainOutput, TrainerCallbacks } from './trainer';
+export type { TrainerPackingOptions } from './packing';
 export { resolveTrainingArguments, trainingArgumentsJSON } from './args';
 export type { TrainingArguments, TrainingArgumentsOptions, TrainingDType, ReportMode } from './args';
 export {

@@ -57,6 +57,7 @@ export class TrainingDivergedError extends Error {
   }
 }
 import { checkPadTokenId, checkTokenIds, modelVocabSize } from './token-range';
+import { configEosToken, packForTrainer, TrainerPackingOptions } from './packing';
 
 export const LOG_FILE_NAME = 'trainer_log.jsonl';
 export const LOSS_PLOT_NAME = 'training_loss.svg';
@@ -84,12 +85,17 @@ export interface TrainerOptions {
   /** The padding token when there is no tokenizer (default: the model config's pad_token_id, else eos). */
   padTokenId?: number;
   callbacks?: TrainerCallbacks;
+  /**
+   * Pack the datasets (TRL's packing=True): several examples per row of up to seqLen tokens, each
+   * attending to itself only with strategy 'bfd' (default). See packDataset.
+   */
+  packing?: TrainerPackingOptions;
   /** Where progress is printed (default process.stdout). */
   stream?: ReportStream;
 }
 
 const TRAINER_OPTIONS: OptionKeys<TrainerOptions> = {
-  model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, stream: true,
+  model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, packing: true, stream: true,
 }; // prettier-ignore
 
 export interface TrainOptions {
@@ -231,10 +237,16 @@ export class Trainer {
     this.model = opts.model;
     this.trainDataset = opts.trainDataset;
     this.evalDataset = opts.evalDataset?.length ? opts.evalDataset : undefined;
+
     this.tokenizer = opts.tokenizer;
     this.callbacks = opts.callbacks ?? {};
     this.stream = opts.stream;
     this.core = this.model instanceof PeftModel ? this.model.getBaseModel() : this.model;
+    if (opts.packing !== undefined) {
+      const eos = opts.tokenizer?.eosTokenId ?? configEosToken(this.core);
+      this.trainDataset = packForTrainer(this.trainDataset, opts.packing, eos, 'training');
+      if (this.evalDataset) this.evalDataset = packForTrainer(this.evalDataset, opts.packing, eos, 'evaluation');
+    }
     const a = this.args;
 
     if (a.gradientCheckpointing && !isSegmentable(this.core))
