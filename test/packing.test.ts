@@ -6,7 +6,7 @@
 import * as path from 'path';
 import { AutoModelForCausalLM, collate, Dataset, keep, memory, noGrad, packDataset, PeftModel, scope, tensor, Tensor, Trainer } from '../lib';
 import type { CausalLM } from '../lib';
-import { Example, IGNORE_INDEX, MaybeMasked } from '../lib/data';
+import { countOverlong, Example, IGNORE_INDEX, MaybeMasked } from '../lib/data';
 import { causalAttentionMask, packedSequenceIds } from '../lib/models/attention-mask';
 import { FIXTURES } from './helpers/models';
 import { maxAbsDiff } from './helpers/tensors';
@@ -44,6 +44,9 @@ describe("packDataset 'bfd'", () => {
       [[7, 8, 1], [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX], [3]],
       [[9, 1], [IGNORE_INDEX, 1], [2]],
     ]);
+    // what the CLI's note counts: the example of 6 tokens (the one of 2 + EOS fits exactly)
+    expect(countOverlong([ex([1, 2, 3, 4, 5, 6]), ex([7, 8, 9]), ex([5, 1])], { seqLen: 4, eosTokenId: 1 })).toBe(1);
+    expect(countOverlong([ex([1, 2, 3, 4])], { seqLen: 4, eosTokenId: 9 })).toBe(1);
   });
 
   test('many examples: rows never exceed seqLen and are nearly full', () => {
