@@ -54,10 +54,10 @@ export { LoraConfig, PeftModel, AutoPeftModelForCausalLM, LoraModel, getPeftMode
 export type { LoraConfigOptions, SavePretrainedOptions, FromPretrainedOptions } from './peft';
 export * as data from './data';
 export { AutoTokenizer, Tokenizer, Dataset, DataLoader, loadDataset, datasetFromRecords, packDataset, collate } from './data';
-export type { Batch, BatchEncoding, ChatMessage, Example } from './data';
+export type { Batch, BatchEncoding, ChatMessage, Example, MaybeMasked, PackingStrategy, PackOptions } from './data';
 export * as train from './train';
 export { Trainer, resolveTrainingArguments } from './train';
-export type { TrainingArgumentsOptions, TrainOutput, TrainerOptions, LogEntry, EvalPrediction, ComputeMetrics } from './train';
+export type { TrainingArgumentsOptions, TrainOutput, TrainerOptions, TrainerPackingOptions, LogEntry, EvalPrediction, ComputeMetrics } from './train';
 export { getRngState, setRngState } from './random-state';
 export * as quant from './quant';
 export { BitsAndBytesConfig, Linear4bit } from './quant';

@@ -47,7 +47,7 @@ test('a misspelt key of an options object is an error naming it', async () => {
   const ds = randomExamples(4, 1);
   const js = <T>(x: unknown) => x as T; // what a JavaScript caller, without types, can pass
   expect(() => new Trainer(js({ model: m, trainDataset: ds, args: { outputDir: tmpDir('o') }, evalDataSet: ds }))).toThrow(
-    "Trainer: unknown option 'evalDataSet' (options: model, args, trainDataset, evalDataset, tokenizer, padTokenId, callbacks, stream, optimizers, computeMetrics, preprocessLogitsForMetrics)",
+    "Trainer: unknown option 'evalDataSet' (options: model, args, trainDataset, evalDataset, tokenizer, padTokenId, callbacks, packing, stream, optimizers, computeMetrics, preprocessLogitsForMetrics)",
   );
   const t = new Trainer({ model: m, trainDataset: ds, args: { outputDir: tmpDir('o'), report: 'none' } });
   await expect(t.train(js({ resumeFromCheckpoints: true }))).rejects.toThrow("Trainer.train: unknown option 'resumeFromCheckpoints'");

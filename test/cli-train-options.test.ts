@@ -1,7 +1,8 @@
 // `torch-lora train` options doing what they say, each a few steps on the small model folder next to
 // one baseline run (float32, prompt-completion data, same seed): chat data trains exactly what the same
 // records as prompt/completion train; --gradient-checkpointing gives the baseline's adapter; --dtype
-// bfloat16 keeps the adapter in float32 and the losses near float32's; --packing fills every row;
+// bfloat16 keeps the adapter in float32 and the losses near float32's; --packing trains as padding does
+// (bfd) or fills every row (wrapped);
 // --use-dora adds the magnitudes; --eval-data is what is evaluated; and the LoRA flags (and the same
 // keys in --config) end up in adapter_config.json and the adapter's tensors.
 import * as fs from 'fs';
@@ -73,16 +74,46 @@ test('--dtype bfloat16: the base in bfloat16, the adapter in float32, losses at 
   expect(a).not.toEqual(b); // the base really ran in bfloat16
 });
 
-test('--packing: blocks of --seq-len tokens, every row full (no padding)', async () => {
-  const { out, r } = await train('packed', '--data', data, '--packing', '--seq-len', '32');
+test('--packing (bfd): whole examples in rows of up to --seq-len, training as the padded batch of the same examples', async () => {
+  // One micro-batch holds every example (padded) or every row (packed): the same label tokens, each
+  // predicted from its own example only, so the same losses and (after AdamW) the same adapter.
+  const padded = await train('padded-16', '--data', data, '--batch-size', '16');
+  const { out, r } = await train('packed', '--data', data, '--packing', '--seq-len', '64', '--batch-size', '16');
   const tok = await AutoTokenizer.fromPretrained(model);
-  const blocks = packDataset(loadDataset(data, tok), { seqLen: 32, eosTokenId: tok.eosTokenId });
+  const rows = packDataset(loadDataset(data, tok), { seqLen: 64, eosTokenId: tok.eosTokenId });
+  expect(rows.length).toBeLessThan(16);
+  expect(r.out).toContain(`packing (bfd): 16 examples in ${rows.length} rows of up to 64 tokens`);
+  expect(r.out).toContain(`${rows.length} training examples`);
+  losses(out).forEach((l, i) => expect(Math.abs(l - losses(padded.out)[i])).toBeLessThan(1e-5));
+  expect(maxFileDiff(adapterFile(out), adapterFile(padded.out))).toBeLessThan(1e-5);
+  const seen = (o: string) => JSON.parse(fs.readFileSync(path.join(o, 'trainer_state.json'), 'utf8')).num_input_tokens_seen;
+  expect(seen(out)).toBe(3 * rows.toArray().reduce((n, row) => n + row.inputIds.length, 0));
+  expect(seen(out)).toBe(seen(padded.out));
+});
+
+test('--packing-strategy wrapped: blocks of --seq-len tokens, every row full (no padding)', async () => {
+  const { out, r } = await train('wrapped', '--data', data, '--packing', '--packing-strategy', 'wrapped', '--seq-len', '32');
+  const tok = await AutoTokenizer.fromPretrained(model);
+  const blocks = packDataset(loadDataset(data, tok), { seqLen: 32, eosTokenId: tok.eosTokenId, strategy: 'wrapped' });
   expect(r.out).toContain(`${blocks.length} training examples`);
   const state = JSON.parse(fs.readFileSync(path.join(out, 'trainer_state.json'), 'utf8'));
   // 3 steps of 4 rows (the last batch of an epoch fewer), each row 32 real tokens.
   const perEpoch = Array.from({ length: Math.ceil(blocks.length / 4) }, (_, i) => Math.min(4, blocks.length - 4 * i));
   const rows = [0, 1, 2].reduce((n, step) => n + perEpoch[step % perEpoch.length], 0);
   expect(state.num_input_tokens_seen).toBe(rows * 32);
+});
+
+test('--packing-strategy and --seq-len without --packing, or an unknown strategy: usage errors naming the flag', async () => {
+  const out = path.join(dir, 'never');
+  for (const [argv, msg] of [
+    [['--packing-strategy', 'wrapped'], '--packing-strategy is for --packing; add --packing or leave it out'],
+    [['--seq-len', '64'], '--seq-len is for --packing; add --packing or leave it out'],
+    [['--packing', '--packing-strategy', 'ffd'], "--packing-strategy must be one of bfd, wrapped, got 'ffd'"],
+  ]) {
+    const r = await cli('train', '--model', model, '--data', data, '--output', out, ...argv);
+    expect([r.code, r.err]).toEqual([2, expect.stringContaining(msg as string)]);
+  }
+  expect(fs.existsSync(out)).toBe(false);
 });
 
 test('--use-dora: a DoRA adapter (magnitude vectors) in PEFT format', async () => {

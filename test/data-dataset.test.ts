@@ -166,12 +166,12 @@ describe('errors name the file, the line and what was expected', () => {
   });
 });
 
-describe('packing', () => {
+describe("packing 'wrapped'", () => {
   test('blocks of seqLen cut from the concatenation; labels follow; no EOS doubled', () => {
     const ds = loadDataset(path.join(DATA, 'prompt_completion.jsonl'), tok);
     const ids = REF.prompt_completion.flatMap((r: { input_ids: number[] }) => r.input_ids);
     const labels = REF.prompt_completion.flatMap((r: { labels: number[] }) => r.labels);
-    const packed = packDataset(ds, { seqLen: 8, eosTokenId: tok.eosTokenId });
+    const packed = packDataset(ds, { seqLen: 8, eosTokenId: tok.eosTokenId, strategy: 'wrapped' });
     expect(packed.length).toBe(Math.floor(ids.length / 8));
     packed.toArray().forEach((b, i) => {
       expect(Array.from(b.inputIds)).toEqual(ids.slice(i * 8, (i + 1) * 8));
@@ -183,7 +183,7 @@ describe('packing', () => {
     const a: Example = { inputIds: Int32Array.from([10, 11, 12]), labels: Int32Array.from([10, 11, 12]) };
     const b: Example = { inputIds: Int32Array.from([20, 21]), labels: Int32Array.from([20, IGNORE_INDEX]) };
     const c: Example = { inputIds: Int32Array.from([30, 1]), labels: Int32Array.from([30, 1]) };
-    const packed = packDataset(new Dataset([a, b, c]), { seqLen: 3, eosTokenId: 1 });
+    const packed = packDataset(new Dataset([a, b, c]), { seqLen: 3, eosTokenId: 1, strategy: 'wrapped' });
     // stream: 10 11 12 EOS 20 21 EOS 30 EOS(own)  -> 9 tokens, 3 blocks
     expect(packed.toArray().map((x) => Array.from(x.inputIds))).toEqual([
       [10, 11, 12],
@@ -199,8 +199,8 @@ describe('packing', () => {
 
   test("the remainder is dropped, or padded with attention 0 and labels -100", () => {
     const a: Example = { inputIds: Int32Array.from([5, 6, 7, 8, 9]), labels: Int32Array.from([5, 6, 7, 8, 9]) };
-    expect(packDataset(new Dataset([a]), { seqLen: 4, eosTokenId: null }).length).toBe(1);
-    const padded = packDataset(new Dataset([a]), { seqLen: 4, eosTokenId: null, remainder: 'pad', padTokenId: 0 });
+    expect(packDataset(new Dataset([a]), { seqLen: 4, eosTokenId: null, strategy: 'wrapped' }).length).toBe(1);
+    const padded = packDataset(new Dataset([a]), { seqLen: 4, eosTokenId: null, strategy: 'wrapped', remainder: 'pad', padTokenId: 0 });
     expect(padded.length).toBe(2);
     const batch = collate(padded.toArray(), { padTokenId: 0 });
     expect(batch.inputIds.tolist()).toEqual([
@@ -216,7 +216,7 @@ describe('packing', () => {
       [9, -100, -100, -100],
     ]);
     for (const t of Object.values(batch)) t.dispose();
-    expect(() => packDataset(new Dataset([a]), { seqLen: 8, eosTokenId: null })).toThrow(/make no block of seqLen 8/);
+    expect(() => packDataset(new Dataset([a]), { seqLen: 8, eosTokenId: null, strategy: 'wrapped' })).toThrow(/make no block of seqLen 8/);
   });
 });
 

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { manualSeed } from '../autograd';
-import { Dataset, Example, loadDataset, MaybeMasked, packDataset } from '../data';
+import { countOverlong, Dataset, Example, loadDataset, MaybeMasked, packDataset, PACKING_STRATEGIES, PackingStrategy } from '../data';
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
 import { readConfig as readModelConfig } from '../models';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
@@ -35,8 +35,9 @@ const options: OptionSpec[] = [
   { name: 'max-length', type: 'integer', placeholder: 'N', group: DATA, description: 'cut examples to N tokens' },
   { name: 'chat-template', type: 'string', placeholder: 'NAME|FILE', group: DATA, description: "chat template for {\"messages\"} records: one of the tokenizer's named templates, a built-in format (chatml, llama3, gemma) or a .jinja file [default: the tokenizer's]" },
   { name: 'train-on-inputs', type: 'boolean', group: DATA, description: 'take the loss on every token, prompts and user turns too (default: on completions and assistant turns only)' },
-  { name: 'packing', type: 'boolean', group: DATA, description: 'concatenate examples into blocks of --seq-len tokens instead of padding' },
-  { name: 'seq-len', type: 'integer', placeholder: 'N', default: 512, group: DATA, description: 'block length with --packing' },
+  { name: 'packing', type: 'boolean', group: DATA, description: 'pack several examples into each row of up to --seq-len tokens instead of padding each' },
+  { name: 'packing-strategy', type: 'string', placeholder: 'S', default: 'bfd', choices: PACKING_STRATEGIES, group: DATA, description: "with --packing: 'bfd' whole examples by best-fit decreasing, each attending to itself only; 'wrapped' concatenated and cut into full blocks (examples see the ones before them)" },
+  { name: 'seq-len', type: 'integer', placeholder: 'N', default: 512, group: DATA, description: 'row length with --packing (bfd cuts longer examples to it)' },
   { name: 'adapter', type: 'string', placeholder: 'DIR', group: LORA, description: 'continue training this adapter instead of making a new one' },
   { name: 'r', type: 'integer', placeholder: 'N', default: 8, group: LORA, description: 'LoRA rank' },
   { name: 'lora-alpha', type: 'number', placeholder: 'X', default: 16, group: LORA, description: 'LoRA alpha (scaling alpha/r)' },
@@ -305,6 +306,8 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     throw new UsageError(`${ranking} ranks evaluations: give evaluation data with --eval-data or --eval-split`);
 
   if (v.loadIn4bit && v.loadIn8bit) throw new UsageError('--load-in-4bit and --load-in-8bit exclude each other');
+  for (const flag of ['seqLen', 'packingStrategy'])
+    if (!v.packing && parsed.given.has(flag)) throw new UsageError(`--${kebab(flag)} is for --packing; add --packing or leave it out`);
   requireModelDir(modelDir);
   if (v.overwriteOutputDir && v.resumeFromCheckpoint !== undefined) throw new UsageError('give --resume-from-checkpoint or --overwrite-output-dir, not both');
   if (path.resolve(v.output as string) === path.resolve(modelDir)) throw new UsageError('--output must not be the --model folder');
@@ -351,9 +354,17 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     evalSet = split.test;
   }
   if (v.packing) {
-    const pack = (d: Dataset<Example | MaybeMasked>) => packDataset(d as Dataset<Example>, { seqLen: v.seqLen as number, eosTokenId: tokenizer.eosTokenId });
-    train = pack(train);
-    if (evalSet) evalSet = pack(evalSet);
+    const strategy = v.packingStrategy as PackingStrategy;
+    const opts = { seqLen: v.seqLen as number, eosTokenId: tokenizer.eosTokenId, strategy };
+    const pack = (d: Dataset<Example | MaybeMasked>, what: string) => {
+      const cut = strategy === 'bfd' ? countOverlong(d as Dataset<Example>, opts) : 0;
+      if (cut > 0) say(io, `note: ${cut} of ${d.length} ${what} examples are longer than --seq-len ${opts.seqLen} and were cut to it (raise --seq-len to keep them whole)`);
+      return packDataset(d as Dataset<Example>, opts);
+    };
+    const examples = train.length;
+    train = pack(train, 'training');
+    if (evalSet) evalSet = pack(evalSet, 'evaluation');
+    say(io, `packing (${strategy}): ${examples} examples in ${train.length} rows of up to ${opts.seqLen} tokens`);
   }
 
   // A new adapter's settings are checked before the model is loaded; an adapter to continue brings its own.

@@ -49,6 +49,28 @@ export function generationPositionIds(attentionMask: Tensor, seqLength: number):
   return out;
 }
 
+/**
+ * The example each token belongs to in packed rows: [B or 1, S] ids, equal within an example, where a new
+ * example starts at every position id 0 after the first token (transformers' flash-attention rule for
+ * packed sequences; TRL's padding-free packing resets the positions so). undefined when no row restarts
+ * (or with a cache: a cache continues one sequence), so that the plain causal paths run. One read of the
+ * position ids.
+ */
+export function packedSequenceIds(positionIds: Tensor | undefined, pastLength: number): Tensor | undefined {
+  if (positionIds === undefined || pastLength > 0 || positionIds.device === 'meta') return undefined;
+  const s = positionIds.shape;
+  if (s.length !== 2) throw new Error(`positionIds must be [batch, seq], got [${s.join(', ')}]`);
+  if (s[1] < 2) return undefined;
+  const starts = positionIds.eq(0);
+  const later = starts.narrow(1, 1, s[1] - 1);
+  const any = later.any();
+  const packed = any.item() === true;
+  let ids: Tensor | undefined;
+  if (packed) ids = starts.cumsum(-1);
+  for (const t of [later, any, starts]) t.dispose();
+  return ids;
+}
+
 /** Whether every key of every row is a real token (an all-ones attention mask). */
 function noPadding(attentionMask: Tensor): boolean {
   const all = attentionMask.all();
@@ -64,7 +86,8 @@ function noPadding(attentionMask: Tensor): boolean {
  * (padding positions of a left-padded row) are allowed every key, as transformers does, so that they
  * produce finite values instead of NaN (their outputs are ignored). With opts.slidingWindow, a query at
  * position q also only sees keys k > q - window (transformers' sliding_window_overlay), which needs an
- * explicit mask as soon as the keys outnumber the window.
+ * explicit mask as soon as the keys outnumber the window. With opts.sequenceIds (packedSequenceIds: packed
+ * rows, no past), a query also only sees keys of its own example: the block-diagonal causal mask.
  */
 export function causalAttentionMask(
   attentionMask: Tensor | undefined,
@@ -72,9 +95,15 @@ export function causalAttentionMask(
   pastLength: number,
   seqLength: number,
   device: string,
-  opts: { slidingWindow?: number } = {},
+  opts: { slidingWindow?: number; sequenceIds?: Tensor } = {},
 ): AttentionMaskArgs {
   const total = pastLength + seqLength;
+  const seqIds = opts.sequenceIds;
+  if (seqIds !== undefined) {
+    const s = seqIds.shape;
+    if (pastLength !== 0 || s.length !== 2 || (s[0] !== 1 && s[0] !== batch) || s[1] !== seqLength)
+      throw new Error(`sequenceIds must be [batch or 1, seq] = [${batch}, ${seqLength}] without a past, got [${s.join(', ')}] after ${pastLength} cached tokens`);
+  }
   const window = opts.slidingWindow;
   if (window !== undefined && !(Number.isInteger(window) && window > 0))
     throw new RangeError(`sliding_window must be a positive integer, got ${window}`);
@@ -85,7 +114,7 @@ export function causalAttentionMask(
     checkMask(attentionMask, batch, total);
     if (noPadding(attentionMask)) attentionMask = undefined;
   }
-  if (attentionMask === undefined && !windowed) {
+  if (attentionMask === undefined && !windowed && seqIds === undefined) {
     if (pastLength === 0 && seqLength > 1) return { isCausal: true };
     if (seqLength === 1) return { isCausal: false };
   }
@@ -100,9 +129,17 @@ export function causalAttentionMask(
     temps.push(causal, lowest, inWindow);
     causal = causal.logicalAnd(inWindow);
   }
+  if (seqIds !== undefined) {
+    // [B or 1, S, S]: same example. The diagonal stays allowed, so no query row is left without a key.
+    const rows = seqIds.unsqueeze(2);
+    const cols = seqIds.unsqueeze(1);
+    const same = rows.eq(cols);
+    temps.push(causal, rows, cols, same);
+    causal = causal.logicalAnd(same);
+  }
   let mask: Tensor;
   if (attentionMask === undefined) {
-    mask = causal.view(1, 1, seqLength, total);
+    mask = causal.dim() === 2 ? causal.view(1, 1, seqLength, total) : causal.unsqueeze(1);
     temps.push(causal);
   } else {
     const keys = attentionMask.bool();

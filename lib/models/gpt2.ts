@@ -6,7 +6,7 @@ import { scaledDotProductAttention } from '../functional';
 import { scope } from '../memory';
 import { Conv1D, Dropout, Embedding, getActivation, init, LayerNorm, Linear, Module, ModuleList } from '../nn';
 import { Tensor } from '../tensor';
-import { causalAttentionMask, defaultPositionIds } from './attention-mask';
+import { causalAttentionMask, defaultPositionIds, packedSequenceIds } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
 import { DecoderOnlyLM, DecoderParts, runDecoderLayers } from './decoder-only-lm';
@@ -145,7 +145,9 @@ export class GPT2Model extends Module {
     const positionIds = input.positionIds ?? defaultPositionIds(past, s, device);
     const embeds = this.wte.forward(input.inputIds).add(this.wpe.forward(positionIds));
     const hidden = this.drop.forward(embeds) as Tensor;
-    const mask = causalAttentionMask(input.attentionMask, b, past, s, device);
+    const sequenceIds = packedSequenceIds(input.positionIds, past); // packed examples: each attends to itself
+    const mask = causalAttentionMask(input.attentionMask, b, past, s, device, { sequenceIds });
+    sequenceIds?.dispose();
     const ctx: GPT2LayerContext = { attnMask: mask.attnMask, isCausal: mask.isCausal, pastKeyValues: input.pastKeyValues };
     return { hidden, ctx };
   }

@@ -14,7 +14,7 @@ import { keep, scope } from '../memory';
 import { cat } from '../ops';
 import { Embedding, getActivation, Linear, Module, ModuleList, RMSNorm, SiLU, SiLUActivation } from '../nn';
 import { Device, Tensor } from '../tensor';
-import { AttentionMaskArgs, causalAttentionMask, defaultPositionIds } from './attention-mask';
+import { AttentionMaskArgs, causalAttentionMask, defaultPositionIds, packedSequenceIds } from './attention-mask';
 import { KVCache } from './cache';
 import { BaseModelInput, checkInputIds, ModelFactoryOptions } from './causal-lm';
 import { DecoderOnlyLM, DecoderParts, runDecoderLayers } from './decoder-only-lm';
@@ -331,14 +331,19 @@ export class LlamaModel extends Module {
     return { default: this.rotary_emb.forward(hidden, positionIds) };
   }
 
-  /** The attention mask of each layer type present (a window on 'sliding_attention'). */
+  /**
+   * The attention mask of each layer type present (a window on 'sliding_attention'); position ids that
+   * restart at 0 (packed examples) keep each example's attention to itself.
+   */
   protected attentionMasks(input: BaseModelInput, batch: number, past: number, seq: number): Record<string, AttentionMaskArgs> {
     const device = input.inputIds.device;
+    const sequenceIds = packedSequenceIds(input.positionIds, past);
     const masks: Record<string, AttentionMaskArgs> = {};
     for (const type of this.layerTypes) {
       const window = type === 'sliding_attention' ? this.slidingWindow : undefined;
-      masks[type] = causalAttentionMask(input.attentionMask, batch, past, seq, device, { slidingWindow: window });
+      masks[type] = causalAttentionMask(input.attentionMask, batch, past, seq, device, { slidingWindow: window, sequenceIds });
     }
+    sequenceIds?.dispose();
     return masks;
   }
 

@@ -5,6 +5,7 @@ export type { EvalMetrics, TrainerOptions, TrainOptions, TrainOutput, TrainerCal
 export type { ComputeMetrics, EvalPrediction, PreprocessLogitsForMetrics } from './eval-prediction';
 export { EarlyStopping, evalMetricKey } from './best-model';
 export type { BestModelState, EarlyStoppingState } from './best-model';
+export type { TrainerPackingOptions } from './packing';
 export { resolveTrainingArguments, trainingArgumentsJSON } from './args';
 export type { TrainingArguments, TrainingArgumentsOptions, TrainingDType, ReportMode } from './args';
 export {

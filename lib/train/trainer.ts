@@ -63,6 +63,7 @@ export class TrainingDivergedError extends Error {
   }
 }
 import { checkPadTokenId, checkTokenIds, modelVocabSize } from './token-range';
+import { configEosToken, packForTrainer, TrainerPackingOptions } from './packing';
 
 export const LOG_FILE_NAME = 'trainer_log.jsonl';
 export const LOSS_PLOT_NAME = 'training_loss.svg';
@@ -90,6 +91,11 @@ export interface TrainerOptions {
   /** The padding token when there is no tokenizer (default: the model config's pad_token_id, else eos). */
   padTokenId?: number;
   callbacks?: TrainerCallbacks;
+  /**
+   * Pack the datasets (TRL's packing=True): several examples per row of up to seqLen tokens, each
+   * attending to itself only with strategy 'bfd' (default). See packDataset.
+   */
+  packing?: TrainerPackingOptions;
   /** Where progress is printed (default process.stdout). */
   stream?: ReportStream;
   /**
@@ -111,7 +117,7 @@ export interface TrainerOptions {
 }
 
 const TRAINER_OPTIONS: OptionKeys<TrainerOptions> = {
-  model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, stream: true, optimizers: true,
+  model: true, args: true, trainDataset: true, evalDataset: true, tokenizer: true, padTokenId: true, callbacks: true, packing: true, stream: true, optimizers: true,
   computeMetrics: true, preprocessLogitsForMetrics: true,
 }; // prettier-ignore
 
@@ -195,9 +201,11 @@ function checkPositions(model: Module, ds: Dataset<Example | MaybeMasked>, what:
   if (typeof positions !== 'number') return;
   let i = 0;
   for (const e of ds) {
-    if (e.inputIds.length > positions)
+    // A packed row's positions restart at each of its examples: its longest example is what counts.
+    const longest = (e as MaybeMasked).seqLengths ? Math.max(...(e as MaybeMasked).seqLengths!) : e.inputIds.length;
+    if (longest > positions)
       throw new Error(
-        `Trainer: ${what} example ${i} has ${e.inputIds.length} tokens, more than the model's ${positions} positions ` +
+        `Trainer: ${what} example ${i} has ${longest} tokens, more than the model's ${positions} positions ` +
           "(max_position_embeddings); cut the examples to at most that many (loadDataset's maxLength, the CLI's --max-length)",
       );
     i++;
@@ -259,6 +267,7 @@ function disposeBatch(b: Batch): void {
   b.inputIds.dispose();
   b.attentionMask.dispose();
   b.labels.dispose();
+  b.positionIds?.dispose();
 }
 
 export class Trainer {
@@ -304,6 +313,7 @@ export class Trainer {
     this.model = opts.model;
     this.trainDataset = opts.trainDataset;
     this.evalDataset = opts.evalDataset?.length ? opts.evalDataset : undefined;
+
     this.tokenizer = opts.tokenizer;
     this.callbacks = opts.callbacks ?? {};
     this.stream = opts.stream;
@@ -316,6 +326,11 @@ export class Trainer {
     this.preprocessLogitsForMetrics = opts.preprocessLogitsForMetrics;
     this.checkBestModelOptions();
     this.core = this.model instanceof PeftModel ? this.model.getBaseModel() : this.model;
+    if (opts.packing !== undefined) {
+      const eos = opts.tokenizer?.eosTokenId ?? configEosToken(this.core);
+      this.trainDataset = packForTrainer(this.trainDataset, opts.packing, eos, 'training');
+      if (this.evalDataset) this.evalDataset = packForTrainer(this.evalDataset, opts.packing, eos, 'evaluation');
+    }
     const a = this.args;
 
     if (a.gradientCheckpointing && !isSegmentable(this.core))
@@ -417,6 +432,7 @@ export class Trainer {
         inputIds: onDevice(batch.inputIds),
         attentionMask: onDevice(batch.attentionMask),
         labels: onDevice(batch.labels),
+        positionIds: batch.positionIds && onDevice(batch.positionIds), // packed rows: restarts at each example
       };
       const scale = weight * (this.scaler?.scale ?? 1);
       if (this.args.gradientCheckpointing) return checkpointedForwardBackward(this.core as unknown as Segmentable, input, scale);
@@ -525,7 +541,12 @@ export class Trainer {
           if (c.labels > 0 || withPredictions) {
             const part = scope(() => {
               const onDevice = (t: Tensor) => (t.device === this.device ? t : t.to(this.device));
-              const input = { inputIds: onDevice(b.inputIds), attentionMask: onDevice(b.attentionMask), labels: onDevice(b.labels) };
+              const input = {
+                inputIds: onDevice(b.inputIds),
+                attentionMask: onDevice(b.attentionMask),
+                labels: onDevice(b.labels),
+                positionIds: b.positionIds && onDevice(b.positionIds),
+              };
               let loss: Tensor;
               if (withPredictions) {
                 // transformers' prediction_step: the loss and the logits of one forward.
