@@ -78,7 +78,12 @@ export class LoraLinear extends LoraLayer {
     const conv1d = this.getBaseLayer() instanceof Conv1D;
     this.isTargetConv1dLayer = conv1d;
     // As PEFT: a Linear never transposes, a Conv1D always does (whatever the config says, with a warning).
-    if (spec.config.fanInFanOut && !conv1d) {
+    // A bitsandbytes layer (GPT-2's Conv1D quantized included: its weight is [out, in]) never transposes
+    // either, and PEFT's bnb dispatch leaves the config's fan_in_fan_out as the user wrote it, silently.
+    const base = this.getBaseLayer();
+    if (base instanceof Linear4bit || base instanceof Linear8bit) {
+      // nothing to warn about or change
+    } else if (spec.config.fanInFanOut && !conv1d) {
       peftWarn('fan_in_fan_out is set to True but the target module is `torch.nn.Linear`. Setting fan_in_fan_out to False.');
       spec.config.fanInFanOut = false;
     } else if (!spec.config.fanInFanOut && conv1d) {
