@@ -195,6 +195,36 @@ describe('LoRA on a 4-bit GPT-2', () => {
     }
   });
 
+  test('mergeAndUnload on the 4-bit base: Conv1D layers holding dequantized + ΔW ([in, out]), logits as the unmerged model; the save loads as a float GPT-2', async () => {
+    const tmp = tmpDir('quant-gpt2-merge');
+    const peft = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(GPT2_DIR, { quantizationConfig: NF4_DQ }), ADAPTER);
+    const onWarn = () => undefined;
+    process.on('warning', onWarn);
+    let merged: CausalLM;
+    try {
+      merged = peft.mergeAndUnload();
+    } finally {
+      process.off('warning', onWarn);
+    }
+    try {
+      // c_proj is square (48x48): a ΔW added untransposed would fit, silently wrong
+      for (const c of ['attn.c_attn', 'attn.c_proj', 'mlp.c_proj'])
+        expect([c, merged.getSubmodule(`transformer.h.1.${c}`).reprName()]).toEqual([c, 'Conv1D']);
+      expect(merged.getSubmodule('transformer.h.1.mlp.c_fc').reprName()).toBe('Linear4bit'); // not targeted
+      scope(() => expect(maxAbsDiff(logitsOf(merged), EXPECT.lora_logits)).toBeLessThan(TOL));
+      dequantizeModel(merged);
+      await merged.savePretrained(tmp);
+    } finally {
+      merged.dispose();
+    }
+    const plain = await AutoModelForCausalLM.fromPretrained(tmp);
+    try {
+      scope(() => expect(maxAbsDiff(logitsOf(plain), EXPECT.lora_logits)).toBeLessThan(TOL));
+    } finally {
+      plain.dispose();
+    }
+  });
+
   test('dequantizeModel gives the Conv1D layers back ([in, out] weights): same logits, and a save loads as a float GPT-2', async () => {
     const tmp = tmpDir('quant-gpt2-deq');
     const model = await AutoModelForCausalLM.fromPretrained(NF4_DQ_DIR);
