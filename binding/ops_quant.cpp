@@ -22,6 +22,10 @@ void registerQuantOps(Napi::Env env, Napi::Object e) {
   def(env, e, "dequantize4bit", [](Args& a) {
     return dequantize4bit(a.t(0), a.t(1), a.i64(2), a.str(3), a.dims(4), a.dtype(5));
   });
+  // (packed, absmax, blocksize, quantType, shape, dtype): the generic ATen path (the fused CPU loop's reference)
+  def(env, e, "dequantize4bitGeneric", [](Args& a) {
+    return dequantize4bitGeneric(a.t(0), a.t(1), a.i64(2), a.str(3), a.dims(4), a.dtype(5));
+  });
   // (absmax) -> [qabsmax uint8, nestedAbsmax float32, offset]
   def(env, e, "quantizeNestedAbsmax", [](Args& a) {
     auto [q, nested, offset] = quantizeNestedAbsmax(a.t(0));

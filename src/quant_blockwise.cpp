@@ -1,4 +1,7 @@
 #include "src/quant_blockwise.h"
+#include <cstdlib>
+#include <cstring>
+#include "src/dequantize_4bit_cpu.h"
 #include "src/quant_codes.h"
 
 namespace tl {
@@ -117,22 +120,51 @@ std::tuple<at::Tensor, at::Tensor> quantize4bit(const at::Tensor& a, int64_t blo
   return {packed.unsqueeze(1).contiguous(), absmax};
 }
 
-at::Tensor dequantize4bit(const at::Tensor& packed, const at::Tensor& absmax, int64_t blocksize,
-                          const std::string& quantType, at::IntArrayRef shape, at::ScalarType dtype) {
-  check4bitBlocksize(blocksize, "dequantize4bit");
-  checkQuantType(quantType, "dequantize4bit");
-  checkDequantDtype(dtype, "dequantize4bit");
-  TORCH_CHECK(packed.scalar_type() == at::kByte, "dequantize4bit: the packed weight must be uint8, got ",
-              packed.scalar_type());
+namespace {
+
+// The checks of dequantize4bit and dequantize4bitGeneric; returns the number of values.
+int64_t checkDequantize4bit(const at::Tensor& packed, const at::Tensor& absmax, int64_t blocksize,
+                            const std::string& quantType, at::IntArrayRef shape, at::ScalarType dtype, const char* op) {
+  check4bitBlocksize(blocksize, op);
+  checkQuantType(quantType, op);
+  checkDequantDtype(dtype, op);
+  TORCH_CHECK(packed.scalar_type() == at::kByte, op, ": the packed weight must be uint8, got ", packed.scalar_type());
   int64_t n = 1;
   for (int64_t d : shape) {
-    TORCH_CHECK(d >= 0, "dequantize4bit: shape ", shape, " has a negative size");
+    TORCH_CHECK(d >= 0, op, ": shape ", shape, " has a negative size");
     n *= d;
   }
-  TORCH_CHECK(packed.numel() == (n + 1) / 2, "dequantize4bit: shape ", shape, " holds ", n, " values, which pack into ",
+  TORCH_CHECK(packed.numel() == (n + 1) / 2, op, ": shape ", shape, " holds ", n, " values, which pack into ",
               (n + 1) / 2, " bytes, but the packed weight has ", packed.numel(), " (shape ", packed.sizes(), ")");
-  TORCH_CHECK(absmax.scalar_type() == at::kFloat, "dequantize4bit: absmax must be float32, got ", absmax.scalar_type(),
+  TORCH_CHECK(absmax.scalar_type() == at::kFloat, op, ": absmax must be float32, got ", absmax.scalar_type(),
               " (dequantize a double-quantized absmax first)");
+  const int64_t blocks = (n + blocksize - 1) / blocksize;
+  TORCH_CHECK(absmax.numel() == blocks, op, ": ", n, " values in blocks of ", blocksize, " need ", blocks,
+              " absmax values, got ", absmax.numel());
+  return n;
+}
+
+}  // namespace
+
+bool genericDequant4bitRequested() {
+  const char* v = std::getenv("TORCH_LORA_DEQUANT4BIT");
+  return v != nullptr && std::strcmp(v, "generic") == 0;
+}
+
+at::Tensor dequantize4bit(const at::Tensor& packed, const at::Tensor& absmax, int64_t blocksize,
+                          const std::string& quantType, at::IntArrayRef shape, at::ScalarType dtype) {
+  const int64_t n = checkDequantize4bit(packed, absmax, blocksize, quantType, shape, dtype, "dequantize4bit");
+  // The CPU takes the fused decode loop (the generic ops below cost 5-7x a float32 forward: int64 indices,
+  // a gather, several temporaries); other devices (CUDA) take the ATen ops, as does the CPU when
+  // TORCH_LORA_DEQUANT4BIT=generic (the benchmark's 'before').
+  if (packed.is_cpu() && absmax.is_cpu() && !genericDequant4bitRequested())
+    return dequantize4bitCpu(packed, absmax, fourBitCode(quantType), blocksize, n, dtype).reshape(shape);
+  return dequantize4bitGeneric(packed, absmax, blocksize, quantType, shape, dtype);
+}
+
+at::Tensor dequantize4bitGeneric(const at::Tensor& packed, const at::Tensor& absmax, int64_t blocksize,
+                                 const std::string& quantType, at::IntArrayRef shape, at::ScalarType dtype) {
+  const int64_t n = checkDequantize4bit(packed, absmax, blocksize, quantType, shape, dtype, "dequantize4bitGeneric");
   const at::Tensor flat = packed.reshape(-1);
   at::Tensor idx = at::stack({at::bitwise_right_shift(flat, 4), at::bitwise_and(flat, 0xF)}, 1).reshape(-1);
   idx = idx.slice(0, 0, n).to(at::kLong);

@@ -23,6 +23,13 @@ std::tuple<at::Tensor, at::Tensor> quantize4bit(const at::Tensor& a, int64_t blo
 at::Tensor dequantize4bit(const at::Tensor& packed, const at::Tensor& absmax, int64_t blocksize,
                           const std::string& quantType, at::IntArrayRef shape, at::ScalarType dtype);
 
+// The same through generic ATen ops on any device (the path CUDA takes; the CPU takes a fused loop,
+// src/dequantize_4bit_cpu.h, bit-identical to this). The checks are dequantize4bit's.
+at::Tensor dequantize4bitGeneric(const at::Tensor& packed, const at::Tensor& absmax, int64_t blocksize,
+                                 const std::string& quantType, at::IntArrayRef shape, at::ScalarType dtype);
+// Whether TORCH_LORA_DEQUANT4BIT=generic asks the CPU to take dequantize4bitGeneric too (benchmarks).
+bool genericDequant4bitRequested();
+
 // Double quantization's inverse: absmax = dequantizeBlockwise(qabsmax, nestedAbsmax, nestedCode, nestedBlocksize,
 // float32) + offset.
 at::Tensor dequantizeNestedAbsmax(const at::Tensor& qabsmax, const at::Tensor& nestedAbsmax,

@@ -6,7 +6,9 @@
 import { empty, tensor } from '../creation';
 import { DType } from '../dtype';
 import { noGrad } from '../autograd';
+import { scope } from '../memory';
 import { pyFloat } from '../nn/format';
+import { Conv1D } from '../nn/conv1d';
 import { Linear } from '../nn/linear';
 import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
@@ -18,6 +20,8 @@ export interface Linear4bitOptions {
   blocksize?: number;
   compressStatistics?: boolean;
   computeDtype?: DType;
+  /** Made from a GPT-2 Conv1D (transformers' source_cls): see Linear4bit.fromConv1D. */
+  fromConv1D?: boolean;
 }
 
 /** json.dumps of the non-tensor QuantState fields, in bitsandbytes' order and spelling. */
@@ -41,10 +45,15 @@ export class Linear4bit extends Module {
   /** The dtype the product is computed in (BitsAndBytesConfig.bnb4bitComputeDtype). */
   computeDtype: DType;
   readonly quantState: QuantState;
+  /**
+   * Whether this replaced a GPT-2 Conv1D (transformers records source_cls): the weight is then the
+   * Conv1D's transposed to [out, in], as bitsandbytes holds it; dequantizeModel gives back a Conv1D.
+   */
+  readonly fromConv1D: boolean;
   private quantStateBytes: Tensor;
 
   /** Takes ownership of `packed` (wrapped as the frozen weight), the state's tensors and `bias`. */
-  constructor(inFeatures: number, outFeatures: number, packed: Tensor, state: QuantState, opts: { bias?: Parameter; computeDtype?: DType; quantStateBytes?: Tensor } = {}) {
+  constructor(inFeatures: number, outFeatures: number, packed: Tensor, state: QuantState, opts: { bias?: Parameter; computeDtype?: DType; quantStateBytes?: Tensor; fromConv1D?: boolean } = {}) {
     super();
     if (state.shape.length !== 2 || state.shape[0] !== outFeatures || state.shape[1] !== inFeatures)
       throw new Error(`Linear4bit: the quant state's shape [${state.shape.join(', ')}] is not [${outFeatures}, ${inFeatures}]`);
@@ -60,16 +69,27 @@ export class Linear4bit extends Module {
     if (opts.bias) this.bias = opts.bias;
     this.computeDtype = opts.computeDtype ?? 'float32';
     this.quantState = state;
+    this.fromConv1D = opts.fromConv1D ?? false;
     // A loaded checkpoint's own bytes are kept (so that a save writes them back unchanged).
     this.quantStateBytes = opts.quantStateBytes ?? tensor(Array.from(Buffer.from(quantStateJson(state), 'utf8')), { dtype: 'uint8' });
   }
 
-  /** Quantizes a float Linear's weight (the Linear's bias Parameter is taken over; its weight is left to the caller). */
-  static fromLinear(linear: Linear, opts: Linear4bitOptions = {}): Linear4bit {
-    const [packed, state] = noGrad(() =>
-      quantize4bit(linear.weight, { quantType: opts.quantType ?? 'fp4', blocksize: opts.blocksize ?? 64, compressStatistics: opts.compressStatistics }),
-    );
-    return new Linear4bit(linear.inFeatures, linear.outFeatures, packed, state, { bias: linear.bias, computeDtype: opts.computeDtype });
+  /**
+   * Quantizes a float Linear's weight, or a Conv1D's transposed to [out, in] as transformers hands it to
+   * bitsandbytes (the layer's bias Parameter is taken over; its weight is left to the caller).
+   */
+  static fromLinear(linear: Linear | Conv1D, opts: Linear4bitOptions = {}): Linear4bit {
+    const conv = linear instanceof Conv1D;
+    const [inF, outF] = conv ? [linear.nx, linear.nf] : [linear.inFeatures, linear.outFeatures];
+    const [packed, state] = noGrad(() => {
+      const w = conv ? scope(() => linear.weight.t().contiguous()) : linear.weight;
+      try {
+        return quantize4bit(w, { quantType: opts.quantType ?? 'fp4', blocksize: opts.blocksize ?? 64, compressStatistics: opts.compressStatistics });
+      } finally {
+        if (w !== linear.weight) w.dispose();
+      }
+    });
+    return new Linear4bit(inF, outF, packed, state, { bias: linear.bias, computeDtype: opts.computeDtype, fromConv1D: conv });
   }
 
   /**
@@ -92,7 +112,11 @@ export class Linear4bit extends Module {
     };
     if (opts.compressStatistics)
       state.nested = { absmax: meta([Math.ceil(blocks / 256)], 'float32'), quantMap: meta([256], 'float32'), blocksize: 256, offset: 0 };
-    return new Linear4bit(inFeatures, outFeatures, meta([Math.ceil(n / 2), 1], 'uint8'), state, { bias: opts.bias, computeDtype: opts.computeDtype });
+    return new Linear4bit(inFeatures, outFeatures, meta([Math.ceil(n / 2), 1], 'uint8'), state, {
+      bias: opts.bias,
+      computeDtype: opts.computeDtype,
+      fromConv1D: opts.fromConv1D,
+    });
   }
 
   forward(x: Tensor): Tensor {

@@ -8,6 +8,7 @@ import { tensor } from '../creation';
 import { DType } from '../dtype';
 import { linear } from '../functional';
 import { scope } from '../memory';
+import { Conv1D } from '../nn/conv1d';
 import { Linear } from '../nn/linear';
 import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
@@ -47,9 +48,11 @@ export class Linear8bit extends Module {
   bias?: Parameter;
   declare SCB: Tensor;
   declare weight_format: Tensor;
+  /** Whether this replaced a GPT-2 Conv1D (its weight transposed to [out, in], as bitsandbytes holds it). */
+  readonly fromConv1D: boolean;
 
   /** Takes ownership of `codes` (int8 [out, in]), `scb` (float32 [out]) and `bias`. */
-  constructor(inFeatures: number, outFeatures: number, codes: Tensor, scb: Tensor, opts: { bias?: Parameter } = {}) {
+  constructor(inFeatures: number, outFeatures: number, codes: Tensor, scb: Tensor, opts: { bias?: Parameter; fromConv1D?: boolean } = {}) {
     super();
     if (codes.dtype !== 'int8' || codes.shape.length !== 2 || codes.shape[0] !== outFeatures || codes.shape[1] !== inFeatures)
       throw new Error(`Linear8bit: weight must be int8 [${outFeatures}, ${inFeatures}], got ${codes.dtype} [${codes.shape.join(', ')}]`);
@@ -57,6 +60,7 @@ export class Linear8bit extends Module {
       throw new Error(`Linear8bit: SCB must be ${outFeatures} float32 values, got ${scb.numel()} of ${scb.dtype}`);
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
+    this.fromConv1D = opts.fromConv1D ?? false;
     this.weight = new Parameter(codes, false);
     codes.dispose();
     if (opts.bias) this.bias = opts.bias;
@@ -65,10 +69,22 @@ export class Linear8bit extends Module {
     this.registerBuffer('weight_format', tensor(0, { dtype: 'uint8' }));
   }
 
-  /** Quantizes a float Linear (its bias Parameter is taken over; its weight is left to the caller). */
-  static fromLinear(lin: Linear): Linear8bit {
-    const [q, scb] = int8VectorwiseQuant(lin.weight);
-    return new Linear8bit(lin.inFeatures, lin.outFeatures, q, scb, { bias: lin.bias });
+  /**
+   * Quantizes a float Linear, or a Conv1D's weight transposed to [out, in] as transformers hands it to
+   * bitsandbytes (the layer's bias Parameter is taken over; its weight is left to the caller).
+   */
+  static fromLinear(lin: Linear | Conv1D): Linear8bit {
+    if (!(lin instanceof Conv1D)) {
+      const [q, scb] = int8VectorwiseQuant(lin.weight);
+      return new Linear8bit(lin.inFeatures, lin.outFeatures, q, scb, { bias: lin.bias });
+    }
+    const w = noGrad(() => scope(() => lin.weight.t().contiguous()));
+    try {
+      const [q, scb] = int8VectorwiseQuant(w);
+      return new Linear8bit(lin.nx, lin.nf, q, scb, { bias: lin.bias, fromConv1D: true });
+    } finally {
+      w.dispose();
+    }
   }
 
   /** The weight dequantized, [out, in] in `dtype` (default float32). */

@@ -3,6 +3,7 @@
 // time, so the float model is never held whole), and reading a folder saved in bitsandbytes' format.
 import { DType } from '../dtype';
 import { loadSafetensors } from '../io/safetensors';
+import { Conv1D } from '../nn/conv1d';
 import { Linear } from '../nn/linear';
 import { Module } from '../nn/module';
 import { Parameter } from '../nn/parameter';
@@ -44,6 +45,18 @@ export function modulesToNotConvert(cfg: BitsAndBytesConfig): string[] {
   return cfg.llmInt8SkipModules ?? ['lm_head'];
 }
 
+/**
+ * A float layer bitsandbytes replaces: an nn.Linear, or GPT-2's Conv1D (weight stored [in, out]), which
+ * transformers turns into a Linear4bit/Linear8bitLt holding the weight transposed to Linear's [out, in].
+ */
+export type FloatLinear = Linear | Conv1D;
+
+/** The [out, in] features and the bias of a Linear or Conv1D. */
+export function linearShape(m: FloatLinear): { inFeatures: number; outFeatures: number; bias?: Parameter } {
+  if (m instanceof Conv1D) return { inFeatures: m.nx, outFeatures: m.nf, bias: m.bias };
+  return { inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias instanceof Parameter ? m.bias : undefined };
+}
+
 function setChild(model: Module, name: string, m: Module): void {
   const dot = name.lastIndexOf('.');
   const parent = dot < 0 ? model : model.getSubmodule(name.slice(0, dot));
@@ -69,8 +82,9 @@ export class BnbLoader {
     this.skip = modulesToNotConvert(config);
   }
 
-  private convertible(name: string, m: Module): m is Linear {
-    return m.constructor === Linear && shouldConvertModule(name, this.skip);
+  // As transformers: exactly nn.Linear (not its subclasses), or any Conv1D.
+  private convertible(name: string, m: Module): m is FloatLinear {
+    return (m.constructor === Linear || m instanceof Conv1D) && shouldConvertModule(name, this.skip);
   }
 
   /**
@@ -128,8 +142,8 @@ export class BnbLoader {
     for (const [prefix, keys] of groups) {
       const modelName = keyOf(prefix);
       const target = this.model.getSubmodule(modelName);
-      if (!(target instanceof Linear))
-        throw new Error(`'${file}' holds a bitsandbytes 4-bit weight for '${modelName}', which is a ${target.reprName()}, not a Linear layer`);
+      if (!(target instanceof Linear || target instanceof Conv1D))
+        throw new Error(`'${file}' holds a bitsandbytes quantized weight for '${modelName}', which is a ${target.reprName()}, not a Linear or Conv1D layer`);
       const t = await loadSafetensors(file, { device, keys });
       const local: Record<string, Tensor> = {};
       for (const [k, v] of Object.entries(t)) local[k.slice(prefix.length + 1)] = v;
@@ -175,7 +189,7 @@ export class BnbLoader {
    * with `meta`, the Linear layers still on 'meta' become meta Linear4bit layers (shapes only).
    */
   quantizeLoaded(opts: { meta?: boolean } = {}): number {
-    const todo: [string, Linear][] = [];
+    const todo: [string, FloatLinear][] = [];
     for (const [name, m] of this.model.namedModules())
       if (this.convertible(name, m) && (m.weight.device === 'meta') === (opts.meta ?? false)) todo.push([name, m]);
     const lin4 = {
@@ -185,14 +199,16 @@ export class BnbLoader {
       computeDtype: this.config.bnb4bitComputeDtype,
     };
     for (const [name, lin] of todo) {
+      const { inFeatures, outFeatures, bias } = linearShape(lin);
+      const fromConv1D = lin instanceof Conv1D;
       let q: Module;
       if (this.config.loadIn8bit)
         q = opts.meta
-          ? new Linear8bit(lin.inFeatures, lin.outFeatures, empty([lin.outFeatures, lin.inFeatures], { device: 'meta', dtype: 'int8' }), empty([lin.outFeatures], { device: 'meta' }), { bias: lin.bias })
+          ? new Linear8bit(inFeatures, outFeatures, empty([outFeatures, inFeatures], { device: 'meta', dtype: 'int8' }), empty([outFeatures], { device: 'meta' }), { bias, fromConv1D })
           : Linear8bit.fromLinear(lin);
       else
         q = opts.meta
-          ? Linear4bit.meta(lin.inFeatures, lin.outFeatures, { ...lin4, bias: lin.bias, dtype: lin.weight.dtype })
+          ? Linear4bit.meta(inFeatures, outFeatures, { ...lin4, bias, dtype: lin.weight.dtype, fromConv1D })
           : Linear4bit.fromLinear(lin, lin4);
       lin.weight.dispose();
       setChild(this.model, name, q);
@@ -211,19 +227,20 @@ export function quantizeModel(model: Module, config: BitsAndBytesConfig): number
 }
 
 /** A Linear8bit from Linear8bitLt's saved entries (weight int8 [out, in], SCB float32 [out], weight_format). */
-export function linear8bitFromStateDict(name: string, like: Linear, t: Record<string, Tensor>, file: string): Linear8bit {
+export function linear8bitFromStateDict(name: string, like: FloatLinear, t: Record<string, Tensor>, file: string): Linear8bit {
   const where = `'${file}', module '${name}'`;
+  const { inFeatures, outFeatures, bias } = linearShape(like);
   const w = t.weight;
   const scb = t.SCB;
   if (w === undefined || scb === undefined) throw new Error(`${where}: an 8-bit layer needs weight and SCB entries`);
-  if (w.dtype !== 'int8' || w.shape.length !== 2 || w.shape[0] !== like.outFeatures || w.shape[1] !== like.inFeatures)
-    throw new Error(`${where}: weight must be int8 [${like.outFeatures}, ${like.inFeatures}], got ${w.dtype} [${w.shape.join(', ')}]`);
+  // A Conv1D's too: bitsandbytes holds it transposed, [out, in].
+  if (w.dtype !== 'int8' || w.shape.length !== 2 || w.shape[0] !== outFeatures || w.shape[1] !== inFeatures)
+    throw new Error(`${where}: weight must be int8 [${outFeatures}, ${inFeatures}], got ${w.dtype} [${w.shape.join(', ')}]`);
   const format = t.weight_format;
   if (format !== undefined && format.numel() === 1 && Number(format.item()) !== 0)
     throw new Error(`${where}: weight_format ${String(format.item())} is not row-major (0); only row-major 8-bit weights load`);
   format?.dispose();
-  const bias = like.bias instanceof Parameter ? like.bias : undefined;
-  return new Linear8bit(like.inFeatures, like.outFeatures, w, scb, { bias });
+  return new Linear8bit(inFeatures, outFeatures, w, scb, { bias, fromConv1D: like instanceof Conv1D });
 }
 
 function nestedDtypeOk(d: unknown): boolean {
@@ -236,12 +253,13 @@ function nestedDtypeOk(d: unknown): boolean {
  */
 export function linear4bitFromStateDict(
   name: string,
-  like: Linear,
+  like: FloatLinear,
   t: Record<string, Tensor>,
   computeDtype: DType,
   file: string,
 ): Linear4bit {
   const where = `'${file}', module '${name}'`;
+  const { inFeatures, outFeatures, bias } = linearShape(like);
   const qsKey = Object.keys(t).find((k) => k.startsWith('weight.quant_state.bitsandbytes__'));
   if (qsKey === undefined) throw new Error(`${where}: no weight.quant_state.bitsandbytes__nf4/fp4 entry`);
   let info: Record<string, unknown>;
@@ -262,15 +280,16 @@ export function linear4bitFromStateDict(
   if (typeof blocksize !== 'number' || ![32, 64, 128, 256, 512, 1024, 2048, 4096].includes(blocksize))
     throw new Error(`${where}: blocksize ${String(blocksize)} is not one of bitsandbytes' sizes`);
   const shape = info.shape;
-  if (!Array.isArray(shape) || shape.length !== 2 || shape[0] !== like.outFeatures || shape[1] !== like.inFeatures)
-    throw new Error(`${where}: the saved weight shape ${JSON.stringify(shape)} is not the model's [${like.outFeatures}, ${like.inFeatures}]`);
+  // [out, in] for a Conv1D too (bitsandbytes quantizes its weight transposed)
+  if (!Array.isArray(shape) || shape.length !== 2 || shape[0] !== outFeatures || shape[1] !== inFeatures)
+    throw new Error(`${where}: the saved weight shape ${JSON.stringify(shape)} is not the model's [${outFeatures}, ${inFeatures}]`);
   const dtype = info.dtype;
   if (dtype !== 'float32' && dtype !== 'bfloat16' && dtype !== 'float16')
     throw new Error(`${where}: dtype '${String(dtype)}' is not float32, bfloat16 or float16`);
   const packed = need('weight');
   const absmax = need('weight.absmax');
   const quantMap = need('weight.quant_map');
-  const n = like.outFeatures * like.inFeatures;
+  const n = outFeatures * inFeatures;
   const blocks = Math.ceil(n / blocksize);
   if (absmax.numel() !== blocks) throw new Error(`${where}: weight.absmax has ${absmax.numel()} values, ${blocks} blocks of ${blocksize} need as many`);
   if (quantMap.dtype !== 'float32' || quantMap.numel() !== 16) throw new Error(`${where}: weight.quant_map must be 16 float32 values`);
@@ -291,6 +310,5 @@ export function linear4bitFromStateDict(
   } else if (absmax.dtype !== 'float32') {
     throw new Error(`${where}: weight.absmax must be float32 (without double quantization), got ${absmax.dtype}`);
   }
-  const bias = like.bias instanceof Parameter ? like.bias : undefined;
-  return new Linear4bit(like.inFeatures, like.outFeatures, packed, state, { bias, computeDtype, quantStateBytes: t[qsKey] });
+  return new Linear4bit(inFeatures, outFeatures, packed, state, { bias, computeDtype, quantStateBytes: t[qsKey], fromConv1D: like instanceof Conv1D });
 }

@@ -16,7 +16,8 @@ export function outInLayout(w: Tensor, fanInFanOut: boolean): Tensor {
 export class DoraLinearLayer extends Module {
   /** The magnitude m, one value per output feature. */
   weight!: Parameter;
-  readonly fanInFanOut: boolean;
+  /** Set again when a merge turns a quantized GPT-2 base back into a Conv1D (LoraLinear.merge). */
+  fanInFanOut: boolean;
 
   constructor(fanInFanOut: boolean) {
     super();

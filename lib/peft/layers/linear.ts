@@ -69,7 +69,8 @@ function fallback(reason: string): undefined {
 }
 
 export class LoraLinear extends LoraLayer {
-  readonly fanInFanOut: boolean;
+  /** Whether the base weight is [in, out] (a Conv1D); a merge into a quantized GPT-2 layer makes it so. */
+  fanInFanOut: boolean;
   readonly isTargetConv1dLayer: boolean;
 
   constructor(baseLayer: Module, adapterName: string, spec: AdapterSpec) {
@@ -78,7 +79,12 @@ export class LoraLinear extends LoraLayer {
     const conv1d = this.getBaseLayer() instanceof Conv1D;
     this.isTargetConv1dLayer = conv1d;
     // As PEFT: a Linear never transposes, a Conv1D always does (whatever the config says, with a warning).
-    if (spec.config.fanInFanOut && !conv1d) {
+    // A bitsandbytes layer (GPT-2's Conv1D quantized included: its weight is [out, in]) never transposes
+    // either, and PEFT's bnb dispatch leaves the config's fan_in_fan_out as the user wrote it, silently.
+    const base = this.getBaseLayer();
+    if (base instanceof Linear4bit || base instanceof Linear8bit) {
+      // nothing to warn about or change
+    } else if (spec.config.fanInFanOut && !conv1d) {
       peftWarn('fan_in_fan_out is set to True but the target module is `torch.nn.Linear`. Setting fan_in_fan_out to False.');
       spec.config.fanInFanOut = false;
     } else if (!spec.config.fanInFanOut && conv1d) {
@@ -127,8 +133,9 @@ export class LoraLinear extends LoraLayer {
   }
 
   /**
-   * Merging into a 4-bit base: the base becomes a float Linear holding the dequantized weight (in the dtype
-   * it was quantized from), into which ΔW is added, with PEFT's warning about rounding.
+   * Merging into a 4-bit base: the base becomes a float Linear (a Conv1D, where it was one: see
+   * dequantizedLinear) holding the dequantized weight (in the dtype it was quantized from), into which ΔW
+   * is added, with PEFT's warning about rounding.
    */
   override merge(opts: { safeMerge?: boolean; adapterNames?: string[] } = {}): void {
     const base = this.getBaseLayer();
@@ -139,6 +146,11 @@ export class LoraLinear extends LoraLayer {
       const lin = dequantizedLinear(base);
       this.base_layer = lin;
       base.dispose();
+      // A quantized GPT-2 layer comes back as its Conv1D (weight [in, out]): ΔW goes in transposed from now on.
+      if (lin instanceof Conv1D) {
+        this.fanInFanOut = true;
+        for (const d of this.lora_magnitude_vector.values()) (d as DoraLinearLayer).fanInFanOut = true;
+      }
     }
     super.merge(opts);
   }
