@@ -47,6 +47,15 @@ test('the declaration follows a changed C++ signature: arguments added, retyped,
   expect([declOf(text, 'matmul'), declOf(text, 'matMul')]).toEqual([undefined, '  matMul(a0: NativeHandle, a1: NativeHandle): NativeHandle;']);
 });
 
+test("argument names come from the '// (name, ...)' comment above a def line when it fits the arguments read", () => {
+  expect(declOf(gen.generate(), 'layerNorm')).toBe(
+    '  layerNorm(x: NativeHandle, normalizedShape: number | bigint | readonly number[], weight?: NativeHandle | null, bias?: NativeHandle | null, eps?: number | null): NativeHandle;',
+  );
+  // A comment that no longer fits (an argument added below it) is not used
+  const stale = editedRoot('ops_nn.cpp', (s) => s.replace('a.f64(4, 1e-5)', 'a.f64(4, 1e-5) + a.f64(5, 0.0)'));
+  expect(declOf(gen.generate(stale), 'layerNorm')).toMatch(/^  layerNorm\(a0: NativeHandle, .*, a5\?: number \| null\): NativeHandle;$/);
+});
+
 test('the generator refuses what it cannot type, naming the op and what to do', () => {
   const napiValue = editedRoot('ops_fused.cpp', (s) => s.replace('def(env, e, "swiglu", [](Args& a) {', 'def(env, e, "swiglu", [](Args& a) -> Napi::Value {'));
   expect(() => gen.generate(napiValue)).toThrow("ops_fused.cpp: op 'swiglu' returns Napi::Value: give its TS type in RETURNS");
