@@ -162,13 +162,10 @@ export async function folderIdentity(dir: string): Promise<string | undefined> {
       const st = await fs.promises.stat(abs);
       return `${st.dev}:${st.ino}`;
     } catch {
-      const pattern = siblingPattern(path.basename(abs));
-      const old = (await fs.promises.readdir(path.dirname(abs)).catch(() => [] as string[]))
-        .map((n) => pattern.exec(n))
-        .filter((m): m is RegExpExecArray => m !== null && m[1] === 'old');
-      if (old.length === 0) return undefined;
+      const pids = setAsideBy(abs);
+      if (pids.length === 0) return undefined;
       // A writer killed between its two renames left the old folder aside: put it back (as its next save would).
-      if (old.some((m) => Number(m[2]) !== process.pid && !pidAlive(Number(m[2])))) await withFolderLock(abs, () => recoverFolder(abs));
+      if (pids.some((pid) => pid !== process.pid && !pidAlive(pid))) await withFolderLock(abs, () => recoverFolder(abs));
       else await new Promise((r) => setTimeout(r, 10)); // a live writer is between its renames
     }
   }
