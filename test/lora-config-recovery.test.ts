@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { LoraConfig } from '../lib';
-import { lockFileOf } from '../lib/io/folder-lock';
+import { lockFileOf, withFolderLock } from '../lib/io/folder-lock';
 import { orphans } from './helpers/save-folders';
 import { tmpDir } from './helpers/tmp-dir';
 
@@ -54,6 +54,21 @@ test("a live writer's set-aside folder is left alone: after a short wait the fol
   expect(() => LoraConfig.fromPretrained(dir)).toThrow(`Can't find 'adapter_config.json' at '${dir}'`);
   expect(Date.now() - start).toBeGreaterThanOrEqual(900);
   expect(orphans(dir).sort()).toEqual([`.adapter.old-${process.ppid}-ba9876543210`, `.adapter.staging-${process.ppid}-0123456789ab`]);
+});
+
+test("a save of this process between its renames is left alone (it cannot finish while the read blocks)", async () => {
+  const dir = path.join(tmpDir('config-own'), 'adapter');
+  await new LoraConfig({ r: 4, targetModules: ['q_proj'] }).savePretrained(dir);
+  const aside = path.join(path.dirname(dir), `.adapter.old-${process.pid}-ba9876543210`);
+  await withFolderLock(dir, async () => {
+    fs.renameSync(dir, aside);
+    const start = Date.now();
+    expect(() => LoraConfig.fromPretrained(dir)).toThrow(`Can't find 'adapter_config.json' at '${dir}'`);
+    expect(Date.now() - start).toBeLessThan(500);
+    expect(fs.existsSync(aside)).toBe(true);
+    fs.renameSync(aside, dir);
+  });
+  expect(LoraConfig.fromPretrained(dir).r).toBe(4);
 });
 
 test('a missing folder with nothing set aside fails at once, naming the folder', () => {
