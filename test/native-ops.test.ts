@@ -3,6 +3,7 @@
 // makes of the binding sources now, and its ops are exactly the ones the built addon exports.
 import * as fs from 'fs';
 import * as path from 'path';
+import * as ts from 'typescript';
 import { native } from '../lib/native';
 import { NATIVE_OP_NAMES } from '../lib/native-ops';
 import { tmpDir } from './helpers/tmp-dir';
@@ -65,4 +66,26 @@ test('the generator refuses what it cannot type, naming the op and what to do', 
   expect(() => gen.generate(raw)).toThrow("ops_fused.cpp: op 'swiglu' reads argument 2 raw: give its type in RAW_ARGS");
   const twice = editedRoot('ops_fused.cpp', (s) => s.replace('"swiglu"', '"loraLinear"'));
   expect(() => gen.generate(twice)).toThrow("op 'loraLinear' is registered twice");
+});
+
+test('tsc reports the calls that do not fit the declaration (arity, argument and result types)', () => {
+  const file = path.join(tmpDir('native-ops-tsc'), 'calls.ts');
+  const lines = [
+    `import type { NativeHandle } from ${JSON.stringify(path.join(ROOT, 'lib', 'native'))};`,
+    `import type { NativeOps } from ${JSON.stringify(path.join(ROOT, 'lib', 'native-ops'))};`,
+    'declare const native: NativeOps;',
+    'declare const h: NativeHandle;',
+    'native.swiglu(h, h);', // fits
+    'native.swiglu(h);', // an argument missing
+    'native.transpose(h, 0, 1, 2);', // one too many
+    "native.softmax(h, 'last');", // a string where an int is read
+    'const n: number = native.shape(h);', // number[] is not a number
+    'native.sum(h, undefined, undefined, 6);', // optional arguments left out before a given one
+  ];
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  const program = ts.createProgram([file], { strict: true, noEmit: true, skipLibCheck: true, types: ['node'], target: ts.ScriptTarget.ES2022, moduleResolution: ts.ModuleResolutionKind.Node10 });
+  const found = ts
+    .getPreEmitDiagnostics(program)
+    .map((d) => `${d.file?.fileName === file ? d.file.getLineAndCharacterOfPosition(d.start!).line + 1 : d.file?.fileName}: TS${d.code}`);
+  expect(found).toEqual(['6: TS2554', '7: TS2554', '8: TS2345', '9: TS2322']);
 });
