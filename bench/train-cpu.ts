@@ -269,10 +269,12 @@ function instrumentNative(): { stats: () => CallStats; restore: () => void } {
   let ns = 0n;
   let calls = 0;
   let depth = 0;
-  for (const [name, fn] of Object.entries(native)) {
+  // (every op by name: the typed declaration has no index signature)
+  const ops = native as unknown as Record<string, (...args: unknown[]) => unknown>;
+  for (const [name, fn] of Object.entries(ops)) {
     if (typeof fn !== 'function') continue;
     originals.set(name, fn);
-    native[name] = (...args: unknown[]) => {
+    ops[name] = (...args: unknown[]) => {
       calls++;
       byName.set(name, (byName.get(name) ?? 0) + 1);
       if (depth > 0) return fn(...args); // a native call made from JS inside a native call (a custom autograd function)
@@ -289,7 +291,7 @@ function instrumentNative(): { stats: () => CallStats; restore: () => void } {
   return {
     stats: () => ({ calls, nativeMs: Number(ns) / 1e6, byName: new Map(byName) }),
     restore: () => {
-      for (const [name, fn] of originals) native[name] = fn;
+      for (const [name, fn] of originals) ops[name] = fn;
     },
   };
 }

@@ -187,7 +187,8 @@ export function arange(
   opts: TensorOptions = {},
 ): Tensor {
   if (typeof end === 'object') {
-    // arange(end, opts)
+    // arange(end, opts): the options come last (arange(5, opts, 2) would otherwise quietly be arange(0, 5, 2))
+    if (step !== undefined) throw new TypeError(`arange(end, options): the options object must be the last argument, got ${JSON.stringify(step)} after it`);
     opts = end;
     end = undefined;
   } else if (typeof step === 'object') {

@@ -124,7 +124,7 @@ const ATTENTION_COUNT_NAMES = [
 ] as const;
 /** The counts since start or resetAttentionCounts(). With TORCH_LORA_DEBUG set, each new kind of call is also logged. */
 export function attentionCounts(): AttentionCounts {
-  const n = native.attentionCounts() as number[];
+  const n = native.attentionCounts();
   return Object.fromEntries(ATTENTION_COUNT_NAMES.map((k, i) => [k, n[i]])) as unknown as AttentionCounts;
 }
 export function resetAttentionCounts(): void {

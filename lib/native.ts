@@ -1,6 +1,7 @@
 // The one place that loads the addon. Everything native goes through `native`.
 import * as fs from 'fs';
 import * as path from 'path';
+import type { NativeOps } from './native-ops';
 import { defaultNumThreads } from './threads';
 
 declare const handleBrand: unique symbol;
@@ -12,8 +13,8 @@ declare const handleBrand: unique symbol;
  */
 export type NativeHandle = bigint & { readonly [handleBrand]: true };
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-export type Native = Record<string, (...args: any[]) => any>;
+/** The addon's ops, typed from binding/ by scripts/gen-native-types.js (lib/native-ops.ts). */
+export type Native = NativeOps;
 
 /** The package root: the nearest folder above this file with our package.json (lib/ or dist/lib/). */
 function packageRoot(): string {

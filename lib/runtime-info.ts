@@ -54,9 +54,9 @@ function blasName(library: string, config: string, blasInfo: string | undefined)
 export function runtimeInfo(): RuntimeInfo {
   const config: string = native.showConfig();
   const settings = buildSettings(config);
-  const b = native.blasInfo() as { library: string; config: string; threads: number };
+  const b = native.blasInfo();
   const library = b.library && fs.existsSync(b.library) ? fs.realpathSync(b.library) : b.library;
-  const available = native.cudaIsAvailable() as boolean;
+  const available = native.cudaIsAvailable();
   const backend = /ATen parallel backend:\s*(.*)/.exec(native.parallelInfo())?.[1]?.trim() ?? 'unknown';
   return {
     libtorch: native.torchVersion(),

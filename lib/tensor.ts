@@ -62,7 +62,7 @@ export class Tensor implements Disposable {
   }
   /** The cached shape itself, for reads inside this class (callers get a copy they may change). */
   private get dims(): Shape {
-    if (this.shapeCache === undefined) this.shapeCache = native.shape(this.handle) as Shape;
+    if (this.shapeCache === undefined) this.shapeCache = native.shape(this.handle);
     return this.shapeCache;
   }
   /** size() is the shape, size(d) one dimension (negative counts from the end). */
@@ -84,7 +84,7 @@ export class Tensor implements Disposable {
     return this.dtypeCache;
   }
   get device(): string {
-    if (this.deviceCache === undefined) this.deviceCache = native.device(this.handle) as string;
+    if (this.deviceCache === undefined) this.deviceCache = native.device(this.handle);
     return this.deviceCache;
   }
   numel(): number {

@@ -369,9 +369,9 @@ describe('async IO runs off the JS thread', () => {
     // while the native read of the tensors' bytes is pending, through a wrapper that calls it unchanged.
     const read = native.readTensorsAsync;
     let duringRead = -1;
-    native.readTensorsAsync = (...args: unknown[]) => {
+    native.readTensorsAsync = (...args: Parameters<typeof read>) => {
       const reading = loopTicks();
-      return (read(...args) as Promise<unknown>).finally(() => (duringRead = reading.stop()));
+      return read(...args).finally(() => (duringRead = reading.stop()));
     };
     let loaded: Record<string, Tensor>;
     const loading = loopTicks();

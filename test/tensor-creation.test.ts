@@ -126,6 +126,13 @@ describe('factories', () => {
       expect(torch.arange(3, { dtype: 'float64' }).dtype).toBe('float64');
     }));
 
+  test('arange(end, options) takes nothing after the options (it was quietly arange(0, end, step))', () => {
+    expect(() => torch.arange(5, { dtype: 'float64' }, 2)).toThrow(
+      'arange(end, options): the options object must be the last argument, got 2 after it',
+    );
+    expect(() => torch.arange(5, { dtype: 'float64' }, { device: 'cpu' })).toThrow('the options object must be the last argument');
+  });
+
   test('*Like factories follow their model', () =>
     scope(() => {
       const m = torch.ones([2, 3], { dtype: 'float64' });

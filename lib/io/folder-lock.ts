@@ -70,6 +70,50 @@ function removeDeadAsides(file: string): void {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A blocking sleep, for the synchronous readers (Atomics.wait is allowed on Node's main thread). */
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * One try at the lock file: true when taken; else its owner (a dead writer's lock is taken over: the next
+ * try can succeed).
+ */
+function tryLock(dir: string, file: string, me: LockInfo): true | LockInfo | undefined {
+  try {
+    const fd = fs.openSync(file, 'wx', 0o644);
+    try {
+      fs.writeFileSync(fd, JSON.stringify(me));
+    } finally {
+      fs.closeSync(fd);
+    }
+    removeDeadAsides(file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock '${dir}' for writing (lock file '${file}'): ${(e as Error).message}`);
+  }
+  const owner = readLock(file);
+  const dead = owner !== undefined ? owner.host === me.host && !pidAlive(owner.pid) : unreadableAndOld(file);
+  if (dead) {
+    // A dead writer's lock: taken over. Renamed first, so that of two processes taking it over only one removes it.
+    const aside = `${file}.stale-${process.pid}-${Date.now()}`;
+    try {
+      fs.renameSync(file, aside);
+      const moved = readLock(aside);
+      if (moved !== undefined && moved.pid !== owner?.pid) fs.renameSync(aside, file); // a fresh lock: give it back
+      else fs.rmSync(aside, { force: true });
+    } catch {
+      // another process took it over first
+    }
+  }
+  return owner;
+}
+
+function busyError(dir: string, file: string, owner: LockInfo | undefined, timeoutMs: number): Error {
+  const who = owner ? `process ${owner.pid} on ${owner.host}` : 'another process';
+  return new Error(
+    `'${dir}' is being written by ${who} (lock file '${file}'); waited ${Math.round(timeoutMs / 1000)} s. ` +
+      'Wait for that save to finish, or remove the lock file if no process is saving there.',
+  );
+}
 
 async function acquire(dir: string, timeoutMs: number): Promise<string> {
   const file = lockFileOf(dir);
@@ -77,41 +121,38 @@ async function acquire(dir: string, timeoutMs: number): Promise<string> {
   const me: LockInfo = { pid: process.pid, host: os.hostname() };
   const start = Date.now();
   for (;;) {
-    try {
-      const fh = await fs.promises.open(file, 'wx', 0o644);
-      try {
-        await fh.writeFile(JSON.stringify(me));
-      } finally {
-        await fh.close();
-      }
-      removeDeadAsides(file);
-      return file;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock '${dir}' for writing (lock file '${file}'): ${(e as Error).message}`);
-    }
-    const owner = readLock(file);
-    const dead = owner !== undefined ? owner.host === me.host && !pidAlive(owner.pid) : unreadableAndOld(file);
-    if (dead) {
-      // A dead writer's lock: taken over. Renamed first, so that of two processes taking it over only one removes it.
-      const aside = `${file}.stale-${process.pid}-${Date.now()}`;
-      try {
-        fs.renameSync(file, aside);
-        const moved = readLock(aside);
-        if (moved !== undefined && moved.pid !== owner?.pid) fs.renameSync(aside, file); // a fresh lock: give it back
-        else fs.rmSync(aside, { force: true });
-      } catch {
-        // another process took it over first
-      }
-      continue;
-    }
-    if (Date.now() - start > timeoutMs) {
-      const who = owner ? `process ${owner.pid} on ${owner.host}` : 'another process';
-      throw new Error(
-        `'${dir}' is being written by ${who} (lock file '${file}'); waited ${Math.round(timeoutMs / 1000)} s. ` +
-          'Wait for that save to finish, or remove the lock file if no process is saving there.',
-      );
-    }
+    const got = tryLock(dir, file, me);
+    if (got === true) return file;
+    if (Date.now() - start > timeoutMs) throw busyError(dir, file, got, timeoutMs);
     await sleep(20 + Math.random() * 30);
+  }
+}
+
+/** Whether a save of this process holds (or waits for) the folder's lock. */
+export function folderLockedHere(dir: string): boolean {
+  return queues.has(path.resolve(dir));
+}
+
+/**
+ * withFolderLock for synchronous readers: waits for another process by blocking (up to `timeoutMs`, default
+ * 10 s). A save of this process holding the lock cannot finish while this blocks, so that is an error.
+ */
+export function withFolderLockSync<T>(dir: string, fn: () => T, opts: { timeoutMs?: number } = {}): T {
+  if (folderLockedHere(dir)) throw new Error(`'${dir}' is being saved by this process; await that save before reading it`);
+  const file = lockFileOf(dir);
+  const me: LockInfo = { pid: process.pid, host: os.hostname() };
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const start = Date.now();
+  for (;;) {
+    const got = tryLock(dir, file, me);
+    if (got === true) break;
+    if (Date.now() - start > timeoutMs) throw busyError(dir, file, got, timeoutMs);
+    sleepSync(20 + Math.random() * 30);
+  }
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(file, { force: true });
   }
 }
 

@@ -8,7 +8,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { syncDir } from './fs-atomic';
-import { pidAlive, withFolderLock } from './folder-lock';
+import { folderLockedHere, pidAlive, withFolderLock, withFolderLockSync } from './folder-lock';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -29,14 +29,15 @@ const deadWriter = (pid: number) => pid === process.pid || !pidAlive(pid);
 /**
  * Undoes what killed writers left (call with the folder's lock held): an old folder set aside with no folder
  * in its place is put back; their staging and old siblings and their temporary files inside are removed.
+ * Synchronous, so that synchronous readers (LoraConfig.fromPretrained) can use it too.
  */
-export async function recoverFolder(dir: string): Promise<void> {
+export function recoverFolderSync(dir: string): void {
   const abs = path.resolve(dir);
   const parent = path.dirname(abs);
   const pattern = siblingPattern(path.basename(abs));
   let names: string[];
   try {
-    names = await fs.promises.readdir(parent);
+    names = fs.readdirSync(parent);
   } catch {
     return;
   }
@@ -46,14 +47,55 @@ export async function recoverFolder(dir: string): Promise<void> {
   if (!fs.existsSync(abs)) {
     // Killed between the two renames of a swap: the old folder goes back (the new one was not yet in place).
     const old = stale.find((x) => x.m[1] === 'old');
-    if (old !== undefined) await fs.promises.rename(path.join(parent, old.n), abs);
+    if (old !== undefined) fs.renameSync(path.join(parent, old.n), abs);
   }
-  for (const { n } of stale) await fs.promises.rm(path.join(parent, n), { recursive: true, force: true });
+  for (const { n } of stale) fs.rmSync(path.join(parent, n), { recursive: true, force: true });
   if (fs.existsSync(abs) && fs.statSync(abs).isDirectory())
-    for (const n of await fs.promises.readdir(abs)) {
+    for (const n of fs.readdirSync(abs)) {
       const m = TEMP_FILE.exec(n);
-      if (m !== null && deadWriter(Number(m[1]))) await fs.promises.rm(path.join(abs, n), { recursive: true, force: true });
+      if (m !== null && deadWriter(Number(m[1]))) fs.rmSync(path.join(abs, n), { recursive: true, force: true });
     }
+}
+
+/** recoverFolderSync for the async writers (call with the folder's lock held). */
+export async function recoverFolder(dir: string): Promise<void> {
+  recoverFolderSync(dir);
+}
+
+/** The pids of the writers that set `abs` aside (.<name>.old-<pid>-<hex> beside it). */
+function setAsideBy(abs: string): number[] {
+  const pattern = siblingPattern(path.basename(abs));
+  let names: string[];
+  try {
+    names = fs.readdirSync(path.dirname(abs));
+  } catch {
+    return [];
+  }
+  return names
+    .map((n) => pattern.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null && m[1] === 'old')
+    .map((m) => Number(m[2]));
+}
+
+/**
+ * For synchronous readers of `dir`: when it is missing because a writer was killed between the swap's two
+ * renames, puts the old folder back (under the folder's lock, as the next save would); when a writer of
+ * another process is between its renames, waits up to `waitMs` for it. Leaves alone a folder that a save
+ * of this process is swapping (it cannot finish while a synchronous read blocks).
+ */
+export function putBackFolderSync(dir: string, waitMs = 1000): void {
+  const abs = path.resolve(dir);
+  const deadline = Date.now() + waitMs;
+  while (!fs.existsSync(abs)) {
+    const pids = setAsideBy(abs);
+    if (pids.length === 0 || folderLockedHere(abs)) return;
+    if (pids.some((pid) => pid === process.pid || !pidAlive(pid))) {
+      withFolderLockSync(abs, () => recoverFolderSync(abs), { timeoutMs: waitMs });
+      continue;
+    }
+    if (Date.now() > deadline) return;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a live writer is between its renames
+  }
 }
 
 /** `to` made as hard links of `from`'s files (copies where links are refused), folders recreated. */
@@ -120,13 +162,10 @@ export async function folderIdentity(dir: string): Promise<string | undefined> {
       const st = await fs.promises.stat(abs);
       return `${st.dev}:${st.ino}`;
     } catch {
-      const pattern = siblingPattern(path.basename(abs));
-      const old = (await fs.promises.readdir(path.dirname(abs)).catch(() => [] as string[]))
-        .map((n) => pattern.exec(n))
-        .filter((m): m is RegExpExecArray => m !== null && m[1] === 'old');
-      if (old.length === 0) return undefined;
+      const pids = setAsideBy(abs);
+      if (pids.length === 0) return undefined;
       // A writer killed between its two renames left the old folder aside: put it back (as its next save would).
-      if (old.some((m) => Number(m[2]) !== process.pid && !pidAlive(Number(m[2])))) await withFolderLock(abs, () => recoverFolder(abs));
+      if (pids.some((pid) => pid !== process.pid && !pidAlive(pid))) await withFolderLock(abs, () => recoverFolder(abs));
       else await new Promise((r) => setTimeout(r, 10)); // a live writer is between its renames
     }
   }

@@ -286,7 +286,7 @@ function* zipChunks(records: ZipRecord[], bin: string): Generator<Buffer> {
     new Error(`saveTorchBin: '${bin}' would pass 4 GiB, which needs zip64 (not written); save it as safetensors instead`);
   for (const r of records) {
     const name = Buffer.from(r.name, 'utf8');
-    const data = Buffer.isBuffer(r.data) ? r.data : Buffer.from(native.toBytes(r.data) as ArrayBuffer);
+    const data = Buffer.isBuffer(r.data) ? r.data : Buffer.from(native.toBytes(r.data));
     const start = pos + 30 + name.length + 4; // where the data would start with an empty padding field
     const pad = (ALIGN - (start % ALIGN)) % ALIGN;
     if (pos + 30 + name.length + 4 + pad + data.length + 16 > LIMIT) throw tooBig();
@@ -376,7 +376,7 @@ function prepare(tensors: TensorDict, path: string, snapshot: boolean): { record
   const release = () => handles.forEach((h) => native.dispose(h));
   try {
     const entries: Entry[] = list.map(([name, t]) => {
-      const handle = (snapshot ? native.clone(t.handle) : native.detach(t.handle)) as NativeHandle;
+      const handle = snapshot ? native.clone(t.handle) : native.detach(t.handle);
       handles.push(handle);
       const shape = t.shape;
       const numel = shape.reduce((a, b) => a * b, 1);

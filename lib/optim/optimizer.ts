@@ -71,7 +71,7 @@ export abstract class Optimizer<H extends BaseHyper = BaseHyper> implements Disp
     for (const group of this.paramGroups) {
       if (group.params.length === 0) continue;
       const handles = group.params.map((p) => p.handle);
-      const has = native.gradsDefined(handles) as boolean[];
+      const has = native.gradsDefined(handles);
       const withGrad = group.params.filter((_, i) => has[i]);
       if (withGrad.length > 0) this.update(group, withGrad);
     }

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CONFIG_NAME, INCLUDE_LINEAR_LAYERS_SHORTHAND, PEFT_VERSION, TASK_TYPES, TaskType } from './constants';
 import { writeFileAtomic } from '../io/fs-atomic';
+import { putBackFolderSync } from '../io/folder-swap';
 import { parseJsonText, readTextFile } from '../io/json-file';
 import { pythonJsonDumps } from '../io/python-json';
 import { checkPattern } from './python-regex';
@@ -365,6 +366,10 @@ export class LoraConfig {
   static fromPretrained(dir: string, opts: { subfolder?: string } = {}): LoraConfig {
     if (looksLikeHubId(dir)) throw hubIdError(dir, 'adapter folder');
     const folder = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
+    // A save killed between its folder swap's two renames left the folder aside: put it back first, as
+    // PeftModel.fromPretrained's read does (saves swap the whole folder given to savePretrained).
+    putBackFolderSync(dir);
+    if (folder !== dir) putBackFolderSync(folder);
     const file = path.join(folder, CONFIG_NAME);
     if (!fs.existsSync(file)) throw new Error(`Can't find '${CONFIG_NAME}' at '${folder}'`);
     return LoraConfig.fromDict(readTextFile(file, 'adapter config'), { source: file });

@@ -3,15 +3,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AutoModelForCausalLM, LoraConfig, loadSafetensors, Tensor } from '../../lib';
-import { folderIdentity } from '../../lib/io/folder-swap';
 
 export const LLAMA_FIXTURE = path.join(__dirname, '..', 'fixtures', 'tiny-llama');
 
 /** An adapter folder: its config's r is the rank of every LoRA weight in it (a mix of two saves is not). */
 export async function checkAdapterFolder(dir: string): Promise<{ r: number }> {
-  // As PeftModel.fromPretrained reads: a writer killed between the swap's two renames left the folder
-  // aside, and the read puts it back first (LoraConfig.fromPretrained alone, synchronous, does not).
-  await folderIdentity(dir);
+  // (a writer killed between the swap's two renames left the folder aside: LoraConfig.fromPretrained puts it back)
   const config = LoraConfig.fromPretrained(dir);
   const weights = await loadSafetensors(path.join(dir, 'adapter_model.safetensors'));
   try {

@@ -6,7 +6,7 @@ import { native } from '../../lib/native';
 
 /** The raw bytes of a tensor (row-major, little-endian), as they go to disk. */
 export function bytesOf(t: Tensor): Buffer {
-  return Buffer.from(native.toBytes(t.handle) as ArrayBuffer);
+  return Buffer.from(native.toBytes(t.handle));
 }
 
 export function disposeAll(ts: Record<string, Tensor>): void {
