@@ -183,6 +183,7 @@ export interface NativeOps {
   dequantizeBlockwise(q: NativeHandle, absmax: NativeHandle, code: NativeHandle, blocksize: number | bigint, dtype: number): NativeHandle;
   quantize4bit(a: NativeHandle, blocksize: number | bigint, quantType: string): [NativeHandle, NativeHandle];
   dequantize4bit(packed: NativeHandle, absmax: NativeHandle, blocksize: number | bigint, quantType: string, shape: number | bigint | readonly number[], dtype: number): NativeHandle;
+  dequantize4bitGeneric(packed: NativeHandle, absmax: NativeHandle, blocksize: number | bigint, quantType: string, shape: number | bigint | readonly number[], dtype: number): NativeHandle;
   quantizeNestedAbsmax(absmax: NativeHandle): [NativeHandle, NativeHandle, number];
   dequantizeNestedAbsmax(qabsmax: NativeHandle, nestedAbsmax: NativeHandle, nestedCode: NativeHandle, nestedBlocksize: number | bigint, offset: number): NativeHandle;
   matmul4bit(x: NativeHandle, packed: NativeHandle, absmax: NativeHandle, blocksize: number | bigint, quantType: string, outFeatures: number | bigint, inFeatures: number | bigint, bias?: NativeHandle | null): NativeHandle;
@@ -438,6 +439,7 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'dequantizeBlockwise',
   'quantize4bit',
   'dequantize4bit',
+  'dequantize4bitGeneric',
   'quantizeNestedAbsmax',
   'dequantizeNestedAbsmax',
   'matmul4bit',

@@ -107,7 +107,7 @@ test('a wrong absmax count is an error naming the counts (both paths)', () => {
   scope(() => {
     const [packed, state] = Q.quantize4bit(torch.randn([10, 64]), { blocksize: 64, quantType: 'nf4' });
     const short = state.absmax.slice(0, 0, 9);
-    for (const op of ['dequantize4bit', 'dequantize4bitGeneric'])
+    for (const op of ['dequantize4bit', 'dequantize4bitGeneric'] as const)
       expect(errorMessage(() => native[op](packed.handle, short.handle, 64, 'nf4', [10, 64], dtypeCode('float32')))).toMatch(
         new RegExp(`${op}: 640 values in blocks of 64 need 10 absmax values, got 9`),
       );
