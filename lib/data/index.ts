@@ -23,5 +23,7 @@ export type { LoadDatasetOptions, SplitOptions } from './dataset';
 export { collate, packDataset } from './collate';
 export type { Batch, CollateOptions, MaybeMasked, PackOptions } from './collate';
 export { DataLoader } from './dataloader';
+export { DistributedSampler } from './distributed-sampler';
+export type { DistributedSamplerOptions } from './distributed-sampler';
 export type { DataLoaderOptions } from './dataloader';
 export { permutation } from './random';

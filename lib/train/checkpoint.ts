@@ -64,6 +64,8 @@ export interface TrainerState {
   /** Sum and count of every step's loss so far (the final train_loss). */
   total_loss_sum: number;
   total_loss_steps: number;
+  /** Ranks of the data-parallel run (absent in older checkpoints: 1). */
+  world_size?: number;
 }
 
 /** What a checkpoint saves and restores besides the trainer state. */
