@@ -8,14 +8,17 @@
 
 // TL_HAVE_C10D: CMake found c10d's headers and the gloo headers ProcessGroupGloo.hpp includes (Debian ships
 // them apart from libtorch, in libgloo-dev). USE_C10D_GLOO / USE_C10D_NCCL come from libtorch's own CMake
-// targets: what its library was built with.
+// targets: what its library was built with. TL_HAVE_NCCL_H: CMake found nccl.h (TL_NCCL below).
 #if defined(TL_HAVE_C10D) && defined(USE_C10D_GLOO)
 #define TL_DIST 1
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#if defined(USE_C10D_NCCL)
+#if defined(USE_C10D_NCCL) && defined(TL_HAVE_NCCL_H)
+#define TL_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#else
+#define TL_NCCL 0
 #endif
 #if TL_TORCH_AT_LEAST(2, 0)
 #include <torch/csrc/distributed/c10d/Backend.hpp>
@@ -92,7 +95,7 @@ bool isLoopback(const std::string& host) {
 
 std::vector<std::string> distBackends() {
   std::vector<std::string> out{"gloo"};
-#if defined(USE_C10D_NCCL)
+#if TL_NCCL
   out.push_back("nccl");
 #endif
   return out;
@@ -151,13 +154,13 @@ void distInit(const DistInitOptions& o) {
       opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     g->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, o.rank, o.worldSize, opts);
   } else if (o.backend == "nccl") {
-#if defined(USE_C10D_NCCL)
+#if TL_NCCL
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;
     g->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, o.rank, o.worldSize, opts);
 #else
-    throw std::runtime_error("initProcessGroup: backend 'nccl' needs a libtorch built with CUDA and NCCL; this one has "
-                             "none (use backend 'gloo')");
+    throw std::runtime_error("initProcessGroup: backend 'nccl' needs a libtorch built with CUDA and NCCL, and nccl.h at "
+                             "build time (NCCL_HOME, or the nvidia-nccl pip wheel); this build has none (use backend 'gloo')");
 #endif
   } else {
     throw std::runtime_error("initProcessGroup: unknown backend '" + o.backend + "' (gloo or nccl)");
