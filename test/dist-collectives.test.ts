@@ -17,7 +17,7 @@ function results(out: string[]): Record<string, any>[] {
 maybe.each([2, 3])('collectives over %i Gloo ranks', (n) => {
   let res: Record<string, any>[];
   beforeAll(async () => {
-    const job = await runDistJob('test/helpers/dist/collectives-worker.ts', n, ['30000'], { timeoutMs: 90000 });
+    const job = await runDistJob('test/helpers/ddp/collectives-worker.ts', n, ['30000'], { timeoutMs: 90000 });
     if (job.error) throw new Error(`${job.error.message}\n${job.err.join('\n')}`);
     res = results(job.out);
   }, 120000);

@@ -9,7 +9,7 @@ import { runDistJob } from './helpers/dist-job';
 import { maxFileDiff, randomExamples, tinyLoraModel, tmpDir } from './helpers/train';
 
 const maybe = dist.isAvailable('gloo') ? describe : describe.skip;
-const WORKER = 'test/helpers/dist/train-worker.ts';
+const WORKER = 'test/helpers/ddp/train-worker.ts';
 const ADAPTER = 'adapter_model.safetensors';
 
 /** One process with batch `batch` (the reference); returns the logged losses. */
