@@ -7,6 +7,7 @@
 // Each rank trains LoRA r=16 on q,k,v,o,gate,up,down of a random Llama of the preset's shape (the same
 // presets as train-step.ts) on random tokens; steps after the first two are timed (wall clock per
 // optimizer step, as the Trainer's onStepEnd sees them). Prints one JSON line per run and a table.
+import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as torch from '../lib';
@@ -52,12 +53,13 @@ async function worker(a: Args): Promise<void> {
     const ids = Int32Array.from({ length: a.seq }, () => next() % vocab);
     return { inputIds: ids, labels: Int32Array.from(ids) };
   });
+  const outputDir = path.join(os.tmpdir(), `tl-ddp-bench-${process.ppid}`);
   const times: number[] = [];
   let t = Date.now();
   const trainer = new Trainer({
     model,
     trainDataset: new Dataset(examples),
-    args: { outputDir: path.join(os.tmpdir(), `tl-ddp-bench-${process.pid}`), maxSteps: a.steps + 2, perDeviceTrainBatchSize: a.batch, learningRate: 1e-4, loggingSteps: 1000, report: 'none', plotLoss: false },
+    args: { outputDir, maxSteps: a.steps + 2, perDeviceTrainBatchSize: a.batch, learningRate: 1e-4, loggingSteps: 1000, report: 'none', plotLoss: false },
     callbacks: {
       onStepEnd: () => {
         const now = Date.now();
@@ -88,11 +90,15 @@ async function worker(a: Args): Promise<void> {
     );
   model.dispose();
   if (world > 1) dist.destroyProcessGroup();
+  if (rank === 0) fs.rmSync(outputDir, { recursive: true, force: true });
 }
 
 async function main(): Promise<void> {
   const a = parse(process.argv.slice(2));
   if (process.env.WORLD_SIZE !== undefined) return worker(a);
+  // As the CLI: libgomp's threads wait passively (spinning ones fight OpenBLAS's and the other ranks' for
+  // the cores; lib/cli/main.ts). Set here, the workers start with it.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   // the launcher: 1 process x batch b, 1 process x batch N·b, N processes x batch b
   const runs: [number, number][] = [
     [1, a.batch],
