@@ -74,6 +74,25 @@ maybe('failures', () => {
     expect(three.err.join('\n')).toMatch(/was made by 2 processes and this run has 3: .* resume with 2 processes/);
   }, 300000);
 
+  test("one rank's signal or callback stop ends every rank after the same step (with a checkpoint when interrupted)", async () => {
+    const base = tmpDir('ddp-stop');
+    const runs = [
+      { outputDir: path.join(base, 'abort'), batch: 2, accumulation: 1, maxSteps: 6, abortAtStep: 2 },
+      { outputDir: path.join(base, 'stop'), batch: 2, accumulation: 1, maxSteps: 6, stopAtStep: 2 },
+    ];
+    const job = await runDistJob(WORKER, 2, [JSON.stringify(runs)], { timeoutMs: 90000 });
+    if (job.error) throw new Error(`${job.error.message}\n${job.err.join('\n')}`);
+    const res = results(job.out);
+    for (const r of [0, 1]) {
+      // the abort on rank 1 after step 2 is seen by both after step 3
+      expect(res[r][0]).toMatchObject({ step: 3, interrupted: true, checkpoint: path.join(runs[0].outputDir, 'checkpoint-3') });
+      expect(res[r][1]).toMatchObject({ step: 2, interrupted: false, stoppedEarly: true });
+    }
+    expect(fs.existsSync(path.join(runs[0].outputDir, 'checkpoint-3', 'trainer_state.json'))).toBe(true);
+    expect(fs.existsSync(path.join(runs[0].outputDir, ADAPTER))).toBe(false);
+    expect(fs.existsSync(path.join(runs[1].outputDir, ADAPTER))).toBe(true);
+  }, 120000);
+
   test('a hung rank: the others fail after the collective timeout, naming themselves; the launcher ends the job', async () => {
     const base = tmpDir('ddp-hang');
     const job = await runDistJob(WORKER, 2, [JSON.stringify([{ outputDir: base, batch: 2, accumulation: 1, maxSteps: 6, hangAtStep: 2, timeout: 4000 }])], {

@@ -675,31 +675,35 @@ export class Trainer {
             if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, saved);
           }
         }
-        if (opts.signal !== undefined) {
-          // Let a signal handler run between steps (the step itself is synchronous native work).
-          await new Promise((resolve) => setImmediate(resolve));
-          let aborted = opts.signal.aborted;
-          if (this.gradientSync) {
-            // The ranks stop together, after the same step: any rank's signal stops all.
-            const flag = tensor([aborted ? 1 : 0], { dtype: 'float64' });
-            try {
-              await allReduce(flag, 'max');
-              aborted = (flag.item() as number) > 0;
-            } finally {
-              flag.dispose();
-            }
-          }
-          if (aborted && !last) {
-            if (saved === undefined) {
-              state.pending_losses = flush().slice();
-              saved = main ? await saveCheckpoint(out, parts, state) : checkpointDir(out, step);
-            }
-            if (this.gradientSync) await barrier(); // (the checkpoint is complete when any rank returns)
-            interruptedAt = saved;
-            break;
+        // Let a signal handler run between steps (the step itself is synchronous native work).
+        if (opts.signal !== undefined) await new Promise((resolve) => setImmediate(resolve));
+        let aborted = opts.signal?.aborted ?? false;
+        let stopAsked: boolean | undefined;
+        if (this.gradientSync) {
+          // The ranks stop together, after the same step: a signal or a callback's stop on any rank stops
+          // all (one rank leaving the loop alone would leave the others waiting in the next collective).
+          stopAsked = this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true;
+          const flags = tensor([aborted ? 1 : 0, stopAsked ? 1 : 0], { dtype: 'float64' });
+          try {
+            await allReduce(flags, 'max');
+            const [a0, s0] = Array.from(flags.data() as Float64Array);
+            aborted = a0 > 0;
+            stopAsked = s0 > 0;
+          } finally {
+            flags.dispose();
           }
         }
-        if (this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true) {
+        if (aborted && !last) {
+          if (saved === undefined) {
+            state.pending_losses = flush().slice();
+            saved = main ? await saveCheckpoint(out, parts, state) : checkpointDir(out, step);
+          }
+          if (this.gradientSync) await barrier(); // (the checkpoint is complete when any rank returns)
+          interruptedAt = saved;
+          break;
+        }
+        stopAsked ??= this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true;
+        if (stopAsked) {
           stoppedEarly = !last;
           break;
         }

@@ -17,6 +17,10 @@ interface Run {
   resume?: boolean;
   dieAtStep?: number;
   hangAtStep?: number;
+  /** rank 1 aborts its signal (as Ctrl-C would) after this step */
+  abortAtStep?: number;
+  /** rank 1's onStepEnd asks to stop after this step */
+  stopAtStep?: number;
   timeout?: number;
 }
 
@@ -26,6 +30,7 @@ async function main(): Promise<void> {
   const rank = dist.getRank();
   for (const run of runs) {
     const model = await tinyLoraModel(rank);
+    const ctl = new AbortController();
     const trainer = new Trainer({
       model,
       trainDataset: randomExamples(24, 5, 4, 16),
@@ -45,11 +50,14 @@ async function main(): Promise<void> {
         onStepEnd: ({ globalStep }) => {
           if (rank === 1 && globalStep === run.dieAtStep) process.kill(process.pid, 'SIGKILL');
           if (rank === 1 && globalStep === run.hangAtStep) process.kill(process.pid, 'SIGSTOP');
+          if (rank === 1 && globalStep === run.abortAtStep) ctl.abort();
+          return rank === 1 && globalStep === run.stopAtStep;
         },
       },
     });
-    const r = await trainer.train({ resumeFromCheckpoint: run.resume });
-    console.log('RESULT ' + JSON.stringify({ rank, losses: r.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss), step: r.globalStep }));
+    const r = await trainer.train({ resumeFromCheckpoint: run.resume, signal: ctl.signal });
+    const losses = r.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss);
+    console.log('RESULT ' + JSON.stringify({ rank, losses, step: r.globalStep, interrupted: r.interrupted ?? false, stoppedEarly: r.stoppedEarly, checkpoint: r.checkpoint }));
     model.dispose();
   }
   dist.destroyProcessGroup();
