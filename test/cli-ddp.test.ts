@@ -41,6 +41,26 @@ maybe('torch-lora train --nproc-per-node', () => {
     expect(maxFileDiff(path.join(ddp, 'adapter_model.safetensors'), path.join(single, 'adapter_model.safetensors'))).toBeLessThan(1e-5);
   }, 180000);
 
+  test('--nnodes 2: two launchers (one per "machine", here both on 127.0.0.1) make one job of 2 ranks', async () => {
+    const single = path.join(dir, 'single');
+    const out = path.join(dir, 'nodes');
+    const port = await dist.freePort();
+    const node = (rank: number) =>
+      spawnTs(path.join(ROOT, 'lib', 'cli', 'main.ts'), [
+        'train', '--model', model, '--data', data, '--output', out, '--batch-size', '2', ...COMMON,
+        '--nproc-per-node', '1', '--nnodes', '2', '--node-rank', String(rank), '--master-addr', '127.0.0.1', '--master-port', String(port),
+      ]); // prettier-ignore
+    const nodes = [node(0), node(1)];
+    const timer = setTimeout(() => nodes.forEach((n) => n.proc.kill('SIGKILL')), 120000);
+    const exits = await Promise.all(nodes.map((n) => n.exited));
+    clearTimeout(timer);
+    expect(exits.map((e) => e.code)).toEqual([0, 0]);
+    expect(nodes[0].out()).toMatch(/1 worker process \(ranks 0\.\.0 of 2\)/);
+    expect(nodes[1].out()).toMatch(/1 worker process \(ranks 1\.\.1 of 2\)/);
+    expect(nodes[1].out()).not.toMatch(/done:/);
+    expect(maxFileDiff(path.join(out, 'adapter_model.safetensors'), path.join(single, 'adapter_model.safetensors'))).toBeLessThan(1e-5);
+  }, 180000);
+
   test.each([
     [['--nproc-per-node', '0'], /--nproc-per-node must be at least 1, got 0/],
     [['--nnodes', '2', '--nproc-per-node', '1'], /--nnodes > 1 needs --master-addr/],

@@ -370,8 +370,9 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   const dist = distributedSetup(v);
   // Rank 0 alone looks at (and clears) the output folder and prints; the other ranks follow it.
   if (dist.rank !== 0) io = { out: { isTTY: false, write: () => true }, err: io.err };
+  // (so does the launcher of the first machine: another machine's, whose rank 0 is elsewhere, does not)
   const outputDir =
-    dist.rank === 0
+    dist.rank === 0 && !(dist.launch && (v.nodeRank as number) > 0)
       ? checkOutputDir(v.output as string, { resuming: v.resumeFromCheckpoint !== undefined, overwrite: v.overwriteOutputDir === true })
       : { clear: () => undefined };
   if (dist.launch) return launchWorkers(v, parsed, io);
