@@ -381,10 +381,11 @@ export class Trainer {
     let tokens = counts.reduce((n, c) => n + c.tokens, 0);
     if (this.gradientSync) {
       // Every rank weights its micro-batches by the label tokens of the whole global batch.
-      const both = tensor([total, tokens], { dtype: 'float64' });
+      // (on the training device: NCCL reduces CUDA tensors only)
+      const both = tensor([total, tokens], { dtype: 'float64', device: this.device });
       try {
         await allReduce(both, 'sum');
-        [total, tokens] = Array.from(both.data() as Float64Array);
+        [total, tokens] = scope(() => Array.from(both.cpu().data() as Float64Array));
       } catch (e) {
         group.forEach(disposeBatch);
         throw e;
@@ -683,10 +684,10 @@ export class Trainer {
           // The ranks stop together, after the same step: a signal or a callback's stop on any rank stops
           // all (one rank leaving the loop alone would leave the others waiting in the next collective).
           stopAsked = this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true;
-          const flags = tensor([aborted ? 1 : 0, stopAsked ? 1 : 0], { dtype: 'float64' });
+          const flags = tensor([aborted ? 1 : 0, stopAsked ? 1 : 0], { dtype: 'float64', device: this.device });
           try {
             await allReduce(flags, 'max');
-            const [a0, s0] = Array.from(flags.data() as Float64Array);
+            const [a0, s0] = scope(() => Array.from(flags.cpu().data() as Float64Array));
             aborted = a0 > 0;
             stopAsked = s0 > 0;
           } finally {

@@ -2,7 +2,7 @@
 // process group. argv: a JSON list of runs { outputDir, batch, accumulation, maxSteps, saveSteps?, resume?,
 // seed?, dieAtStep?, hangAtStep?, timeout? }. Each rank starts from a different LoRA init (seed + rank), so
 // only the broadcast from rank 0 makes the runs agree.
-import { dist, Trainer } from '../../../lib';
+import { dist, memory, Trainer } from '../../../lib';
 // (the shared test helpers register an afterAll for their temporary folders: outside jest, a no-op)
 (globalThis as { afterAll?: unknown }).afterAll ??= () => undefined;
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -31,6 +31,7 @@ async function main(): Promise<void> {
   for (const run of runs) {
     const model = await tinyLoraModel(rank);
     const ctl = new AbortController();
+    const live: number[] = [];
     const trainer = new Trainer({
       model,
       trainDataset: randomExamples(24, 5, 4, 16),
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
       },
       callbacks: {
         onStepEnd: ({ globalStep }) => {
+          live.push(memory().tensors);
           if (rank === 1 && globalStep === run.dieAtStep) process.kill(process.pid, 'SIGKILL');
           if (rank === 1 && globalStep === run.hangAtStep) process.kill(process.pid, 'SIGSTOP');
           if (rank === 1 && globalStep === run.abortAtStep) ctl.abort();
@@ -57,7 +59,7 @@ async function main(): Promise<void> {
     });
     const r = await trainer.train({ resumeFromCheckpoint: run.resume, signal: ctl.signal });
     const losses = r.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss);
-    console.log('RESULT ' + JSON.stringify({ rank, losses, step: r.globalStep, interrupted: r.interrupted ?? false, stoppedEarly: r.stoppedEarly, checkpoint: r.checkpoint }));
+    console.log('RESULT ' + JSON.stringify({ rank, losses, step: r.globalStep, interrupted: r.interrupted ?? false, stoppedEarly: r.stoppedEarly, checkpoint: r.checkpoint, live }));
     model.dispose();
   }
   dist.destroyProcessGroup();
