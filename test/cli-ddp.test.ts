@@ -61,6 +61,26 @@ maybe('torch-lora train --nproc-per-node', () => {
     expect(maxFileDiff(path.join(out, 'adapter_model.safetensors'), path.join(single, 'adapter_model.safetensors'))).toBeLessThan(1e-5);
   }, 180000);
 
+  test('Ctrl-C (SIGINT to the launcher): every rank stops after the same step, rank 0 writes the checkpoint, exit 130', async () => {
+    const out = path.join(dir, 'interrupted');
+    const child = spawnTs(path.join(ROOT, 'lib', 'cli', 'main.ts'), [
+      'train', '--model', model, '--data', data, '--output', out, '--batch-size', '2', '--nproc-per-node', '2', ...COMMON, '--max-steps', '400',
+    ]); // prettier-ignore
+    const timer = setTimeout(() => child.proc.kill('SIGKILL'), 120000);
+    await child.waitFor('step 2/');
+    child.proc.kill('SIGINT');
+    const { code } = await child.exited;
+    clearTimeout(timer);
+    expect([code, child.err()]).toEqual([130, '']);
+    const m = [...child.out().matchAll(/stopped at step (\d+) of 400; checkpoint: (.*)\n/g)];
+    expect(m).toHaveLength(1);
+    expect(child.out().match(/SIGINT: finishing this step/g)).toHaveLength(1);
+    expect(child.out()).toMatch(/resume with: torch-lora train .*--nproc-per-node 2.* --resume-from-checkpoint /);
+    const state = JSON.parse(fs.readFileSync(path.join(m[0][2], 'trainer_state.json'), 'utf8'));
+    expect([state.global_step, state.world_size]).toEqual([Number(m[0][1]), 2]);
+    expect(fs.existsSync(path.join(out, 'adapter_model.safetensors'))).toBe(false);
+  }, 180000);
+
   test.each([
     [['--nproc-per-node', '0'], /--nproc-per-node must be at least 1, got 0/],
     [['--nnodes', '2', '--nproc-per-node', '1'], /--nnodes > 1 needs --master-addr/],

@@ -18,7 +18,7 @@ import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parse
 import { applyThreads, threadsOption } from './threads';
 import { destroyProcessGroup, initProcessGroup, isInitialized } from '../distributed/process-group';
 import { launchedDistributed, readTorchrunEnv } from '../distributed/env';
-import { launch, WorkerFailedError } from '../distributed/launch';
+import { exitWithLauncher, launch, WorkerFailedError } from '../distributed/launch';
 
 const DATA = 'Model and data';
 const LORA = 'LoRA';
@@ -296,9 +296,9 @@ async function launchWorkers(v: Record<string, OptionValue | undefined>, parsed:
     command: [process.execPath, ...process.execArgv, main, 'train', ...(parsed.argv ?? [])],
   });
   say(io, `torch-lora train: ${nproc} worker process${nproc === 1 ? '' : 'es'} (ranks ${first}..${first + nproc - 1} of ${nproc * nnodes}); rank 0 reports`);
-  // Ctrl-C reaches the workers from the terminal (each finishes its step, rank 0 writes a checkpoint): the
-  // launcher waits for them. A SIGTERM sent to the launcher alone is passed on.
-  const onInt = () => undefined;
+  // The workers run in their own process group: Ctrl-C (or a SIGTERM) reaches the launcher alone, which
+  // passes it on once; the workers stop after the same step and rank 0 writes a checkpoint.
+  const onInt = () => job.stop('SIGINT');
   const onTerm = () => job.stop('SIGTERM');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
@@ -307,7 +307,6 @@ async function launchWorkers(v: Record<string, OptionValue | undefined>, parsed:
     return exits.some((e) => e.code === 130) ? 130 : 0;
   } catch (e) {
     if (!(e instanceof WorkerFailedError)) throw e;
-    if (e.exits.every((x) => x.code === 130)) return 130;
     io.err.write(`torch-lora train: ${e.message}\n`);
     return 1;
   } finally {
@@ -377,6 +376,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
       : { clear: () => undefined };
   if (dist.launch) return launchWorkers(v, parsed, io);
   if (dist.worldSize > 1) {
+    exitWithLauncher();
     const device = args.device as string;
     // Each rank its own GPU (LOCAL_RANK) and NCCL between them; Gloo on CPUs.
     if (device.startsWith('cuda')) args.device = checkDevice(`cuda:${dist.localRank}`);

@@ -25,8 +25,30 @@ export interface LaunchOptions {
   stdio?: StdioOptions;
   /** Milliseconds between SIGTERM and SIGKILL when stopping the other workers (default 5000). */
   killGraceMs?: number;
+  /**
+   * Start the workers in a process group of their own (default true), so that a Ctrl-C in the terminal
+   * reaches the launcher alone, which passes it on once with stop() (a worker that got it twice would take
+   * the second as "quit now"). Each worker gets TORCH_LORA_LAUNCHER_PID to notice a launcher that died.
+   */
+  ownProcessGroup?: boolean;
   /** Called with each worker as it starts (to read piped output). */
   onSpawn?: (localRank: number, proc: ChildProcess) => void;
+}
+
+/**
+ * In a worker: exits with code 1 once the launcher that started it is gone (killed with SIGKILL, say), so
+ * that no rank is left training alone. A no-op outside a launched worker.
+ */
+export function exitWithLauncher(env: NodeJS.ProcessEnv = process.env): void {
+  const pid = Number(env.TORCH_LORA_LAUNCHER_PID);
+  if (!Number.isInteger(pid) || pid <= 0 || process.ppid !== pid) return;
+  const t = setInterval(() => {
+    if (process.ppid !== pid) {
+      process.stderr.write(`torch-lora: rank ${env.RANK}: the launcher (pid ${pid}) is gone; stopping\n`);
+      process.exit(1);
+    }
+  }, 1000);
+  t.unref();
 }
 
 export interface WorkerExit {
@@ -66,13 +88,22 @@ function checkInt(v: number, what: string, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`${what} must be an integer >= ${min}, got ${v}`);
 }
 
+/**
+ * Exit code 130 is a worker that was interrupted (Ctrl-C, SIGTERM) and stopped cleanly after a step, as the
+ * others do after the same step (the Trainer agrees on it across ranks): not a failure to stop the job for.
+ */
+export const INTERRUPTED_EXIT_CODE = 130;
+function isFailure(e: WorkerExit): boolean {
+  return (e.code !== 0 && e.code !== INTERRUPTED_EXIT_CODE) || e.signal !== null;
+}
+
 function describe(e: WorkerExit): string {
   return e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
 }
 
 /**
- * Runs the workers; resolves with their exits when all exit 0, rejects with a WorkerFailedError naming the
- * first rank that failed once the others are stopped. `stop()` (e.g. on Ctrl-C) forwards SIGINT to them.
+ * Runs the workers; resolves with their exits when all exit 0 (or 130, interrupted), rejects with a WorkerFailedError naming the
+ * first rank that failed once the others are stopped. `stop(signal)` passes a signal (default SIGINT) on to them.
  */
 export function launch(opts: LaunchOptions): { done: Promise<WorkerExit[]>; stop: (signal?: NodeJS.Signals) => void } {
   const nnodes = opts.nnodes ?? 1;
@@ -116,19 +147,20 @@ export function launch(opts: LaunchOptions): { done: Promise<WorkerExit[]>; stop
           GROUP_RANK: String(nodeRank),
           MASTER_ADDR: masterAddr,
           MASTER_PORT: String(port),
+          TORCH_LORA_LAUNCHER_PID: String(process.pid),
         };
         // The machine's cores shared among its workers (torchrun sets OMP_NUM_THREADS=1 for the same reason:
         // N workers each taking every core run slower than one), unless the caller chose.
         if (!env.OMP_NUM_THREADS) env.OMP_NUM_THREADS = String(Math.max(1, Math.floor(defaultNumThreads() / opts.nprocPerNode)));
         const [exe, ...args] = opts.command;
-        const proc = spawn(exe, args, { env, stdio: opts.stdio ?? 'inherit' });
+        const proc = spawn(exe, args, { env, stdio: opts.stdio ?? 'inherit', detached: opts.ownProcessGroup ?? true });
         procs.push(proc);
         opts.onSpawn?.(local, proc);
         const settle = (code: number | null, signal: NodeJS.Signals | null) => {
           if (exits[local] !== undefined) return;
           const e: WorkerExit = { rank, localRank: local, pid: proc.pid ?? -1, code, signal };
           exits[local] = e;
-          if ((code !== 0 || signal !== null) && failed === undefined && !stopping) {
+          if (isFailure(e) && failed === undefined && !stopping) {
             failed = e;
             stopping = true;
             running = procs.flatMap((p, i) => (p.exitCode === null && p.signalCode === null && i !== local ? [nodeRank * opts.nprocPerNode + i] : []));
@@ -145,8 +177,8 @@ export function launch(opts: LaunchOptions): { done: Promise<WorkerExit[]>; stop
                   all,
                 ),
               );
-            else if (all.some((x) => x.code !== 0 || x.signal !== null)) {
-              const bad = all.find((x) => x.code !== 0 || x.signal !== null)!;
+            else if (all.some(isFailure)) {
+              const bad = all.find(isFailure)!;
               reject(new WorkerFailedError(`rank ${bad.rank} ${describe(bad)} (the job was stopped)`, bad, all));
             } else resolve(all);
           }

@@ -1,9 +1,11 @@
 // One rank of the collectives test: each collective on values that depend on the rank, results printed as
 // JSON for the test to check against the sums it knows.
+import { exitWithLauncher } from '../../../lib/distributed/launch';
 import { dist, tensor, zeros, memory } from '../../../lib';
 
 async function main(): Promise<void> {
   const timeout = Number(process.argv[2] ?? 30000);
+  exitWithLauncher(); // (no worker outlives a test runner that was killed)
   await dist.initProcessGroup({ backend: 'gloo', timeout });
   const rank = dist.getRank();
   const world = dist.getWorldSize();

@@ -2,6 +2,7 @@
 // process group. argv: a JSON list of runs { outputDir, batch, accumulation, maxSteps, saveSteps?, resume?,
 // seed?, dieAtStep?, hangAtStep?, timeout? }. Each rank starts from a different LoRA init (seed + rank), so
 // only the broadcast from rank 0 makes the runs agree.
+import { exitWithLauncher } from '../../../lib/distributed/launch';
 import { dist, memory, Trainer } from '../../../lib';
 // (the shared test helpers register an afterAll for their temporary folders: outside jest, a no-op)
 (globalThis as { afterAll?: unknown }).afterAll ??= () => undefined;
@@ -26,6 +27,7 @@ interface Run {
 
 async function main(): Promise<void> {
   const runs = JSON.parse(process.argv[2]) as Run[];
+  exitWithLauncher(); // (no worker outlives a test runner that was killed)
   await dist.initProcessGroup({ backend: 'gloo', timeout: runs[0].timeout ?? 60000 });
   const rank = dist.getRank();
   for (const run of runs) {
