@@ -20,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerLinalgOps(env, exports);
   registerFusedOps(env, exports);
   registerQuantOps(env, exports);
+  registerDistributed(env, exports);
   return exports;
 }
 

@@ -309,5 +309,6 @@ void registerOptimOps(Napi::Env env, Napi::Object exports);
 void registerLinalgOps(Napi::Env env, Napi::Object exports);
 void registerFusedOps(Napi::Env env, Napi::Object exports);
 void registerQuantOps(Napi::Env env, Napi::Object exports);
+void registerDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace tl

@@ -56,6 +56,7 @@ export * as data from './data';
 export { AutoTokenizer, Tokenizer, Dataset, DataLoader, loadDataset, datasetFromRecords, packDataset, collate } from './data';
 export type { Batch, BatchEncoding, ChatMessage, Example, MaybeMasked, PackingStrategy, PackOptions } from './data';
 export * as train from './train';
+export * as dist from './distributed';
 export { Trainer, resolveTrainingArguments } from './train';
 export type { TrainingArgumentsOptions, TrainOutput, TrainerOptions, TrainerPackingOptions, LogEntry, EvalPrediction, ComputeMetrics } from './train';
 export { getRngState, setRngState } from './random-state';

@@ -11,6 +11,19 @@ export interface NativeOps {
   cudaMemoryStats(device?: number | bigint | null): number[];
   cudaResetPeakMemoryStats(a0?: number | bigint | null): void;
   cudaEmptyCache(): void;
+  // binding/distributed.cpp
+  distBackends(): string[];
+  distUnavailableReason(): string;
+  distInitAsync(a0: { backend: string; store: string; host?: string; port?: number; path?: string; rank: number; worldSize: number; timeoutMs?: number; ifname?: string }): Promise<void>;
+  distIsInitialized(): boolean;
+  distRank(): number;
+  distWorldSize(): number;
+  distBackend(): string;
+  distDestroy(): void;
+  distAllReduceAsync(tensors: readonly NativeHandle[], op: string): Promise<void>;
+  distBroadcastAsync(tensors: readonly NativeHandle[], src: number | bigint): Promise<void>;
+  distAllGatherAsync(outputs: readonly NativeHandle[], input: NativeHandle): Promise<void>;
+  distBarrierAsync(): Promise<void>;
   // binding/io.cpp
   readTensors(path: string, specs: ReadonlyArray<{ dtype: number; shape: readonly number[]; offset: number; nbytes: number }>, device?: string | null): NativeHandle[];
   readTensorsAsync(a0: string, a1: ReadonlyArray<{ dtype: number; shape: readonly number[]; offset: number; nbytes: number }>, a2?: string | null): Promise<NativeHandle[]>;
@@ -275,6 +288,18 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'cudaMemoryStats',
   'cudaResetPeakMemoryStats',
   'cudaEmptyCache',
+  'distBackends',
+  'distUnavailableReason',
+  'distInitAsync',
+  'distIsInitialized',
+  'distRank',
+  'distWorldSize',
+  'distBackend',
+  'distDestroy',
+  'distAllReduceAsync',
+  'distBroadcastAsync',
+  'distAllGatherAsync',
+  'distBarrierAsync',
   'readTensors',
   'readTensorsAsync',
   'writeFileAtomic',

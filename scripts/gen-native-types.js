@@ -18,6 +18,12 @@ const OUT = path.join(ROOT, 'lib', 'native-ops.ts');
 // Results built by hand as JS values (Napi::Value), or by ATen functions whose overload decides the type.
 const RETURNS = {
   toBytes: 'ArrayBuffer',
+  distBackends: 'string[]',
+  distInitAsync: 'Promise<void>',
+  distAllReduceAsync: 'Promise<void>',
+  distBroadcastAsync: 'Promise<void>',
+  distAllGatherAsync: 'Promise<void>',
+  distBarrierAsync: 'Promise<void>',
   readTensorsAsync: 'Promise<NativeHandle[]>',
   writeFileAtomicAsync: 'Promise<void>',
   loadTorchBin: '[string[], NativeHandle[]]',
@@ -65,6 +71,8 @@ const RAW_ARGS = {
 const HELPER_ARGS = {
   readSpecs: 'ReadonlyArray<{ dtype: number; shape: readonly number[]; offset: number; nbytes: number }>',
   bytesArg: 'Uint8Array',
+  initOptions:
+    '{ backend: string; store: string; host?: string; port?: number; path?: string; rank: number; worldSize: number; timeoutMs?: number; ifname?: string }',
 };
 
 // --- Args accessors: the TS type each reads, and whether it has a default (so the argument may be left out) ---

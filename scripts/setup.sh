@@ -45,6 +45,14 @@ if dpkg-query -W -f='${Status}\n' 'libtorch[0-9]*' 2>/dev/null | grep -q 'ok ins
   esac
 fi
 
+# Data-parallel training (torch-lora train --nproc-per-node) compiles against c10d's ProcessGroupGloo.hpp,
+# which includes gloo's headers: Debian ships them apart from libtorch-dev, in libgloo-dev (headers only are
+# needed; libtorch already links libgloo). Without them the addon builds without distributed support.
+if [ -f /usr/include/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp ] && [ ! -f /usr/include/gloo/algorithm.h ]; then
+  echo "setup: installing gloo's headers (libgloo-dev) for data-parallel training"
+  apt_install libgloo-dev
+fi
+
 # npm install (not npm ci): npm 11 rejects lock files that omit other platforms' optional packages.
 # --no-save: install what package-lock.json says without rewriting it (npm would fill in those optional
 # packages and leave a fresh clone with a modified lock file).

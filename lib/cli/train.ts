@@ -17,6 +17,9 @@ import type { Command } from './main';
 import { BitsAndBytesConfig } from '../quant/bnb-config';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
 import { applyThreads, threadsOption } from './threads';
+import { destroyProcessGroup, initProcessGroup, isInitialized } from '../distributed/process-group';
+import { launchedDistributed, readTorchrunEnv } from '../distributed/env';
+import { exitWithLauncher, launch, WorkerFailedError } from '../distributed/launch';
 
 const DATA = 'Model and data';
 const LORA = 'LoRA';
@@ -24,6 +27,7 @@ const TRAIN = 'Training';
 const LOG = 'Logging and checkpoints';
 const HW = 'Device and precision';
 const BEST = 'Early stopping and best model';
+const DIST = 'Data-parallel (several processes)';
 
 const options: OptionSpec[] = [
   { name: 'model', type: 'string', placeholder: 'DIR', required: true, group: DATA, description: 'base model folder (config.json, model.safetensors, tokenizer.json)' },
@@ -85,6 +89,12 @@ const options: OptionSpec[] = [
   { name: 'load-in-4bit', type: 'boolean', group: HW, description: 'QLoRA: quantize the base to 4 bits on load (NF4, double quantization, computing in --dtype)' },
   { name: 'load-in-8bit', type: 'boolean', group: HW, description: "quantize the base to 8 bits on load (LLM.int8's row-wise int8)" },
   threadsOption(HW),
+  { name: 'nproc-per-node', type: 'integer', placeholder: 'N', group: DIST, description: 'worker processes on this machine (one per GPU with --device cuda); each trains on its share of every batch' },
+  { name: 'nnodes', type: 'integer', placeholder: 'N', default: 1, group: DIST, description: 'machines in the job (run the same command on each, with its --node-rank)' },
+  { name: 'node-rank', type: 'integer', placeholder: 'I', default: 0, group: DIST, description: "this machine's index in [0, --nnodes)" },
+  { name: 'master-addr', type: 'string', placeholder: 'HOST', group: DIST, description: 'address of the --node-rank 0 machine, reachable by all [default: 127.0.0.1]' },
+  { name: 'master-port', type: 'integer', placeholder: 'PORT', group: DIST, description: 'its rendezvous port [default: a free port on one machine, 29500 on several]' },
+  { name: 'dist-timeout', type: 'number', placeholder: 'SECONDS', default: 1800, group: DIST, description: 'how long a rank waits for the others in a collective before failing' },
   { name: 'config', type: 'string', placeholder: 'FILE', group: 'Other', description: 'JSON file of these options (keys like "lr" or "lora-alpha"); flags override it' },
 ];
 
@@ -97,6 +107,11 @@ const spec: CommandSpec = {
     'Examples:',
     '  torch-lora train --model ./my-llama --data train.jsonl --output out --epochs 1 --lr 2e-4',
     '  torch-lora train --config run.json --resume-from-checkpoint latest',
+    '  torch-lora train --model ./my-llama --data train.jsonl --nproc-per-node 2        (2 processes, Gloo)',
+    '  torch-lora train ... --device cuda --nproc-per-node 4 --nnodes 2 --node-rank 0 --master-addr 10.0.0.1',
+    '',
+    'Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set) each process is one rank;',
+    '--batch-size is per process, so N processes train as one of batch N x --batch-size. Rank 0 writes.',
     '',
     'Writes into --output: adapter_config.json + adapter_model.safetensors (load them with PEFT),',
     'trainer_log.jsonl, training_loss.svg, trainer_state.json and checkpoint-<step>/ folders.',
@@ -248,6 +263,70 @@ export function resumeCommand(argv: string[], checkpoint: string): string {
   return ['torch-lora', 'train', ...args, '--resume-from-checkpoint', path.resolve(checkpoint)].map(shellWord).join(' ');
 }
 
+/**
+ * What this process is in a data-parallel job: the launcher of this machine's workers (--nproc-per-node or
+ * --nnodes given, no RANK/WORLD_SIZE yet), one of those workers (or torchrun's), or a single process.
+ */
+function distributedSetup(v: Record<string, OptionValue | undefined>): { launch: boolean; rank: number; worldSize: number; localRank: number } {
+  const nproc = v.nprocPerNode as number | undefined;
+  const nnodes = v.nnodes as number;
+  const nodeRank = v.nodeRank as number;
+  if (nproc !== undefined && nproc < 1) throw new UsageError(`--nproc-per-node must be at least 1, got ${nproc}`);
+  if (nnodes < 1) throw new UsageError(`--nnodes must be at least 1, got ${nnodes}`);
+  if (nodeRank < 0 || nodeRank >= nnodes) throw new UsageError(`--node-rank must be in [0, --nnodes ${nnodes}), got ${nodeRank}`);
+  const port = v.masterPort as number | undefined;
+  if (port !== undefined && (port < 1 || port > 65535)) throw new UsageError(`--master-port must be a port in 1..65535, got ${port}`);
+  const timeout = v.distTimeout as number;
+  if (!(timeout > 0)) throw new UsageError(`--dist-timeout must be a positive number of seconds, got ${timeout}`);
+  if (nnodes > 1 && v.masterAddr === undefined) throw new UsageError('--nnodes > 1 needs --master-addr: the address of the --node-rank 0 machine, which every machine can reach');
+  let env;
+  try {
+    env = readTorchrunEnv();
+  } catch (e) {
+    throw new UsageError(`the torchrun environment is malformed: ${(e as Error).message}`);
+  }
+  if (launchedDistributed()) {
+    if (env.rank === undefined || env.rank >= env.worldSize!) throw new UsageError(`RANK must be set in [0, WORLD_SIZE ${env.worldSize}), got ${process.env.RANK}`);
+    return { launch: false, rank: env.rank, worldSize: env.worldSize!, localRank: env.localRank ?? 0 };
+  }
+  return { launch: (nproc ?? 1) * nnodes > 1, rank: 0, worldSize: 1, localRank: 0 };
+}
+
+/** This machine's workers: the same command in nproc processes with the rank variables set; resolves with the exit code. */
+async function launchWorkers(v: Record<string, OptionValue | undefined>, parsed: Parsed, io: CliIO): Promise<number> {
+  const nproc = (v.nprocPerNode as number | undefined) ?? 1;
+  const nnodes = v.nnodes as number;
+  const nodeRank = v.nodeRank as number;
+  const first = nodeRank * nproc;
+  const main = path.join(__dirname, `main${path.extname(__filename)}`);
+  const job = launch({
+    nprocPerNode: nproc,
+    nnodes,
+    nodeRank,
+    masterAddr: v.masterAddr as string | undefined,
+    masterPort: v.masterPort as number | undefined,
+    command: [process.execPath, ...process.execArgv, main, 'train', ...(parsed.argv ?? [])],
+  });
+  say(io, `torch-lora train: ${nproc} worker process${nproc === 1 ? '' : 'es'} (ranks ${first}..${first + nproc - 1} of ${nproc * nnodes}); rank 0 reports`);
+  // The workers run in their own process group: Ctrl-C (or a SIGTERM) reaches the launcher alone, which
+  // passes it on once; the workers stop after the same step and rank 0 writes a checkpoint.
+  const onInt = () => job.stop('SIGINT');
+  const onTerm = () => job.stop('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    const exits = await job.done;
+    return exits.some((e) => e.code === 130) ? 130 : 0;
+  } catch (e) {
+    if (!(e instanceof WorkerFailedError)) throw e;
+    io.err.write(`torch-lora train: ${e.message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}
+
 async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   const v = resolveTrainOptions(parsed);
   const modelDir = v.model as string;
@@ -311,7 +390,22 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
   requireModelDir(modelDir);
   if (v.overwriteOutputDir && v.resumeFromCheckpoint !== undefined) throw new UsageError('give --resume-from-checkpoint or --overwrite-output-dir, not both');
   if (path.resolve(v.output as string) === path.resolve(modelDir)) throw new UsageError('--output must not be the --model folder');
-  const outputDir = checkOutputDir(v.output as string, { resuming: v.resumeFromCheckpoint !== undefined, overwrite: v.overwriteOutputDir === true });
+  const dist = distributedSetup(v);
+  // Rank 0 alone looks at (and clears) the output folder and prints; the other ranks follow it.
+  if (dist.rank !== 0) io = { out: { isTTY: false, write: () => true }, err: io.err };
+  // (so does the launcher of the first machine: another machine's, whose rank 0 is elsewhere, does not)
+  const outputDir =
+    dist.rank === 0 && !(dist.launch && (v.nodeRank as number) > 0)
+      ? checkOutputDir(v.output as string, { resuming: v.resumeFromCheckpoint !== undefined, overwrite: v.overwriteOutputDir === true })
+      : { clear: () => undefined };
+  if (dist.launch) return launchWorkers(v, parsed, io);
+  if (dist.worldSize > 1) {
+    exitWithLauncher();
+    const device = args.device as string;
+    // Each rank its own GPU (LOCAL_RANK) and NCCL between them; Gloo on CPUs.
+    if (device.startsWith('cuda')) args.device = checkDevice(`cuda:${dist.localRank}`);
+    await initProcessGroup({ backend: device.startsWith('cuda') ? 'nccl' : 'gloo', timeout: Math.round((v.distTimeout as number) * 1000) });
+  }
   const tokenizer = await loadTokenizer((v.tokenizer as string | undefined) ?? modelDir);
   const given = v.maxLength as number | undefined;
   if (given !== undefined && given < 2) throw new UsageError(`--max-length must be at least 2 (a token and the next one to learn), got ${given}`);
@@ -407,6 +501,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     result = await trainer.train({ resumeFromCheckpoint: resume === undefined ? undefined : resume === 'latest' ? true : resume, signal: stop.signal });
   } finally {
     stop.remove();
+    if (isInitialized()) destroyProcessGroup();
   }
   if (result.interrupted) {
     say(io, `stopped at step ${result.globalStep} of ${trainer.maxSteps}; checkpoint: ${result.checkpoint}`);

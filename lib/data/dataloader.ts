@@ -3,6 +3,7 @@
 // caller (or a scope around the step) disposes them.
 import { Batch, collate, CollateOptions, MaybeMasked } from './collate';
 import { Dataset } from './dataset';
+import { DistributedSampler } from './distributed-sampler';
 import { mixSeed, permutation } from './random';
 import { Tokenizer } from './tokenizer';
 import { checkOptions, OptionKeys } from '../options';
@@ -16,10 +17,12 @@ export interface DataLoaderOptions extends CollateOptions {
   dropLast?: boolean;
   /** Takes padTokenId and paddingSide from it when they are not given. */
   tokenizer?: Tokenizer;
+  /** This rank's share of each epoch's order (data-parallel training). */
+  sampler?: DistributedSampler;
 }
 
 const DATALOADER_OPTIONS: OptionKeys<DataLoaderOptions> = {
-  batchSize: true, shuffle: true, seed: true, dropLast: true, tokenizer: true,
+  batchSize: true, shuffle: true, seed: true, dropLast: true, tokenizer: true, sampler: true,
   padTokenId: true, paddingSide: true, padding: true, maxLength: true, padToMultipleOf: true, device: true,
 }; // prettier-ignore
 
@@ -29,6 +32,7 @@ export class DataLoader implements Iterable<Batch> {
   readonly shuffle: boolean;
   readonly seed: number;
   readonly dropLast: boolean;
+  readonly sampler?: DistributedSampler;
   /** The epoch the plain iterator walks (setEpoch, as DistributedSampler.set_epoch). */
   epoch = 0;
   private readonly collateOptions: CollateOptions;
@@ -42,7 +46,10 @@ export class DataLoader implements Iterable<Batch> {
     this.shuffle = opts.shuffle ?? false;
     this.seed = opts.seed ?? 0;
     this.dropLast = opts.dropLast ?? false;
-    const { tokenizer, batchSize: _b, shuffle: _s, seed: _seed, dropLast: _d, ...collateOptions } = opts;
+    if (opts.sampler !== undefined && !(opts.sampler instanceof DistributedSampler))
+      throw new TypeError('DataLoader: `sampler` must be a DistributedSampler');
+    this.sampler = opts.sampler;
+    const { tokenizer, batchSize: _b, shuffle: _s, seed: _seed, dropLast: _d, sampler: _sm, ...collateOptions } = opts;
     this.collateOptions = {
       ...collateOptions,
       padTokenId: opts.padTokenId !== undefined ? opts.padTokenId : tokenizer?.padTokenId,
@@ -54,7 +61,7 @@ export class DataLoader implements Iterable<Batch> {
 
   /** Batches per epoch. */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.sampler ? this.sampler.numSamples(this.dataset.length) : this.dataset.length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -62,10 +69,11 @@ export class DataLoader implements Iterable<Batch> {
     this.epoch = epoch;
   }
 
-  /** The order of the examples in `epoch`. */
+  /** The order of the examples in `epoch` (this rank's share of it with a sampler). */
   order(epoch = this.epoch): number[] {
     const n = this.dataset.length;
-    return this.shuffle ? permutation(n, mixSeed(this.seed, epoch)) : Array.from({ length: n }, (_, i) => i);
+    const all = this.shuffle ? permutation(n, mixSeed(this.seed, epoch)) : Array.from({ length: n }, (_, i) => i);
+    return this.sampler ? this.sampler.shard(all) : all;
   }
 
   /** The batches of `epoch`, from batch `start` on (to resume inside an epoch). */

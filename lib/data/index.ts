@@ -26,5 +26,7 @@ export type { Batch, CollateOptions } from './collate';
 export { countOverlong, packDataset, PACKING_STRATEGIES } from './pack';
 export type { MaybeMasked, PackingStrategy, PackOptions } from './pack';
 export { DataLoader } from './dataloader';
+export { DistributedSampler } from './distributed-sampler';
+export type { DistributedSamplerOptions } from './distributed-sampler';
 export type { DataLoaderOptions } from './dataloader';
 export { permutation } from './random';

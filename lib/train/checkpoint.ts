@@ -67,6 +67,8 @@ export interface TrainerState extends BestModelState {
   total_loss_steps: number;
   /** Callbacks' states, as transformers keeps them (EarlyStoppingCallback's patience counter). */
   stateful_callbacks?: { EarlyStoppingCallback?: EarlyStoppingState };
+  /** Ranks of the data-parallel run (absent in older checkpoints: 1). */
+  world_size?: number;
 }
 
 /** What a checkpoint saves and restores besides the trainer state. */

@@ -10,11 +10,21 @@
 // tokens/s) go to the terminal and to trainer_log.jsonl; evaluation every evalSteps; checkpoints every
 // saveSteps (see checkpoint.ts) from which train({ resumeFromCheckpoint }) continues bit for bit; at the
 // end the adapter (PEFT format), trainer_state.json and the loss curve (training_loss.svg).
+//
+// Data-parallel: when a process group of several ranks is initialized (dist.initProcessGroup, e.g. under
+// `torch-lora train --nproc-per-node N` or torchrun), each rank reads its DistributedSampler shard, the
+// trainable parameters start from rank 0's values, and each step's gradients are summed over the ranks
+// once after its last micro-batch (DDP with no_sync on the others), each micro-batch weighted by its share
+// of the label tokens of the whole global batch (transformers' average_tokens_across_devices): N ranks
+// of batch b train as one process of batch N·b. Rank 0 alone prints, logs, evaluates and writes files.
 import * as fs from 'fs';
 import * as path from 'path';
 import { manualSeed, noGrad } from '../autograd';
 import { writeFileAtomic } from '../io/fs-atomic';
-import { Batch, DataLoader, Dataset, Example, IGNORE_INDEX, MaybeMasked, Tokenizer } from '../data';
+import { Batch, DataLoader, Dataset, DistributedSampler, Example, IGNORE_INDEX, MaybeMasked, Tokenizer } from '../data';
+import { allReduce, barrier, getRank, getWorldSize, isInitialized } from '../distributed/process-group';
+import { GradientSync } from '../distributed/gradient-sync';
+import { tensor, zeros } from '../creation';
 import { dispose, keep, scope } from '../memory';
 import { CausalLMInput, CausalLMOutput } from '../models';
 import { DecoderOnlyLM } from '../models/decoder-only-lm';
@@ -292,6 +302,11 @@ export class Trainer {
   readonly maxSteps: number;
   readonly stepsPerEpoch: number;
   readonly warmupSteps: number;
+  /** This process's rank and the number of ranks (0 and 1 without a process group). */
+  readonly rank: number = 0;
+  readonly worldSize: number = 1;
+  /** The gradient all-reduce over the ranks (data-parallel runs only). */
+  readonly gradientSync?: GradientSync;
   /** Optimizer steps taken so far (global_step). */
   private stepIndex = 0;
   /** The log so far. */
@@ -350,6 +365,11 @@ export class Trainer {
     if (named.length === 0)
       throw new Error('Trainer: the model has no trainable parameters (requiresGrad); wrap it with getPeftModel, or set requiresGrad on what to train');
     this.params = named.map(([, p]) => p);
+    if (isInitialized() && getWorldSize() > 1) {
+      this.rank = getRank();
+      this.worldSize = getWorldSize();
+      this.gradientSync = new GradientSync(this.params);
+    }
 
     checkPositions(this.core, this.trainDataset, 'training');
     if (this.evalDataset) checkPositions(this.core, this.evalDataset, 'evaluation');
@@ -367,6 +387,7 @@ export class Trainer {
       dropLast: a.dataloaderDropLast,
       tokenizer: this.tokenizer,
       padTokenId: this.padTokenId,
+      sampler: this.worldSize > 1 ? new DistributedSampler({ numReplicas: this.worldSize, rank: this.rank }) : undefined,
     });
     // transformers' set_initial_training_values: an epoch is ceil(batches / accumulation) optimizer steps,
     // its last step taking the remainder batches; epochs give ceil(numTrainEpochs × steps per epoch) steps.
@@ -458,7 +479,7 @@ export class Trainer {
    * One optimizer step over `group` (micro-batches on the CPU, disposed here). Returns the step's loss
    * (a 0-d tensor, not read back, so that the device is not waited for), the lr it used, and counts.
    */
-  private trainingStep(group: Batch[]): {
+  private async trainingStep(group: Batch[]): Promise<{
     loss?: Tensor;
     gradNorm?: Tensor;
     gradNormValue: number;
@@ -466,10 +487,24 @@ export class Trainer {
     tokens: number;
     skipped: boolean;
     diverging: boolean;
-  } {
+  }> {
     const counts = group.map(countTokens);
-    const total = counts.reduce((n, c) => n + c.labels, 0);
-    const tokens = counts.reduce((n, c) => n + c.tokens, 0);
+    let total = counts.reduce((n, c) => n + c.labels, 0);
+    let tokens = counts.reduce((n, c) => n + c.tokens, 0);
+    if (this.gradientSync) {
+      // Every rank weights its micro-batches by the label tokens of the whole global batch.
+      // (on the training device: NCCL reduces CUDA tensors only)
+      const both = tensor([total, tokens], { dtype: 'float64', device: this.device });
+      try {
+        await allReduce(both, 'sum');
+        [total, tokens] = scope(() => Array.from(both.cpu().data() as Float64Array));
+      } catch (e) {
+        group.forEach(disposeBatch);
+        throw e;
+      } finally {
+        both.dispose();
+      }
+    }
     const lr = this.optimizer.paramGroups[0].lr;
     let loss: Tensor | undefined;
     try {
@@ -489,6 +524,19 @@ export class Trainer {
       });
     } finally {
       group.forEach(disposeBatch);
+    }
+    if (this.gradientSync) {
+      // One sync per step, after the last micro-batch: the summed gradients and the step's global loss.
+      const local = loss ?? zeros([], { device: this.device });
+      const sum = local.float();
+      if (sum !== local) local.dispose();
+      try {
+        await Promise.all([this.gradientSync.allReduceGradients(), allReduce(sum, 'sum')]);
+      } catch (e) {
+        sum.dispose();
+        throw e;
+      }
+      loss = total > 0 ? sum : (sum.dispose(), undefined);
     }
     if (this.scaler) this.scaler.unscale(this.params);
     const maxNorm = this.args.maxGradNorm > 0 ? this.args.maxGradNorm : Infinity;
@@ -625,10 +673,14 @@ export class Trainer {
     checkOptions(opts, { resumeFromCheckpoint: true, signal: true }, 'Trainer.train');
     const a = this.args;
     const out = a.outputDir;
-    await fs.promises.mkdir(out, { recursive: true });
-    await writeFileAtomic(path.join(out, TRAINING_ARGS_NAME), JSON.stringify(trainingArgumentsJSON(a), null, 2) + '\n');
+    // Rank 0 alone writes files and prints; the other ranks train in step with it.
+    const main = this.rank === 0;
+    if (main) {
+      await fs.promises.mkdir(out, { recursive: true });
+      await writeFileAtomic(path.join(out, TRAINING_ARGS_NAME), JSON.stringify(trainingArgumentsJSON(a), null, 2) + '\n');
+    }
     const log = new JsonlLog(path.join(out, LOG_FILE_NAME));
-    const reporter = new ProgressReporter({ mode: a.report, totalSteps: this.maxSteps, stream: this.stream });
+    const reporter = new ProgressReporter({ mode: main ? a.report : 'none', totalSteps: this.maxSteps, stream: this.stream });
     const parts = { model: this.model, optimizer: this.optimizer, scheduler: this.scheduler, scaler: this.scaler };
 
     manualSeed(a.seed);
@@ -663,13 +715,17 @@ export class Trainer {
           best_metric: null,
           best_global_step: null,
           best_model_checkpoint: null,
+          world_size: this.worldSize,
         };
     state.max_steps = this.maxSteps;
+    state.world_size = this.worldSize;
     this.resumeBestModel(state, reporter);
     const early = a.earlyStoppingPatience !== undefined ? new EarlyStopping(a.earlyStoppingPatience, a.earlyStoppingThreshold) : undefined;
     if (resumedFrom) early?.loadState(state.stateful_callbacks?.EarlyStoppingCallback);
+    // DDP's start: every rank from rank 0's trainable values (a fresh LoRA init or the checkpoint's).
+    if (this.gradientSync) await this.gradientSync.broadcastParameters(0);
     this.logHistory = state.log_history;
-    log.reset(this.logHistory);
+    if (main) log.reset(this.logHistory);
     if (resumedFrom) reporter.message(`resuming from ${resumedFrom} at step ${state.global_step}`);
 
     // Losses of the steps since the last log, read back from the device only when logged or saved.
@@ -688,7 +744,7 @@ export class Trainer {
     };
     const emit = (entry: LogEntry) => {
       this.logHistory.push(entry);
-      log.append(entry);
+      if (main) log.append(entry);
       reporter.log(entry);
       this.callbacks.onLog?.(entry);
     };
@@ -740,7 +796,7 @@ export class Trainer {
           batchInEpoch++;
         }
         this.stepIndex = state.global_step;
-        const r = this.trainingStep(group);
+        const r = await this.trainingStep(group);
         lrUsed = r.lr; // logged as learning_rate: the rate this step used (transformers 5 reads it before lr_scheduler.step())
         nonFiniteRun = r.diverging ? nonFiniteRun + 1 : 0;
         // Gradients that were non-zero and then are exactly zero, with tokens to learn: the weights grew so
@@ -800,7 +856,7 @@ export class Trainer {
           windowStart = Date.now();
         }
         let stopEarly = false;
-        if (this.evalDataset && a.evalSteps && step % a.evalSteps === 0) {
+        if (main && this.evalDataset && a.evalSteps && step % a.evalSteps === 0) {
           const m = this.evaluate();
           evalLoss = m.eval_loss;
           lastEvalStep = step;
@@ -819,19 +875,40 @@ export class Trainer {
         }
         let saved: string | undefined;
         if (a.saveSteps > 0 && step % a.saveSteps === 0) {
-          saved = await save();
-          if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, [saved, state.best_model_checkpoint]);
+          saved = checkpointDir(out, step);
+          if (main) {
+            saved = await save();
+            if (a.saveTotalLimit !== undefined) await rotateCheckpoints(out, a.saveTotalLimit, [saved, state.best_model_checkpoint]);
+          } else state.pending_losses = flush().slice();
         }
-        if (opts.signal !== undefined) {
-          // Let a signal handler run between steps (the step itself is synchronous native work).
-          await new Promise((resolve) => setImmediate(resolve));
-          if (opts.signal.aborted && !last && !stopEarly) {
-            if (saved === undefined) saved = await save();
-            interruptedAt = saved;
-            break;
+        // Let a signal handler run between steps (the step itself is synchronous native work).
+        if (opts.signal !== undefined) await new Promise((resolve) => setImmediate(resolve));
+        let aborted = opts.signal?.aborted ?? false;
+        let stopAsked: boolean | undefined;
+        if (this.gradientSync) {
+          // The ranks stop together, after the same step: a signal, a callback's stop or rank 0's early
+          // stopping on any rank stops all (one rank leaving the loop alone would leave the others waiting
+          // in the next collective).
+          stopAsked = this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true;
+          const flags = tensor([aborted ? 1 : 0, stopAsked ? 1 : 0, stopEarly ? 1 : 0], { dtype: 'float64', device: this.device });
+          try {
+            await allReduce(flags, 'max');
+            const [a0, s0, e0] = scope(() => Array.from(flags.cpu().data() as Float64Array));
+            aborted = a0 > 0;
+            stopAsked = s0 > 0;
+            stopEarly = e0 > 0;
+          } finally {
+            flags.dispose();
           }
         }
-        if (this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true || stopEarly) {
+        if (aborted && !last && !stopEarly) {
+          if (saved === undefined) saved = main ? await save() : checkpointDir(out, step);
+          if (this.gradientSync) await barrier(); // (the checkpoint is complete when any rank returns)
+          interruptedAt = saved;
+          break;
+        }
+        stopAsked ??= this.callbacks.onStepEnd?.({ globalStep: step, epoch: state.epoch, maxSteps: this.maxSteps }) === true;
+        if (stopAsked || stopEarly) {
           stoppedEarly = !last;
           break;
         }
@@ -867,7 +944,7 @@ export class Trainer {
         checkpoint: interruptedAt,
       };
     }
-    if (this.evalDataset && lastEvalStep !== state.global_step) {
+    if (main && this.evalDataset && lastEvalStep !== state.global_step) {
       const m = this.evaluate();
       evalLoss = m.eval_loss;
       emit(evalEntry(m));
@@ -880,32 +957,37 @@ export class Trainer {
       epoch: Number(state.epoch.toFixed(4)),
       train_loss: trainingLoss,
       train_runtime: runtime,
-      train_samples_per_second: runtime > 0 ? (stepsRun * a.perDeviceTrainBatchSize * a.gradientAccumulationSteps) / runtime : undefined,
+      train_samples_per_second:
+        runtime > 0 ? (stepsRun * a.perDeviceTrainBatchSize * a.gradientAccumulationSteps * this.worldSize) / runtime : undefined,
       train_steps_per_second: runtime > 0 ? stepsRun / runtime : undefined,
       train_tokens_per_second: runtime > 0 ? (state.num_input_tokens_seen - startTokens) / runtime : undefined,
     };
     for (const k of Object.keys(metrics)) if (metrics[k] === undefined) delete metrics[k];
     emit(metrics);
 
-    // transformers: the best checkpoint's weights are loaded after the train metrics are logged; with
-    // saveTotalLimit 1 every other checkpoint then goes (the newest was kept only for resuming).
-    if (a.loadBestModelAtEnd && state.best_model_checkpoint !== null) {
-      reporter.message(`loading the best model from ${state.best_model_checkpoint} (${evalMetricKey(a.metricForBestModel!)} ${state.best_metric})`);
-      await loadTrainedWeights(this.model, state.best_model_checkpoint);
-      const bestEval = this.logHistory.find((e) => e.step === state.best_global_step && e.eval_loss !== undefined);
-      if (bestEval !== undefined) evalLoss = bestEval.eval_loss;
-    }
-    if (a.saveTotalLimit === 1 && state.best_model_checkpoint !== null) await deleteCheckpointsExcept(out, state.best_model_checkpoint);
-
-    await saveTrainedWeights(this.model, out);
     state.pending_losses = [];
-    if (early) state.stateful_callbacks = { ...state.stateful_callbacks, EarlyStoppingCallback: early.state() };
-    await writeFileAtomic(path.join(out, TRAINER_STATE_NAME), JSON.stringify(state, null, 2) + '\n');
     let lossPlot: string | undefined;
-    if (a.plotLoss) {
-      lossPlot = path.join(out, LOSS_PLOT_NAME);
-      writeLossPlot(lossPlot, this.logHistory);
+    if (main) {
+      // transformers: the best checkpoint's weights are loaded after the train metrics are logged; with
+      // saveTotalLimit 1 every other checkpoint then goes (the newest was kept only for resuming). Rank 0
+      // alone: it alone evaluates and writes the adapter.
+      if (a.loadBestModelAtEnd && state.best_model_checkpoint !== null) {
+        reporter.message(`loading the best model from ${state.best_model_checkpoint} (${evalMetricKey(a.metricForBestModel!)} ${state.best_metric})`);
+        await loadTrainedWeights(this.model, state.best_model_checkpoint);
+        const bestEval = this.logHistory.find((e) => e.step === state.best_global_step && e.eval_loss !== undefined);
+        if (bestEval !== undefined) evalLoss = bestEval.eval_loss;
+      }
+      if (a.saveTotalLimit === 1 && state.best_model_checkpoint !== null) await deleteCheckpointsExcept(out, state.best_model_checkpoint);
+      await saveTrainedWeights(this.model, out);
+      if (early) state.stateful_callbacks = { ...state.stateful_callbacks, EarlyStoppingCallback: early.state() };
+      await writeFileAtomic(path.join(out, TRAINER_STATE_NAME), JSON.stringify(state, null, 2) + '\n');
+      if (a.plotLoss) {
+        lossPlot = path.join(out, LOSS_PLOT_NAME);
+        writeLossPlot(lossPlot, this.logHistory);
+      }
     }
+    // No rank returns before rank 0's adapter is written (or its failure has ended the job).
+    if (this.gradientSync) await barrier();
     return {
       globalStep: state.global_step,
       trainingLoss,
@@ -960,6 +1042,12 @@ export class Trainer {
     const a = this.args;
     const p = s.data_position;
     const problems: string[] = [];
+    const world = s.world_size ?? 1;
+    if (world !== this.worldSize)
+      throw new Error(
+        `resumeFromCheckpoint: '${dir}' was made by ${world} process${world === 1 ? '' : 'es'} and this run has ${this.worldSize}: ` +
+          `each rank's place in the data depends on the number of ranks; resume with ${world === 1 ? 'a single process' : `${world} processes (--nproc-per-node/--nnodes)`}`,
+      );
     if (s.train_batch_size !== a.perDeviceTrainBatchSize) problems.push(`perDeviceTrainBatchSize ${s.train_batch_size} (now ${a.perDeviceTrainBatchSize})`);
     if (s.gradient_accumulation_steps !== a.gradientAccumulationSteps)
       problems.push(`gradientAccumulationSteps ${s.gradient_accumulation_steps} (now ${a.gradientAccumulationSteps})`);

@@ -9,7 +9,7 @@ import * as path from 'path';
 export const ROOT = path.join(__dirname, '..', '..');
 
 let registerFile: string | undefined;
-function register(): string {
+export function register(): string {
   if (registerFile === undefined) {
     const cache = path.join(os.tmpdir(), 'tl-ts-cache');
     fs.mkdirSync(cache, { recursive: true });

@@ -1,0 +1,97 @@
+// DistributedDataParallel's gradient synchronization for the trainable parameters only: an identical start
+// on every rank (rank 0's values broadcast), then per optimizer step the gradients summed over ranks in
+// buckets, each bucket one flat all-reduce (PyTorch's bucket_cap_mb, 25 MB by default). Micro-batches of a
+// step accumulate locally and are synced once, after the last one (DDP's no_sync on the others). Frozen
+// base weights are never sent. The trainer weights every micro-batch by its share of the global label
+// tokens, so the summed gradient is the gradient of the global token-mean loss.
+import { noGrad } from '../autograd';
+import { ITEMSIZE } from '../dtype';
+import { Parameter } from '../nn';
+import { zeros, zerosLike } from '../creation';
+import { keep, scope } from '../memory';
+import { cat } from '../ops';
+import { Tensor } from '../tensor';
+import { allReduce, broadcast } from './process-group';
+
+/** PyTorch DDP's default bucket size. */
+export const DEFAULT_BUCKET_CAP_MB = 25;
+
+export class GradientSync {
+  /** Parameters grouped into buckets of one dtype and device, each at most bucketCapMb (a larger parameter alone). */
+  readonly buckets: Parameter[][];
+  /** Bytes each rank contributes to the all-reduces of one step (the trainable gradients). */
+  readonly bytesPerStep: number;
+
+  constructor(params: Parameter[], opts: { bucketCapMb?: number } = {}) {
+    const cap = (opts.bucketCapMb ?? DEFAULT_BUCKET_CAP_MB) * 1024 * 1024;
+    if (!(cap > 0)) throw new RangeError(`GradientSync: bucketCapMb must be positive, got ${opts.bucketCapMb}`);
+    this.buckets = [];
+    let bytes = 0;
+    // PyTorch fills buckets in reverse registration order (roughly the order backward produces gradients).
+    const open = new Map<string, { params: Parameter[]; bytes: number }>();
+    for (const p of [...params].reverse()) {
+      const key = `${p.dtype}@${p.device}`;
+      const size = p.numel() * ITEMSIZE[p.dtype];
+      bytes += size;
+      let b = open.get(key);
+      if (b !== undefined && b.bytes + size > cap && b.params.length > 0) {
+        this.buckets.push(b.params);
+        b = undefined;
+      }
+      if (b === undefined) {
+        b = { params: [], bytes: 0 };
+        open.set(key, b);
+      }
+      b.params.push(p);
+      b.bytes += size;
+    }
+    for (const b of open.values()) if (b.params.length) this.buckets.push(b.params);
+    this.bytesPerStep = bytes;
+  }
+
+  /** Copies rank `src`'s parameter values to every rank (DDP's construction-time broadcast). */
+  async broadcastParameters(src = 0): Promise<void> {
+    const flats = this.buckets.map((b) => keep(scope(() => noGrad(() => cat(b.map((p) => p.detach().reshape(-1)))))));
+    try {
+      await broadcast(flats, src);
+      scope(() => noGrad(() => this.buckets.forEach((b, i) => scatterInto(flats[i], b, (p) => p))));
+    } finally {
+      flats.forEach((f) => f.dispose());
+    }
+  }
+
+  /**
+   * Sums every parameter's gradient over the ranks, in place (a parameter without a gradient on this rank
+   * counts as zeros and has one afterwards, so every rank's optimizer sees the same gradients).
+   */
+  async allReduceGradients(): Promise<void> {
+    const flats = this.buckets.map((b) =>
+      keep(scope(() => noGrad(() => cat(b.map((p) => p.grad?.reshape(-1) ?? zeros([p.numel()], { dtype: p.dtype, device: p.device })))))),
+    );
+    try {
+      await allReduce(flats, 'sum');
+      scope(() =>
+        noGrad(() =>
+          this.buckets.forEach((b, i) =>
+            scatterInto(flats[i], b, (p) => {
+              if (p.grad === undefined) p.grad = zerosLike(p);
+              return p.grad!;
+            }),
+          ),
+        ),
+      );
+    } finally {
+      flats.forEach((f) => f.dispose());
+    }
+  }
+}
+
+/** Copies consecutive pieces of `flat` into target(p) of each parameter of the bucket (inside a scope). */
+function scatterInto(flat: Tensor, bucket: Parameter[], target: (p: Parameter) => Tensor): void {
+  let at = 0;
+  for (const p of bucket) {
+    const n = p.numel();
+    target(p).copy_(flat.narrow(0, at, n).view(p.shape));
+    at += n;
+  }
+}
