@@ -51,9 +51,7 @@ export async function loadAdapter(model: CausalLM, dir: string, opts: { isTraina
   // base as many rows first (as a transformers user calls resize_token_embeddings before loading it); the
   // file's tables then replace every row.
   const rows = adapterEmbeddingRows(dir);
-  const resizable = model as unknown as { resizeTokenEmbeddings?: (n: number, o: { meanResizing: boolean }) => unknown };
-  if (rows !== undefined && rows !== model.config.vocabSize && typeof resizable.resizeTokenEmbeddings === 'function')
-    resizable.resizeTokenEmbeddings(rows, { meanResizing: false });
+  if (rows !== undefined && rows !== model.config.vocabSize) model.resizeTokenEmbeddings(rows, { meanResizing: false });
   const peft = await PeftModel.fromPretrained(model, dir, { isTrainable: opts.isTrainable ?? false });
   // A diverged adapter (NaN/Inf) would make generate print nothing and merge write NaNs: refuse it by name.
   const bad = nonFiniteNames([...peft.namedParameters()].filter(([name]) => /(^|\.)(lora_[A-Za-z_]+|modules_to_save)\./.test(name)));

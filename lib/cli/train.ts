@@ -343,7 +343,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
     // transformers' model.resize_token_embeddings(len(tokenizer)): new rows near the old rows' mean (seeded).
     const from = base.config.vocabSize;
     manualSeed(v.seed as number);
-    (base as unknown as { resizeTokenEmbeddings(n: number): unknown }).resizeTokenEmbeddings(tokenizer.length);
+    base.resizeTokenEmbeddings(tokenizer.length);
     say(io, `torch-lora train: token embeddings resized from ${from} to ${tokenizer.length} rows (the tokenizer's size)`);
   }
   let model: PeftModel;
