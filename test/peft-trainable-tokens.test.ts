@@ -166,3 +166,27 @@ test('adapter_config.json: trainable_token_indices round-trips (list and object)
   const l = new LoraConfig({ trainableTokenIndices: [3, 7] });
   expect(JSON.parse(l.toJSONString()).trainable_token_indices).toEqual([3, 7]);
 });
+
+test('disableAdapter gives the base model back; a bfloat16 base keeps the trained rows in float32 (autocast)', async () => {
+  const peft = await loadPeft('untied');
+  const ids = expected['untied.input_ids'];
+  const withRows = peft.forward({ inputIds: ids }).logits;
+  const bare = peft.disableAdapter(() => peft.forward({ inputIds: ids }).logits);
+  expect(maxAbsDiff(bare, withRows)).toBeGreaterThan(1e-3);
+  // The base alone: the file's resized tables, without the rows or LoRA.
+  const m = peft.unload() as LM;
+  const base = m.forward({ inputIds: ids }).logits;
+  expect(maxAbsDiff(bare, base)).toBe(0);
+  for (const t of [withRows, bare, base]) t.dispose();
+  m.dispose();
+
+  const half = (await AutoModelForCausalLM.fromPretrained(TIED_BASE, { dtype: 'bfloat16' })) as unknown as LM;
+  const model = getPeftModel(half, new LoraConfig({ targetModules: ['q_proj'], trainableTokenIndices: [3] }));
+  const w = model.getBaseModel().model.embed_tokens as unknown as TrainableTokensWrapper;
+  expect(w.token_adapter.trainable_tokens_delta.get('default')!.dtype).toBe('float32');
+  expect(w.token_adapter.base_layer.weight.dtype).toBe('bfloat16');
+  const logits = model.forward({ inputIds: tensor([[1, 3, 5]], { dtype: 'int64' }) }).logits;
+  expect(logits.dtype).toBe('bfloat16');
+  logits.dispose();
+  model.dispose();
+});

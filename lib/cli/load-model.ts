@@ -54,7 +54,7 @@ export async function loadAdapter(model: CausalLM, dir: string, opts: { isTraina
   if (rows !== undefined && rows !== model.config.vocabSize) model.resizeTokenEmbeddings(rows, { meanResizing: false });
   const peft = await PeftModel.fromPretrained(model, dir, { isTrainable: opts.isTrainable ?? false });
   // A diverged adapter (NaN/Inf) would make generate print nothing and merge write NaNs: refuse it by name.
-  const bad = nonFiniteNames([...peft.namedParameters()].filter(([name]) => /(^|\.)(lora_[A-Za-z_]+|modules_to_save)\./.test(name)));
+  const bad = nonFiniteNames([...peft.namedParameters()].filter(([name]) => /(^|\.)(lora_[A-Za-z_]+|modules_to_save|trainable_tokens_delta)\./.test(name)));
   if (bad.length) {
     peft.dispose();
     throw new Error(`adapter folder '${dir}' holds NaN or Inf weights (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', ...' : ''}): its training diverged; train it again with a lower learning rate`);

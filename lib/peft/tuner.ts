@@ -377,6 +377,15 @@ export class LoraModel extends Module {
   /** Upcasts float16/bfloat16 adapter weights to float32 (PEFT's autocast_adapter_dtype). */
   castAdapterDtype(adapterName: string, autocast = true): void {
     if (!autocast) return;
+    // The trained token rows are adapter weights too (PEFT casts every tuner layer's).
+    for (const [, w] of this.tokenWrappers()) {
+      const p = w.token_adapter.tiedAdapter ? undefined : w.token_adapter.trainable_tokens_delta.get(adapterName);
+      if (p !== undefined && (p.dtype === 'float16' || p.dtype === 'bfloat16')) {
+        const f = p.to('float32');
+        noGrad(() => p.setData_(f));
+        f.dispose();
+      }
+    }
     for (const [, layer] of this.loraLayers()) {
       for (const dictName of LoraLayer.adapterLayerNames) {
         const entry = layer[dictName].get(adapterName);
