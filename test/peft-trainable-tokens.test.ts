@@ -190,3 +190,15 @@ test('disableAdapter gives the base model back; a bfloat16 base keeps the traine
   logits.dispose();
   model.dispose();
 });
+
+test('Gemma (scaled, tied embedding): untrained rows give the base logits, the scale applied as the embedding does', async () => {
+  const base = (await AutoModelForCausalLM.fromPretrained(path.join(FIXTURES, 'gemma', 'base'))) as unknown as LM;
+  const ids = tensor([[1, 3, 5, 7, 9]], { dtype: 'int64' });
+  const before = base.forward({ inputIds: ids }).logits;
+  const peft = getPeftModel(base, new LoraConfig({ targetModules: ['q_proj'], trainableTokenIndices: [3, 7] }));
+  expect(peft.getBaseModel().lm_head).toBeInstanceOf(TrainableTokensWrapper);
+  const after = peft.forward({ inputIds: ids }).logits;
+  expect(maxAbsDiff(after, before)).toBeLessThan(1e-6);
+  for (const t of [ids, before, after]) t.dispose();
+  peft.dispose();
+});
