@@ -202,3 +202,14 @@ test('Gemma (scaled, tied embedding): untrained rows give the base logits, the s
   for (const t of [ids, before, after]) t.dispose();
   peft.dispose();
 });
+
+test('mergeAndUnload of the PEFT-made untied adapter: plain tables with the rows written in, PEFT logits', async () => {
+  const peft = await loadPeft('untied');
+  const m = peft.mergeAndUnload() as LM;
+  expect(m.model.embed_tokens).toBeInstanceOf(Embedding);
+  expect(m.lm_head).toBeInstanceOf(Linear);
+  const logits = m.forward({ inputIds: expected['untied.input_ids'] }).logits;
+  expect(maxAbsDiff(logits, expected['untied.logits'])).toBeLessThan(1e-5);
+  logits.dispose();
+  m.dispose();
+});
