@@ -319,7 +319,9 @@ export class LoraModel extends Module {
     };
     for (const [key, indices] of Object.entries(targets)) if (!skip.has(key)) wrap(key, indices);
     const embedNow = inputEmbeddings(model);
-    if (tied && headName !== undefined && !mismatch && embedNow instanceof TrainableTokensWrapper && !(outputEmbeddings(model) instanceof TrainableTokensWrapper && !skip.size && Object.keys(targets).includes(headName)))
+    // (unless the head has rows of its own: listed with other ids than the embedding)
+    const headOwnRows = headName !== undefined && Object.hasOwn(targets, headName) && !skip.has(headName);
+    if (tied && headName !== undefined && !mismatch && !headOwnRows && embedNow instanceof TrainableTokensWrapper)
       wrap(headName, embedNow.token_adapter.tokenIndices.get(adapterName) ?? [], embedNow.token_adapter);
     this.markOnlyAdaptersAsTrainable(model);
     for (const [, w] of this.tokenWrappers()) w.setAdapter(w.activeAdapters, config.inferenceMode);

@@ -187,7 +187,8 @@ export class TrainableTokensLayer extends Module {
 
   enableAdapters(enabled: boolean): void {
     this.#disabled = !enabled;
-    if (!this.#tied) for (const a of this.#active) { const p = this.trainable_tokens_delta.get(a); if (p) p.requiresGrad_(enabled); } // prettier-ignore
+    if (this.#tied) return;
+    for (const a of this.#active) this.trainable_tokens_delta.get(a)?.requiresGrad_(enabled);
   }
 
   deleteAdapter(name: string): void {
