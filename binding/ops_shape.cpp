@@ -34,6 +34,8 @@ void registerShapeOps(Napi::Env env, Napi::Object e) {
   // (t, dim, start?, end?, step)
   def(env, e, "slice", [](Args& a) { return a.t(0).slice(a.i64(1), a.optI64(2), a.optI64(3), a.i64(4, 1)); });
   def(env, e, "indexSelect", [](Args& a) { return a.t(0).index_select(a.i64(1), a.t(2)); });
+  // (self, dim, index, source) -> self with rows `index` replaced by source (differentiable in both)
+  def(env, e, "indexCopy", [](Args& a) { return at::index_copy(a.t(0), a.i64(1), a.t(2), a.t(3)); });
   def(env, e, "gather", [](Args& a) { return a.t(0).gather(a.i64(1), a.t(2)); });
   def(env, e, "scatter", [](Args& a) {
     return isTensorArgAt(a, 3) ? a.t(0).scatter(a.i64(1), a.t(2), a.t(3)) : a.t(0).scatter(a.i64(1), a.t(2), a.scalar(3));

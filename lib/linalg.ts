@@ -16,3 +16,12 @@ export function qr(a: Tensor, opts: { mode?: 'reduced' | 'complete' | 'r' } = {}
   const [q, r] = native.linalgQr(a.handle, opts.mode ?? 'reduced');
   return [Tensor.wrap(q), Tensor.wrap(r)];
 }
+
+/**
+ * The Cholesky factor L (A = L·Lᵀ, lower-triangular) and info, as torch.linalg.cholesky_ex: info is 0 where A
+ * is positive-definite (torch.distributions' positive_definite check), else the order of the failing minor.
+ */
+export function linalgCholeskyEx(a: Tensor): [Tensor, Tensor] {
+  const [l, info] = native.linalgCholeskyEx(a.handle);
+  return [Tensor.wrap(l), Tensor.wrap(info)];
+}

@@ -57,6 +57,7 @@ export interface NativeOps {
   swiglu(a0: NativeHandle, a1: NativeHandle): NativeHandle;
   // binding/ops_linalg.cpp
   linalgSvd(A: NativeHandle, fullMatrices?: boolean | null): [NativeHandle, NativeHandle, NativeHandle];
+  linalgCholeskyEx(A: NativeHandle): [NativeHandle, NativeHandle];
   linalgQr(A: NativeHandle, mode?: string | null): [NativeHandle, NativeHandle];
   // binding/ops_math.cpp
   add(a: NativeHandle, b: NativeHandle | number | boolean | bigint, alpha?: number | boolean | bigint | null): NativeHandle;
@@ -224,6 +225,7 @@ export interface NativeOps {
   select(a0: NativeHandle, a1: number | bigint, a2: number | bigint): NativeHandle;
   slice(t: NativeHandle, dim: number | bigint, start?: number | bigint | null, end?: number | bigint | null, step?: number | bigint | null): NativeHandle;
   indexSelect(a0: NativeHandle, a1: number | bigint, a2: NativeHandle): NativeHandle;
+  indexCopy(self: NativeHandle, dim: number | bigint, index: NativeHandle, source: NativeHandle): NativeHandle;
   gather(a0: NativeHandle, a1: number | bigint, a2: NativeHandle): NativeHandle;
   scatter(a0: NativeHandle, a1: number | bigint, a2: NativeHandle, a3: NativeHandle | number | boolean | bigint): NativeHandle;
   scatterAdd(a0: NativeHandle, a1: number | bigint, a2: NativeHandle, a3: NativeHandle): NativeHandle;
@@ -329,6 +331,7 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'causalLmLoss',
   'swiglu',
   'linalgSvd',
+  'linalgCholeskyEx',
   'linalgQr',
   'add',
   'sub',
@@ -491,6 +494,7 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'select',
   'slice',
   'indexSelect',
+  'indexCopy',
   'gather',
   'scatter',
   'scatterAdd',

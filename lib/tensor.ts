@@ -572,6 +572,10 @@ export class Tensor implements Disposable {
   indexSelect(dim: number, index: Tensor): Tensor {
     return new Tensor(native.indexSelect(this.handle, dim, index.handle));
   }
+  /** This tensor with the slices `index` along `dim` replaced by `source`'s (torch.index_copy, out of place; differentiable in both). */
+  indexCopy(dim: number, index: Tensor, source: Tensor): Tensor {
+    return new Tensor(native.indexCopy(this.handle, dim, index.handle, source.handle));
+  }
   gather(dim: number, index: Tensor): Tensor {
     return new Tensor(native.gather(this.handle, dim, index.handle));
   }

@@ -38,6 +38,7 @@ const RETURNS = {
   sort: '[NativeHandle, NativeHandle]',
   linalgSvd: '[NativeHandle, NativeHandle, NativeHandle]',
   linalgQr: '[NativeHandle, NativeHandle]',
+  linalgCholeskyEx: '[NativeHandle, NativeHandle]',
   split: 'NativeHandle[]',
   chunk: 'NativeHandle[]',
   unbind: 'NativeHandle[]',

@@ -10,6 +10,8 @@ import { cuda } from '../cuda';
 import { nonFiniteNames } from '../finite';
 import { CpuFloat16Error } from '../train/precision';
 import { requireDir } from './io';
+import { readSafetensorsHeader } from '../io/safetensors';
+import * as fs from 'fs';
 import { UsageError } from './options';
 
 export interface LoadOptions {
@@ -45,14 +47,28 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
 /** `model` with the adapter saved in `dir` (adapter_config.json + adapter_model.safetensors or .bin). */
 export async function loadAdapter(model: CausalLM, dir: string, opts: { isTrainable?: boolean } = {}): Promise<PeftModel> {
   requireDir(dir, 'adapter folder', ['adapter_config.json']);
+  // An adapter trained on a resized vocabulary (new tokens) holds the resized embedding tables: give the
+  // base as many rows first (as a transformers user calls resize_token_embeddings before loading it); the
+  // file's tables then replace every row.
+  const rows = adapterEmbeddingRows(dir);
+  if (rows !== undefined && rows !== model.config.vocabSize) model.resizeTokenEmbeddings(rows, { meanResizing: false });
   const peft = await PeftModel.fromPretrained(model, dir, { isTrainable: opts.isTrainable ?? false });
   // A diverged adapter (NaN/Inf) would make generate print nothing and merge write NaNs: refuse it by name.
-  const bad = nonFiniteNames([...peft.namedParameters()].filter(([name]) => /(^|\.)(lora_[A-Za-z_]+|modules_to_save)\./.test(name)));
+  const bad = nonFiniteNames([...peft.namedParameters()].filter(([name]) => /(^|\.)(lora_[A-Za-z_]+|modules_to_save|trainable_tokens_delta)\./.test(name)));
   if (bad.length) {
     peft.dispose();
     throw new Error(`adapter folder '${dir}' holds NaN or Inf weights (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', ...' : ''}): its training diverged; train it again with a lower learning rate`);
   }
   return peft;
+}
+
+/** Rows of the token embedding table an adapter_model.safetensors holds (saved when the vocabulary was resized), if any. */
+export function adapterEmbeddingRows(dir: string): number | undefined {
+  const file = path.join(dir, 'adapter_model.safetensors');
+  if (!fs.existsSync(file)) return undefined;
+  for (const [key, entry] of readSafetensorsHeader(file).tensors)
+    if (/(^|\.)(embed_tokens|wte|word_embeddings)(\.token_adapter\.base_layer|\.base_layer)?\.weight$/.test(key)) return entry.shape[0];
+  return undefined;
 }
 
 /** The dtype option of a command: 'auto' or a floating-point dtype. */

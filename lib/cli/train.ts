@@ -57,6 +57,8 @@ const options: OptionSpec[] = [
   { name: 'bias', type: 'string', placeholder: 'WHICH', default: 'none', choices: ['none', 'all', 'lora_only'], group: LORA, description: 'which biases of the base train' },
   { name: 'lora-bias', type: 'boolean', group: LORA, description: 'a trainable bias on lora_B' },
   { name: 'modules-to-save', type: 'list', placeholder: 'A,B', group: LORA, description: 'modules trained in full and saved with the adapter (e.g. lm_head)' },
+  { name: 'trainable-token-indices', type: 'integers', placeholder: 'I,J', group: LORA, description: "train only these rows of the token embedding (e.g. new special tokens' ids); a tied lm_head follows" },
+  { name: 'resize-token-embeddings', type: 'boolean', group: LORA, description: "grow the model's token embedding (and lm_head) to the tokenizer's size when it has added tokens the model lacks (new rows at the old rows' mean)" },
   { name: 'init-lora-weights', type: 'string', placeholder: 'INIT', default: 'true', choices: ['true', 'false', 'gaussian', 'pissa', 'olora'], group: LORA, description: 'how the adapter starts (true: B = 0, a no-op)' },
   { name: 'epochs', type: 'number', placeholder: 'X', default: 3, group: TRAIN, description: 'passes over the data' },
   { name: 'max-steps', type: 'integer', placeholder: 'N', group: TRAIN, description: 'optimizer steps in all (overrides --epochs)' },
@@ -182,6 +184,7 @@ export function loraConfigOf(v: Record<string, OptionValue | undefined>): LoraCo
     initLoraWeights: init === 'true' ? true : init === 'false' ? false : (init as InitLoraWeights),
     useRslora: (v.useRslora as boolean | undefined) ?? false,
     useDora: (v.useDora as boolean | undefined) ?? false,
+    trainableTokenIndices: (v.trainableTokenIndices as number[] | undefined) ?? null,
     taskType: 'CAUSAL_LM',
   };
   try {
@@ -475,6 +478,13 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
       ? new BitsAndBytesConfig({ loadIn8bit: true })
       : undefined;
   const base = await loadBaseModel(modelDir, { device, dtype, quantizationConfig });
+  if (v.resizeTokenEmbeddings && tokenizer.length > base.config.vocabSize) {
+    // transformers' model.resize_token_embeddings(len(tokenizer)): new rows near the old rows' mean (seeded).
+    const from = base.config.vocabSize;
+    manualSeed(v.seed as number);
+    base.resizeTokenEmbeddings(tokenizer.length);
+    say(io, `torch-lora train: token embeddings resized from ${from} to ${tokenizer.length} rows (the tokenizer's size)`);
+  }
   let model: PeftModel;
   if (loraConfig === undefined) {
     model = await loadAdapter(base, v.adapter as string, { isTrainable: true });

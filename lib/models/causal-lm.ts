@@ -9,6 +9,7 @@ import { CausalLMConfig } from './config';
 import type { GenerateOptions } from './generate';
 import type { GenerationConfig } from './generation-config';
 import type { SavedCheckpoint, SavePretrainedOptions } from './save-pretrained';
+import type { ResizeTokenEmbeddingsOptions } from './resize-token-embeddings';
 
 /** Where and in which dtype a model's parameters are made ('meta': shapes only, no memory). */
 export interface ModelFactoryOptions {
@@ -95,6 +96,8 @@ export interface CausalLM extends Module {
   getMemoryFootprint(opts?: { returnBuffers?: boolean }): number;
   /** Writes a Hugging Face model folder (config.json + model.safetensors or shards), as transformers' save_pretrained. */
   savePretrained(dir: string, opts?: SavePretrainedOptions): Promise<SavedCheckpoint>;
+  /** Gives the token embedding (and an untied LM head) `newNumTokens` rows, as transformers' resize_token_embeddings. */
+  resizeTokenEmbeddings(newNumTokens?: number | null, opts?: ResizeTokenEmbeddingsOptions): Module;
 }
 
 /**

@@ -14,6 +14,7 @@ import { lmHeadLoss, LmHeadLossOptions } from './lm-head-loss';
 import { savePretrained, SavedCheckpoint, SavePretrainedOptions } from './save-pretrained';
 import { getMemoryFootprint } from './memory-footprint';
 import { decoderSegments } from './segments';
+import { resizeTokenEmbeddings, ResizeTokenEmbeddingsOptions } from './resize-token-embeddings';
 
 /** Where a decoder-only model's parts are; C is what its layers take besides the hidden states. */
 export interface DecoderParts<C> {
@@ -76,6 +77,29 @@ export abstract class DecoderOnlyLM<C> extends Module implements CausalLM {
     const own = this.lm_head.weight;
     this.lm_head.weight = this.decoder().embedTokens.weight;
     own.dispose();
+  }
+
+  /** The token embedding (get_input_embeddings; a PEFT wrapper once one is injected). */
+  getInputEmbeddings(): Module {
+    return this.decoder().embedTokens;
+  }
+  /** The LM head (get_output_embeddings). */
+  getOutputEmbeddings(): Module {
+    return this.lm_head;
+  }
+  /** Replaces the LM head (set_output_embeddings). */
+  setOutputEmbeddings(head: Linear): void {
+    this.lm_head = head;
+  }
+
+  /**
+   * transformers' resize_token_embeddings: the token embedding (and an untied LM head) get `newNumTokens`
+   * rows (rounded up to opts.padToMultipleOf), new rows near the old rows' mean (opts.meanResizing, the
+   * default) or from N(0, initializer_range²); config.vocabSize follows. Call it on the base model, before
+   * getPeftModel. Returns the input embedding.
+   */
+  resizeTokenEmbeddings(newNumTokens?: number | null, opts: ResizeTokenEmbeddingsOptions = {}): Module {
+    return resizeTokenEmbeddings(this as unknown as Parameters<typeof resizeTokenEmbeddings>[0], newNumTokens, opts);
   }
 
   /** forward() (without a cache) cut into embeddings, decoder layers and head, for gradient checkpointing. */

@@ -5,6 +5,8 @@ export { KVCache } from './cache';
 export type { KVCacheOptions } from './cache';
 export { causalLMLoss } from './causal-lm';
 export { lmHeadLoss } from './lm-head-loss';
+export { resizeTokenEmbeddings } from './resize-token-embeddings';
+export type { ResizeTokenEmbeddingsOptions } from './resize-token-embeddings';
 export type { LmHeadLossOptions } from './lm-head-loss';
 export type { CausalLM, CausalLMInput, CausalLMOutput, BaseModelInput, DecoderSegments, ModelFactoryOptions } from './causal-lm';
 export {

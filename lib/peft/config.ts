@@ -60,6 +60,12 @@ export interface LoraConfigOptions {
   autoMapping?: Record<string, string> | null;
   /** The PEFT version that wrote the file (default: the one we write, 0.21.0). */
   peftVersion?: string;
+  /**
+   * Train only these rows of the token embedding (new special tokens) besides the LoRA layers: a list of
+   * token ids (the model's input embedding, and the LM head tied to it), or module name -> ids (e.g.
+   * { embed_tokens: [...], lm_head: [...] } for an untied head). Saved as PEFT saves them (the rows only).
+   */
+  trainableTokenIndices?: number[] | Record<string, number[]> | null;
 }
 
 /** Keys PEFT writes that belong to features torch-lora does not implement, with PEFT's defaults. */
@@ -78,7 +84,6 @@ const PASSTHROUGH_DEFAULTS: Record<string, unknown> = {
   monteclora_config: null,
   qalora_group_size: 16,
   target_parameters: null,
-  trainable_token_indices: null,
   use_bdlora: null,
   use_qalora: false,
   velora_config: null,
@@ -92,7 +97,6 @@ const UNSUPPORTED_WHEN_SET = [
   'layer_replication',
   'monteclora_config',
   'target_parameters',
-  'trainable_token_indices',
   'use_bdlora',
   'use_qalora',
   'velora_config',
@@ -122,6 +126,7 @@ const KEYS: Record<keyof LoraConfigOptions, string> = {
   revision: 'revision',
   autoMapping: 'auto_mapping',
   peftVersion: 'peft_version',
+  trainableTokenIndices: 'trainable_token_indices',
 };
 const FROM_SNAKE: Record<string, keyof LoraConfigOptions> = Object.fromEntries(
   Object.entries(KEYS).map(([camel, snake]) => [snake, camel as keyof LoraConfigOptions]),
@@ -178,6 +183,7 @@ export class LoraConfig {
   revision: string | null;
   autoMapping: Record<string, string> | null;
   peftVersion: string;
+  trainableTokenIndices: number[] | Record<string, number[]> | null;
   /** Keys of features we do not implement (at their defaults) and unknown keys, written back as read. */
   readonly otherKeys: Record<string, unknown>;
 
@@ -218,6 +224,8 @@ export class LoraConfig {
     this.revision = opts.revision ?? null;
     this.autoMapping = copyRecord(opts.autoMapping ?? null);
     this.peftVersion = opts.peftVersion ?? PEFT_VERSION;
+    const tt = opts.trainableTokenIndices ?? null;
+    this.trainableTokenIndices = Array.isArray(tt) ? [...tt] : isRecord(tt) ? Object.fromEntries(Object.entries(tt).map(([k, v]) => [k, Array.isArray(v) ? [...v] : v])) : tt;
     this.otherKeys = { ...PASSTHROUGH_DEFAULTS };
     this.validate();
   }
@@ -273,6 +281,16 @@ export class LoraConfig {
     if (this.loraBias && typeof init !== 'boolean')
       throw new Error(`LoraConfig: loraBias=true is only supported with initLoraWeights true or false, got ${JSON.stringify(init)}`);
     if (this.loraBias && this.useDora) throw new Error('LoraConfig: loraBias=true is not supported with DoRA (useDora)');
+    const tt = this.trainableTokenIndices;
+    const ids = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((i) => Number.isInteger(i) && i >= 0);
+    if (tt !== null && !ids(tt) && !(isRecord(tt) && Object.keys(tt).length > 0 && Object.values(tt).every(ids)))
+      throw bad('trainableTokenIndices', 'a non-empty list of token ids (non-negative integers), an object of module name -> such a list, or null', tt);
+    if (isRecord(tt) && this.modulesToSave)
+      for (const name of Object.keys(tt))
+        if (this.modulesToSave.includes(name))
+          throw new Error(
+            `LoraConfig: '${name}' is in both modulesToSave (trained in full) and trainableTokenIndices (some rows trained): give it in one of them`,
+          );
     if (this.taskType !== null && !(TASK_TYPES as readonly string[]).includes(this.taskType))
       throw bad('taskType', `one of ${TASK_TYPES.join(', ')} or null`, this.taskType);
     for (const key of UNSUPPORTED_WHEN_SET) {

@@ -7,7 +7,7 @@ export type { AutoPeftModelOptions } from './auto-peft-model';
 export type { SavePretrainedOptions, FromPretrainedOptions } from './peft-model';
 export { LoraModel } from './tuner';
 export type { AddWeightedAdapterOptions, CombinationType } from './tuner';
-export { LoraLayer, LoraLinear, LoraEmbedding, DoraLinearLayer, DoraEmbeddingLayer, ModulesToSaveWrapper, LoraMergedLinear, fusedLoraStats, resetFusedLoraStats } from './layers';
+export { LoraLayer, LoraLinear, LoraEmbedding, DoraLinearLayer, DoraEmbeddingLayer, ModulesToSaveWrapper, TrainableTokensLayer, TrainableTokensWrapper, LoraMergedLinear, fusedLoraStats, resetFusedLoraStats } from './layers';
 export type { FusedLoraStats } from './layers';
 export type { AdapterSpec, MergedAdapterSpec } from './layers';
 export { getPeftModelStateDict, setPeftModelStateDict, loadPeftWeights, removeAdapterNameFromKey } from './save-and-load';

@@ -13,7 +13,8 @@ import { EMBEDDING_LAYER_NAMES, INCLUDE_LINEAR_LAYERS_SHORTHAND, SAFETENSORS_WEI
 import { writeFileAtomic } from '../io/fs-atomic';
 import { LoraLayer } from './layers/lora-layer';
 import { ModulesToSaveWrapper } from './layers/modules-to-save';
-import { inputEmbeddings, isPretrainedLike, outputEmbeddings } from './model-info';
+import { TrainableTokensWrapper } from './layers/trainable-tokens';
+import { inputEmbeddings, isPretrainedLike, modelConfigInfo, outputEmbeddings } from './model-info';
 import { pyFullmatch, pyMatch } from './python-regex';
 import { peftWarn } from './warn';
 
@@ -116,12 +117,22 @@ export function getPeftModelStateDict(model: PeftModelLike, adapterName = 'defau
     }
   }
 
+  for (const [name, m] of model.namedModules()) {
+    if (!(m instanceof TrainableTokensWrapper)) continue;
+    for (const [k, inside] of Object.entries(m.adapterStateDictLoadMap(adapterName))) {
+      const stored = state.get(`${name}.${inside}`);
+      if (stored !== undefined) out.set(`${name}.${k}`, stored);
+    }
+  }
+
   const base = model.getBaseModel();
   const targeted = isEmbeddingTargeted(config, base);
   let saveEmbeddings = opts.saveEmbeddingLayers ?? 'auto';
   if (saveEmbeddings === 'auto') {
-    if (targeted) peftWarn('Setting `save_embedding_layers` to `True` as embedding layers found in `target_modules`.');
-    saveEmbeddings = targeted;
+    if (targeted && config.trainableTokenIndices === null) {
+      peftWarn('Setting `save_embedding_layers` to `True` as embedding layers found in `target_modules`.');
+      saveEmbeddings = true;
+    } else saveEmbeddings = vocabResized(base, config);
   }
   if (saveEmbeddings) {
     if (!isPretrainedLike(base)) peftWarn('Could not identify embedding layer(s) because the model is not a 🤗 transformers model.');
@@ -143,6 +154,33 @@ export function getPeftModelStateDict(model: PeftModelLike, adapterName = 'defau
   const renamed = new Map<string, Tensor>();
   for (const [k, t] of out) renamed.set(removeAdapterNameFromKey(k, adapterName), t);
   return renamed;
+}
+
+/**
+ * PEFT's second 'auto' rule: the embedding tables are saved when the model's vocab_size differs from the
+ * base model's config.json (base_model_name_or_path, read when it is a local folder): the tokens were resized.
+ */
+function vocabResized(base: Module, config: LoraConfig): boolean {
+  const vocab = modelConfigInfo(base)?.vocabSize;
+  const id = config.baseModelNameOrPath;
+  if (!vocab || !id) return false;
+  const file = path.join(id, 'config.json');
+  if (!fs.existsSync(file)) {
+    if (config.trainableTokenIndices !== null)
+      peftWarn(`Could not find a config file in ${id} - will assume that the vocabulary was not modified.`);
+    return false;
+  }
+  let saved: unknown;
+  try {
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const text = json.text_config as Record<string, unknown> | undefined;
+    saved = json.vocab_size ?? text?.vocab_size;
+  } catch {
+    return false;
+  }
+  if (typeof saved !== 'number' || saved === vocab) return false;
+  peftWarn('Setting `save_embedding_layers` to `True` as the embedding layer has been resized during finetuning.');
+  return true;
 }
 
 /** Shapes as PyTorch prints them in mismatch messages. */
@@ -175,6 +213,20 @@ export function setPeftModelStateDict(
         missingSaved.push(`${name}.${k}`);
         if (!wrappers.includes(name)) wrappers.push(name);
         continue;
+      }
+      sd.delete(`${name}.${k}`);
+      sd.set(`${name}.${v}`, t);
+    }
+  }
+  for (const [name, m] of model.namedModules()) {
+    if (!(m instanceof TrainableTokensWrapper)) continue;
+    for (const [k, v] of Object.entries(m.adapterStateDictLoadMap(adapterName))) {
+      const t = sd.get(`${name}.${k}`);
+      if (t === undefined) {
+        const strip = (x: string) => (x.startsWith(PEFT_PREFIX) ? x.slice(PEFT_PREFIX.length) : x);
+        throw new Error(
+          `cannot load adapter '${adapterName}': trainable_token_indices ${JSON.stringify(config.trainableTokenIndices)} names '${strip(name)}', whose trained rows the adapter file does not hold (missing key ${strip(`${name}.${k}`)})`,
+        );
       }
       sd.delete(`${name}.${k}`);
       sd.set(`${name}.${v}`, t);

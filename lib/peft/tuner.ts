@@ -17,7 +17,8 @@ import { Linear4bit } from '../quant/linear-4bit';
 import { Linear8bit } from '../quant/linear-8bit';
 import { AdapterSpec, LoraLayer } from './layers/lora-layer';
 import { ModulesToSaveWrapper } from './layers/modules-to-save';
-import { modelConfigInfo } from './model-info';
+import { TrainableTokensWrapper } from './layers/trainable-tokens';
+import { inputEmbeddings, modelConfigInfo, outputEmbeddings } from './model-info';
 import { checkTargetModuleExists, findMinimalTargetModules, includeAllLinearLayers, rankAndAlpha } from './target-modules';
 import { peftWarn } from './warn';
 
@@ -97,6 +98,10 @@ export class LoraModel extends Module {
   }
   *wrappers(): Generator<[string, ModulesToSaveWrapper]> {
     for (const [name, m] of this.model.namedModules()) if (m instanceof ModulesToSaveWrapper) yield [name, m];
+  }
+  /** The trainable_token_indices wrappers (an embedding, a tied or listed LM head). */
+  *tokenWrappers(): Generator<[string, TrainableTokensWrapper]> {
+    for (const [name, m] of this.model.namedModules()) if (m instanceof TrainableTokensWrapper) yield [name, m];
   }
 
   // ---- injection ----
@@ -179,6 +184,7 @@ export class LoraModel extends Module {
     this.markOnlyAdaptersAsTrainable(model);
     if (config.inferenceMode) for (const [n, p] of model.namedParameters()) if (n.includes(adapterName)) p.requiresGrad_(false);
     this.setAdditionalTrainableModules(model, config, adapterName, this.activeAdapters.includes(adapterName));
+    this.setTrainableTokens(model, config, adapterName, this.activeAdapters.includes(adapterName));
   }
 
   private createAndReplace(config: LoraConfig, adapterName: string, target: Module, targetName: string, parent: Module, key: string): void {
@@ -204,6 +210,7 @@ export class LoraModel extends Module {
     const keep = new Set<Parameter>();
     for (const [, layer] of this.loraLayers()) for (const p of adapterParams(layer)) keep.add(p);
     for (const [, w] of this.wrappers()) for (const p of w.parameters()) keep.add(p);
+    for (const [, w] of this.tokenWrappers()) for (const p of w.adapterParameters()) keep.add(p);
     for (const p of model.parameters()) if (!keep.has(p)) p.requiresGrad_(false);
     for (const a of this.activeAdapters) {
       const bias = this.peftConfig.get(a)?.bias ?? 'none';
@@ -249,9 +256,84 @@ export class LoraModel extends Module {
     }
   }
 
+  /**
+   * trainable_token_indices (PEFT's _set_trainable with TrainableTokensWrapper): a list trains those rows of
+   * the input embedding, an object names the modules (a name or the end of one); an LM head tied to the
+   * embedding gets a wrapper that follows the embedding's rows (and saves nothing of its own).
+   */
+  private setTrainableTokens(model: Module, config: LoraConfig, adapterName: string, activate: boolean): void {
+    const tt = config.trainableTokenIndices;
+    if (tt === null) return;
+    const named = () => [...model.namedModules('', new NoMemoSet())];
+    const nameOf = (m: Module | undefined) => (m === undefined ? undefined : named().find(([, x]) => x === m)?.[0]);
+    const targets: Record<string, number[]> = Array.isArray(tt) ? { [nameOf(inputEmbeddings(model)) ?? 'embed_tokens']: tt } : tt;
+    for (const name of Object.keys(targets))
+      if (config.modulesToSave?.includes(name))
+        throw new Error(
+          `The embedding layer is already marked to be trained fully, either specify modulesToSave=[..., '${name}', ...] or trainableTokenIndices={'${name}': x} but not both.`,
+        );
+    // An LM head that shares the embedding's weight (tie_word_embeddings) follows the embedding's rows.
+    const info = modelConfigInfo(model);
+    const head = outputEmbeddings(model);
+    const embed = inputEmbeddings(model);
+    const weightOf = (m: Module | undefined) => (m as unknown as { weight?: unknown } | undefined)?.weight;
+    const baseOf = (m: Module | undefined) => (m instanceof TrainableTokensWrapper ? m.originalModule : m);
+    const tied = Boolean(info?.tieWordEmbeddings) && head !== undefined && weightOf(baseOf(head)) !== undefined && weightOf(baseOf(head)) === weightOf(baseOf(embed));
+    const headName = tied ? nameOf(head) : undefined;
+    const embedName = nameOf(embed);
+    let skip = new Set<string>();
+    let mismatch = false;
+    if (tied && headName !== undefined && Object.keys(targets).length > 1) {
+      const tiedKeys = Object.keys(targets).filter((k) => embedName?.endsWith(k) || headName.endsWith(k) || headName.split('.').includes(k));
+      if (tiedKeys.length >= 2) {
+        const first = JSON.stringify(targets[tiedKeys[0]]);
+        mismatch = tiedKeys.some((k) => JSON.stringify(targets[k]) !== first);
+        if (!mismatch) skip = new Set(tiedKeys.filter((k) => k === headName));
+      }
+    }
+    const wrap = (key: string, indices: number[], tiedAdapter?: import('./layers/trainable-tokens').TrainableTokensLayer) => {
+      let found = false;
+      for (const [k] of named()) {
+        if (!k || !k.endsWith(key)) continue;
+        let at: ReturnType<typeof getSubmodules>;
+        try {
+          at = getSubmodules(model, k);
+        } catch {
+          continue;
+        }
+        const { parent, target, name } = at;
+        if (parent instanceof TrainableTokensWrapper || parent instanceof LoraLayer || parent instanceof ModulesToSaveWrapper) continue;
+        found = true;
+        if (target instanceof TrainableTokensWrapper) {
+          target.update(adapterName, indices, k);
+          target.setAdapter(target.activeAdapters, config.inferenceMode);
+        } else if (target instanceof LoraLayer || target instanceof ModulesToSaveWrapper) {
+          throw new Error(`trainableTokenIndices names '${k}', which is already adapted (${target.reprName()}): remove it from targetModules / modulesToSave`);
+        } else {
+          const w = new TrainableTokensWrapper(target, adapterName, indices, k, tiedAdapter);
+          w.setAdapter(activate ? adapterName : [], config.inferenceMode);
+          setChild(parent, name, w);
+        }
+      }
+      if (!found) throw new Error(`Target modules {'${key}'} not found in the base model (trainableTokenIndices). Please check the target modules and try again.`);
+    };
+    for (const [key, indices] of Object.entries(targets)) if (!skip.has(key)) wrap(key, indices);
+    const embedNow = inputEmbeddings(model);
+    // (unless the head has rows of its own: listed with other ids than the embedding)
+    const headOwnRows = headName !== undefined && Object.hasOwn(targets, headName) && !skip.has(headName);
+    if (tied && headName !== undefined && !mismatch && !headOwnRows && embedNow instanceof TrainableTokensWrapper)
+      wrap(headName, embedNow.token_adapter.tokenIndices.get(adapterName) ?? [], embedNow.token_adapter);
+    this.markOnlyAdaptersAsTrainable(model);
+    for (const [, w] of this.tokenWrappers()) w.setAdapter(w.activeAdapters, config.inferenceMode);
+  }
+
   // ---- adapters ----
   setAdapter(adapterName: string | string[], inferenceMode = false): void {
     const names = typeof adapterName === 'string' ? [adapterName] : adapterName;
+    for (const [, w] of this.tokenWrappers()) {
+      const toSet = w.adapterToSet(adapterName);
+      w.setAdapter(toSet !== undefined && w.adapters.has(toSet) ? toSet : [], inferenceMode);
+    }
     for (const [, w] of this.wrappers()) {
       const toSet = w.adapterToSet(adapterName);
       if (toSet !== undefined && w.adapters.has(toSet)) w.setAdapter(toSet, inferenceMode);
@@ -268,7 +350,7 @@ export class LoraModel extends Module {
   }
 
   enableAdapterLayers(): void {
-    for (const m of this.model.modules()) if (m instanceof LoraLayer || m instanceof ModulesToSaveWrapper) m.enableAdapters(true);
+    for (const m of this.model.modules()) if (m instanceof LoraLayer || m instanceof ModulesToSaveWrapper || m instanceof TrainableTokensWrapper) m.enableAdapters(true);
   }
   disableAdapterLayers(): void {
     for (const a of this.activeAdapters) {
@@ -276,7 +358,7 @@ export class LoraModel extends Module {
       if (bias !== 'none')
         peftWarn(`Careful, disabling adapter layers with bias configured to be '${bias}' does not produce the same output as the base model would without adaption.`);
     }
-    for (const m of this.model.modules()) if (m instanceof LoraLayer || m instanceof ModulesToSaveWrapper) m.enableAdapters(false);
+    for (const m of this.model.modules()) if (m instanceof LoraLayer || m instanceof ModulesToSaveWrapper || m instanceof TrainableTokensWrapper) m.enableAdapters(false);
   }
 
   deleteAdapter(adapterName: string): void {
@@ -290,12 +372,22 @@ export class LoraModel extends Module {
       if (newActive === undefined) newActive = layer.activeAdapters;
     }
     for (const [, w] of this.wrappers()) w.deleteAdapter(adapterName, newActive);
+    for (const [, w] of this.tokenWrappers()) w.deleteAdapter(adapterName, newActive);
     this.activeAdapter = newActive ?? [];
   }
 
   /** Upcasts float16/bfloat16 adapter weights to float32 (PEFT's autocast_adapter_dtype). */
   castAdapterDtype(adapterName: string, autocast = true): void {
     if (!autocast) return;
+    // The trained token rows are adapter weights too (PEFT casts every tuner layer's).
+    for (const [, w] of this.tokenWrappers()) {
+      const p = w.token_adapter.tiedAdapter ? undefined : w.token_adapter.trainable_tokens_delta.get(adapterName);
+      if (p !== undefined && (p.dtype === 'float16' || p.dtype === 'bfloat16')) {
+        const f = p.to('float32');
+        noGrad(() => p.setData_(f));
+        f.dispose();
+      }
+    }
     for (const [, layer] of this.loraLayers()) {
       for (const dictName of LoraLayer.adapterLayerNames) {
         const entry = layer[dictName].get(adapterName);
@@ -314,9 +406,11 @@ export class LoraModel extends Module {
   // ---- merging ----
   mergeAdapter(adapterNames?: string[], safeMerge = false): void {
     for (const [, layer] of this.loraLayers()) layer.merge({ safeMerge, adapterNames });
+    for (const [, w] of this.tokenWrappers()) w.token_adapter.merge({ safeMerge, adapterNames });
   }
   unmergeAdapter(): void {
     for (const [, layer] of this.loraLayers()) if (layer.merged) layer.unmerge();
+    for (const [, w] of this.tokenWrappers()) if (w.token_adapter.merged) w.token_adapter.unmerge();
   }
 
   private unloadAndOptionallyMerge(merge: boolean, safeMerge: boolean, adapterNames?: string[]): Module {
@@ -326,6 +420,7 @@ export class LoraModel extends Module {
       return [...layerNames].some((n) => parent === n || parent.startsWith(n + '.'));
     };
     const keys = [...this.model.namedModules()].map(([k]) => k).filter((k) => k !== '' && !inside(k));
+    const tokenWrappers: TrainableTokensWrapper[] = [];
     for (const key of keys) {
       let found: ReturnType<typeof getSubmodules>;
       try {
@@ -334,7 +429,10 @@ export class LoraModel extends Module {
         continue;
       }
       const { parent, target, name } = found;
-      if (target instanceof ModulesToSaveWrapper) {
+      if (target instanceof TrainableTokensWrapper) {
+        setChild(parent, name, target.unloadModule(merge, { safeMerge, adapterNames }));
+        tokenWrappers.push(target);
+      } else if (target instanceof ModulesToSaveWrapper) {
         const kept = target.unloadModule();
         setChild(parent, name, kept);
         for (const copy of target.modules_to_save.values()) if (copy !== kept) copy.dispose();
@@ -344,6 +442,12 @@ export class LoraModel extends Module {
         disposeAdapterWeights(target);
       }
     }
+    // The trained rows are freed once every wrapper is unloaded (a tied head's layer reads its source's rows).
+    for (const w of tokenWrappers)
+      if (!w.token_adapter.tiedAdapter) {
+        w.token_adapter.trainable_tokens_delta.dispose();
+        w.token_adapter.trainable_tokens_original.dispose();
+      }
     return this.model;
   }
 

@@ -6,5 +6,6 @@ export type { FusedLoraStats } from './linear';
 export { LoraEmbedding } from './embedding';
 export { DoraLinearLayer, DoraEmbeddingLayer } from './dora';
 export { ModulesToSaveWrapper } from './modules-to-save';
+export { TrainableTokensLayer, TrainableTokensWrapper } from './trainable-tokens';
 export { LoraMergedLinear } from './merged-linear';
 export type { MergedAdapterSpec } from './merged-linear';
