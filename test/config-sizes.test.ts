@@ -84,3 +84,12 @@ describe('sizes the checkpoint does not hold are refused before loading', () => 
     for (const d of [LLAMA_DIR, GPT2_DIR]) (await AutoModelForCausalLM.fromPretrained(d)).dispose();
   });
 });
+
+test("an error the native layer throws while building (a TypeError from another realm under jest) still names config.json", async () => {
+  // Found by the model-config fuzz target: n_positions 1e308 reached empty() and its TypeError, made by the
+  // addon outside jest's realm, failed `instanceof Error` and lost the file name.
+  const { dir, configFile } = withConfig(GPT2_DIR, { n_positions: 1e308 });
+  const { message } = await loadError(dir);
+  expect(message).toContain('1e+308');
+  expect(message).toContain(configFile);
+});

@@ -30,6 +30,7 @@ import { MistralConfig, MistralForCausalLM, parseMistralConfig } from './mistral
 import { parseQwen2Config, Qwen2Config, Qwen2ForCausalLM } from './qwen2';
 import { parseQwen3Config, Qwen3Config, Qwen3ForCausalLM } from './qwen3';
 import { checkOptions } from '../options';
+import { withContext } from '../error-context';
 
 interface Architecture {
   modelType: string;
@@ -407,8 +408,7 @@ async function loadPretrained(dir: string, opts: FromPretrainedOptions): Promise
     config = arch.parse(raw);
   } catch (e) {
     // The parsers name the key; the file is named here.
-    if (e instanceof Error) e.message += ` (in '${configFile}')`;
-    throw e;
+    throw withContext(e, ` (in '${configFile}')`);
   }
   const device = opts.device ?? 'cpu';
   const dtype = resolveDType(opts.dtype ?? 'auto', config);
@@ -422,8 +422,7 @@ async function loadPretrained(dir: string, opts: FromPretrainedOptions): Promise
     model = arch.build(config, { device: 'meta', dtype: dtype ?? 'float32' });
   } catch (e) {
     // A value the parser let through that the architecture refuses (an activation, a rope type).
-    if (e instanceof Error) e.message += ` (in '${configFile}')`;
-    throw e;
+    throw withContext(e, ` (in '${configFile}')`);
   }
   const loader = new CheckpointLoader(model, arch, { device, dtype, strict: opts.strict ?? true });
   const quantConfig = resolveQuantizationConfig(raw, opts.quantizationConfig);

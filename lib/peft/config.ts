@@ -10,6 +10,7 @@ import { pythonJsonDumps } from '../io/python-json';
 import { checkPattern } from './python-regex';
 import { peftWarn } from './warn';
 import { hubIdError, looksLikeHubId } from '../io/local-folder';
+import { withContext } from '../error-context';
 
 export type LoraBias = 'none' | 'all' | 'lora_only';
 /** true: A kaiming-uniform(a=√5), B zeros; 'gaussian': A ~ N(0, 1/r); false: random A and B (no-op not guaranteed). */
@@ -370,7 +371,7 @@ export class LoraConfig {
       return config;
     } catch (e) {
       // Name the file the bad value came from.
-      if (where && e instanceof Error) e.message += where;
+      if (where) withContext(e, where);
       throw e;
     }
   }

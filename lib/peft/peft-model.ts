@@ -20,6 +20,7 @@ import { checkOptions, OptionKeys } from '../options';
 import { DecoderOnlyLM } from '../models/decoder-only-lm';
 import { generate, GenerateOptions } from '../models/generate';
 import type { CausalLM, CausalLMInput, CausalLMOutput } from '../models/causal-lm';
+import { withContext } from '../error-context';
 
 export interface SavePretrainedOptions {
   /** true (default): adapter_model.safetensors; false: adapter_model.bin (torch.save format). */
@@ -317,7 +318,7 @@ export class PeftModel<M extends Module = Module> extends Module {
     try {
       result = setPeftModelStateDict(this, weights, adapterName);
     } catch (e) {
-      if (e instanceof Error) e.message += ` (adapter folder '${folder}')`;
+      withContext(e, ` (adapter folder '${folder}')`);
       throw e;
     } finally {
       for (const t of weights.values()) t.dispose();
