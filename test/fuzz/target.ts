@@ -65,6 +65,8 @@ export async function loadAndFree(load: () => Record<string, { dispose(): void }
     for (const t of Object.values(out)) t.dispose();
   } finally {
     const after = memory().tensors;
-    if (after !== before) throw new Error(`leak: ${after - before} tensors left alive by the load`);
+    // Only growth is a leak: the safety net's finalizers may free tensors other code dropped earlier while
+    // the load runs (the count fell by 295 once, in the one-minute CI run).
+    if (after > before) throw new Error(`leak: ${after - before} tensors left alive by the load`);
   }
 }
