@@ -6,8 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DEMO_CHAT_TEMPLATE } from '../lib/demo/demo-tokenizer';
 import { finetuneSamples } from '../lib/demo/synthetic-language';
-import { JsonlLog } from '../lib/train';
-import { cli, CliResult, makeModelDir } from './helpers/cli';
+import { adapterFile, cli, CliResult, loggedLosses, makeModelDir } from './helpers/cli';
 import { maxFileDiff, tmpDir } from './helpers/train';
 
 let dir: string;
@@ -26,8 +25,7 @@ async function train(name: string, ...argv: string[]): Promise<{ out: string; r:
   expect([name, r.code, r.err]).toEqual([name, 0, '']);
   return { out, r };
 }
-const adapterFile = (out: string) => path.join(out, 'adapter_model.safetensors');
-const losses = (out: string) => JsonlLog.read(path.join(out, 'trainer_log.jsonl')).filter((e) => e.loss !== undefined).map((e) => e.loss!);
+const losses = loggedLosses;
 const chats = () =>
   samples.map((s) => ({ messages: [{ role: 'user', content: s.prompt.slice(0, -' ->'.length) }, { role: 'assistant', content: s.completion.slice(1) }] }));
 

@@ -4,14 +4,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { dist } from '../lib';
-import { JsonlLog } from '../lib/train';
-import { cli, makeDataFile, makeModelDir, ROOT } from './helpers/cli';
+import { cli, loggedLosses, makeDataFile, makeModelDir, ROOT } from './helpers/cli';
 import { spawnTs } from './helpers/ts-child';
 import { maxFileDiff, tmpDir } from './helpers/train';
 
 const maybe = dist.isAvailable('gloo') ? describe : describe.skip;
 const COMMON = ['--r', '4', '--lora-alpha', '8', '--lora-dropout', '0', '--lr', '0.01', '--max-steps', '3', '--logging-steps', '1', '--seed', '1', '--report', 'plain'];
-const losses = (out: string) => JsonlLog.read(path.join(out, 'trainer_log.jsonl')).filter((e) => e.loss !== undefined).map((e) => e.loss!);
+const losses = loggedLosses;
 
 maybe('torch-lora train --nproc-per-node', () => {
   let dir: string;

@@ -4,8 +4,7 @@
 // combinations are usage errors, and resuming a LoRA+ checkpoint without the flag says why it cannot.
 import * as fs from 'fs';
 import * as path from 'path';
-import { JsonlLog } from '../lib/train';
-import { cli, CliResult, makeDataFile, makeModelDir } from './helpers/cli';
+import { adapterFile, cli, CliResult, loggedLosses, makeDataFile, makeModelDir } from './helpers/cli';
 import { maxFileDiff, tmpDir } from './helpers/train';
 
 let dir: string;
@@ -19,8 +18,7 @@ async function train(name: string, ...argv: string[]): Promise<{ out: string; r:
   expect([name, r.code, r.err]).toEqual([name, 0, '']);
   return { out, r };
 }
-const adapterFile = (out: string) => path.join(out, 'adapter_model.safetensors');
-const losses = (out: string) => JsonlLog.read(path.join(out, 'trainer_log.jsonl')).filter((e) => e.loss !== undefined).map((e) => e.loss!);
+const losses = loggedLosses;
 
 beforeAll(() => {
   dir = tmpDir('cli-loraplus');

@@ -11,7 +11,7 @@ import { AutoModelForCausalLM, loadDataset, packDataset, PeftModel, readSafetens
 import { AutoTokenizer } from '../lib/data';
 import { finetuneSamples, toJsonl } from '../lib/demo/synthetic-language';
 import { cpuFloat16Unsupported, JsonlLog } from '../lib/train';
-import { cli, CliResult, makeDataFile, makeModelDir } from './helpers/cli';
+import { adapterFile, cli, CliResult, loggedLosses, makeDataFile, makeModelDir } from './helpers/cli';
 import { maxFileDiff, tmpDir } from './helpers/train';
 
 let dir: string;
@@ -27,8 +27,7 @@ async function train(name: string, ...argv: string[]): Promise<{ out: string; r:
   expect([name, r.code, r.err]).toEqual([name, 0, '']);
   return { out, r };
 }
-const adapterFile = (out: string) => path.join(out, 'adapter_model.safetensors');
-const losses = (out: string) => JsonlLog.read(path.join(out, 'trainer_log.jsonl')).filter((e) => e.loss !== undefined).map((e) => e.loss!);
+const losses = loggedLosses;
 const adapterConfig = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8'));
 const trainingArgs = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'training_args.json'), 'utf8'));
 

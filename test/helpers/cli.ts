@@ -8,6 +8,7 @@ import { demoTokenizerConfig, demoTokenizerJson, jsonFileText } from '../../lib/
 import { finetuneSamples, toJsonl } from '../../lib/demo/synthetic-language';
 import { ROOT, tsProcess } from './ts-process';
 import { FIXTURES } from './train';
+import { JsonlLog } from '../../lib/train/log-entry';
 
 export { ROOT };
 
@@ -51,4 +52,14 @@ export function makeDataFile(dir: string, n = 24, name = 'data.jsonl'): string {
   const f = path.join(dir, name);
   fs.writeFileSync(f, toJsonl(finetuneSamples(n, 0)));
   return f;
+}
+
+/** The adapter weights a `train` run wrote into `out`. */
+export const adapterFile = (out: string): string => path.join(out, 'adapter_model.safetensors');
+
+/** The training losses a `train` run logged (trainer_log.jsonl of `out`), in step order. */
+export function loggedLosses(out: string): number[] {
+  return JsonlLog.read(path.join(out, 'trainer_log.jsonl'))
+    .filter((e) => e.loss !== undefined)
+    .map((e) => e.loss!);
 }
