@@ -11,32 +11,16 @@ import { LambdaLR, Optimizer } from '../lib/optim';
 import { loraplusParameterGroups, LORAPLUS_GROUP_NAMES } from '../lib/peft';
 import { TrainingArgumentsOptions } from '../lib/train';
 import { FIXTURES, maxFileDiff, randomExamples, tinyLoraModel, TINY_LLAMA, tmpDir } from './helpers/train';
-import { fixtureExamples } from './helpers/train-parity';
+import { fixtureExamples, fixtureLoopArgs } from './helpers/train-parity';
 
 const FIX = path.join(FIXTURES, 'llama-loraplus');
 const meta = JSON.parse(fs.readFileSync(path.join(FIX, 'meta.json'), 'utf8'));
 
 const loadInit = async () => PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(TINY_LLAMA), path.join(FIX, 'init'), { isTrainable: true });
 
-/** The fixture's settings: 5 steps over the whole batch, constant lr, no clipping. */
+/** The fixture's settings: 5 steps over the whole batch of 4, constant lr, no clipping (as helpers/train-parity). */
 function parityArgs(outputDir: string, extra: Partial<TrainingArgumentsOptions> = {}): TrainingArgumentsOptions {
-  return {
-    outputDir,
-    maxSteps: 5,
-    perDeviceTrainBatchSize: 4,
-    shuffle: false,
-    learningRate: 1e-3,
-    lrSchedulerType: 'constant',
-    weightDecay: 0.01,
-    adamBeta1: 0.9,
-    adamBeta2: 0.999,
-    adamEpsilon: 1e-8,
-    maxGradNorm: 0,
-    loggingSteps: 1,
-    chunkedLoss: false,
-    report: 'none',
-    ...extra,
-  };
+  return fixtureLoopArgs(outputDir, 4, { chunkedLoss: false, ...extra });
 }
 
 const lossesOf = (r: { logHistory: { loss?: number }[] }) => r.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss!);

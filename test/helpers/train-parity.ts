@@ -3,6 +3,7 @@
 // on the one batch with labels = input_ids, the whole batch each step. Used by the llama-train and the
 // Gemma 2 parity tests.
 import * as path from 'path';
+import type { TrainingArgumentsOptions } from '../../lib/train';
 import { AutoModelForCausalLM, Dataset, loadSafetensorsSync, PeftModel, Trainer } from '../../lib';
 import { Example } from '../../lib/data';
 import { maxFileDiff, tmpDir } from './train';
@@ -22,6 +23,30 @@ export function fixtureExamples(fixture: string): Dataset<Example> {
 }
 
 /** Trains init/ on `base` as the fixture's loop did; returns the logged losses and the adapter's largest difference from final/. */
+/**
+ * The training loop of the PEFT fixture generators (make_fixture.py of llama-train, qwen2-train,
+ * llama-loraplus ...) as Trainer settings: 5 steps over the whole batch (`batchSize` examples), AdamW
+ * (lr 1e-3, weight decay 0.01) at a constant rate, no clipping, a log every step.
+ */
+export function fixtureLoopArgs(outputDir: string, batchSize: number, extra: Partial<TrainingArgumentsOptions> = {}): TrainingArgumentsOptions {
+  return {
+    outputDir,
+    maxSteps: 5,
+    perDeviceTrainBatchSize: batchSize,
+    shuffle: false,
+    learningRate: 1e-3,
+    lrSchedulerType: 'constant',
+    weightDecay: 0.01,
+    adamBeta1: 0.9,
+    adamBeta2: 0.999,
+    adamEpsilon: 1e-8,
+    maxGradNorm: 0,
+    loggingSteps: 1,
+    report: 'none',
+    ...extra,
+  };
+}
+
 export async function trainFixture(
   base: string,
   fixture: string,
@@ -33,23 +58,7 @@ export async function trainFixture(
   const trainer = new Trainer({
     model,
     trainDataset: data,
-    args: {
-      outputDir: out,
-      maxSteps: 5,
-      perDeviceTrainBatchSize: data.length, // the whole batch each step, as the fixture's loop
-      shuffle: false,
-      learningRate: 1e-3,
-      lrSchedulerType: 'constant',
-      weightDecay: 0.01,
-      adamBeta1: 0.9,
-      adamBeta2: 0.999,
-      adamEpsilon: 1e-8,
-      maxGradNorm: 0,
-      loggingSteps: 1,
-      chunkedLoss: opts.chunkedLoss,
-      gradientCheckpointing: opts.gradientCheckpointing ?? false,
-      report: 'none',
-    },
+    args: fixtureLoopArgs(out, data.length, { chunkedLoss: opts.chunkedLoss, gradientCheckpointing: opts.gradientCheckpointing ?? false }),
   });
   const result = await trainer.train();
   model.dispose();
