@@ -117,3 +117,18 @@ test('a run leaves no tensors behind but the optimizer state (with gradient chec
   expect(memory().tensors).toBe(before);
   model.dispose();
 });
+
+test('a checkpoint a killed rotation was deleting is not a checkpoint and goes at the next rotation', async () => {
+  const { listCheckpoints, rotateCheckpoints } = await import('../lib/train/checkpoint');
+  const out = tmpDir('rotation');
+  const make = (name: string, files: string[]) => {
+    fs.mkdirSync(path.join(out, name));
+    for (const f of files) fs.writeFileSync(path.join(out, name, f), '{}');
+  };
+  for (const step of [1, 2, 3]) make(`checkpoint-${step}`, ['trainer_state.json', 'adapter_model.safetensors']);
+  // What a rotation killed mid-delete leaves: renamed aside, partly emptied (its trainer_state.json gone).
+  make('checkpoint-0.deleting', ['adapter_model.safetensors']);
+  expect(listCheckpoints(out).map((c) => path.basename(c.dir))).toEqual(['checkpoint-1', 'checkpoint-2', 'checkpoint-3']);
+  await rotateCheckpoints(out, 2);
+  expect(fs.readdirSync(out).sort()).toEqual(['checkpoint-2', 'checkpoint-3']);
+});

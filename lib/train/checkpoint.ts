@@ -295,12 +295,29 @@ export async function rotateCheckpoints(outputDir: string, limit: number, protec
   for (const c of all) {
     if (remaining <= keep) break;
     if (isKept(c.dir)) continue;
-    await fs.promises.rm(c.dir, { recursive: true, force: true });
+    await removeCheckpoint(c.dir);
     remaining--;
   }
 }
 
 /** Deletes every checkpoint but `keep` (the end of a run with saveTotalLimit 1 and a best checkpoint). */
 export async function deleteCheckpointsExcept(outputDir: string, keep: string): Promise<void> {
-  for (const c of listCheckpoints(outputDir)) if (path.resolve(c.dir) !== path.resolve(keep)) await fs.promises.rm(c.dir, { recursive: true, force: true });
+  for (const c of listCheckpoints(outputDir)) if (path.resolve(c.dir) !== path.resolve(keep)) await removeCheckpoint(c.dir);
+}
+
+const DELETING = '.deleting';
+
+/**
+ * Removes a checkpoint folder: renamed out of the checkpoint-N names first, so that a process killed while
+ * the files go leaves no half-deleted folder that reads as a checkpoint (nor, its trainer_state.json gone
+ * first, one no rotation would ever find again); such leftovers of an earlier run go here too.
+ */
+async function removeCheckpoint(dir: string): Promise<void> {
+  const parent = path.dirname(dir);
+  for (const name of fs.readdirSync(parent)) {
+    if (name.startsWith(`${PREFIX_CHECKPOINT_DIR}-`) && name.endsWith(DELETING)) await fs.promises.rm(path.join(parent, name), { recursive: true, force: true });
+  }
+  const aside = `${dir}${DELETING}`;
+  await fs.promises.rename(dir, aside);
+  await fs.promises.rm(aside, { recursive: true, force: true });
 }
