@@ -3,6 +3,10 @@
 #include "binding/op_bridge.h"
 #include "binding/promise_worker.h"
 #include "src/distributed.h"
+#include "src/grad_reducer.h"
+
+#include <map>
+#include <mutex>
 
 namespace tl {
 
@@ -40,6 +44,34 @@ std::vector<at::Tensor> dense(std::vector<at::Tensor> ts, const char* op) {
   return ts;
 }
 
+// Argument i: an array of arrays of tensors (a GradientSync's buckets).
+std::vector<std::vector<at::Tensor>> tensorBuckets(const Args& a, size_t i) {
+  if (!a.raw(i).IsArray()) throw ArgError("argument " + std::to_string(i) + " must be an array of arrays of Tensors");
+  Napi::Array outer = a.raw(i).As<Napi::Array>();
+  std::vector<std::vector<at::Tensor>> out;
+  for (uint32_t b = 0; b < outer.Length(); ++b) {
+    Napi::Value inner = outer.Get(b);
+    if (!inner.IsArray()) throw ArgError("argument " + std::to_string(i) + "[" + std::to_string(b) + "] must be an array of Tensors");
+    Napi::Array arr = inner.As<Napi::Array>();
+    std::vector<at::Tensor> bucket;
+    for (uint32_t k = 0; k < arr.Length(); ++k) bucket.push_back(a.tensorIn(arr.Get(k), i, b));
+    out.push_back(std::move(bucket));
+  }
+  return out;
+}
+
+// GradReducers by id: the JS GradientSync holds the id and frees it.
+std::mutex reducersMu;
+std::map<int64_t, std::shared_ptr<GradReducer>> reducers;
+int64_t nextReducer = 1;
+
+std::shared_ptr<GradReducer> reducer(int64_t id) {
+  std::lock_guard<std::mutex> lock(reducersMu);
+  auto it = reducers.find(id);
+  if (it == reducers.end()) throw ArgError("GradientSync: this gradient reducer was disposed");
+  return it->second;
+}
+
 Napi::Promise awaitWork(Napi::Env env, const char* name, std::unique_ptr<DistWork> w) {
   std::shared_ptr<DistWork> work(std::move(w));
   return PromiseWorker::start(env, name, [work] { work->wait(); }, [](Napi::Env e) { return e.Undefined(); });
@@ -71,6 +103,24 @@ void registerDistributed(Napi::Env env, Napi::Object e) {
   // (outputs, input)
   def(env, e, "distAllGatherAsync", [](Args& a) -> Napi::Value {
     return awaitWork(a.env(), "allGather", distAllGather(dense(a.tensors(0), "allGather"), dense({a.t(1)}, "allGather")[0]));
+  });
+  // (buckets) -> id: hooks on the parameters' gradient accumulators (DDP's reducer)
+  def(env, e, "distReducerNew", [](Args& a) -> int64_t {
+    auto r = std::make_shared<GradReducer>(tensorBuckets(a, 0));
+    std::lock_guard<std::mutex> lock(reducersMu);
+    reducers[nextReducer] = std::move(r);
+    return nextReducer++;
+  });
+  // (id, sync): before each backward of a step; sync for the last
+  def(env, e, "distReducerPrepare", [](Args& a) { reducer(a.i64(0))->prepare(a.b(1)); });
+  // (id): the buckets backward left issued, then every sum written into .grad
+  def(env, e, "distReducerFinishAsync", [](Args& a) -> Napi::Value {
+    return awaitWork(a.env(), "allReduce", reducer(a.i64(0))->finish());
+  });
+  def(env, e, "distReducerIssuedDuringBackward", [](Args& a) { return reducer(a.i64(0))->issuedDuringBackward(); });
+  def(env, e, "distReducerFree", [](Args& a) {
+    std::lock_guard<std::mutex> lock(reducersMu);
+    reducers.erase(a.i64(0));
   });
   def(env, e, "distBarrierAsync", [](Args& a) -> Napi::Value { return awaitWork(a.env(), "barrier", distBarrier()); });
 }

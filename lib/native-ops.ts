@@ -23,6 +23,11 @@ export interface NativeOps {
   distAllReduceAsync(tensors: readonly NativeHandle[], op: string): Promise<void>;
   distBroadcastAsync(tensors: readonly NativeHandle[], src: number | bigint): Promise<void>;
   distAllGatherAsync(outputs: readonly NativeHandle[], input: NativeHandle): Promise<void>;
+  distReducerNew(buckets: ReadonlyArray<readonly NativeHandle[]>): number;
+  distReducerPrepare(id: number | bigint, sync?: boolean | null): void;
+  distReducerFinishAsync(id: number | bigint): Promise<void>;
+  distReducerIssuedDuringBackward(a0: number | bigint): number;
+  distReducerFree(a0: number | bigint): void;
   distBarrierAsync(): Promise<void>;
   // binding/io.cpp
   readTensors(path: string, specs: ReadonlyArray<{ dtype: number; shape: readonly number[]; offset: number; nbytes: number }>, device?: string | null): NativeHandle[];
@@ -301,6 +306,11 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'distAllReduceAsync',
   'distBroadcastAsync',
   'distAllGatherAsync',
+  'distReducerNew',
+  'distReducerPrepare',
+  'distReducerFinishAsync',
+  'distReducerIssuedDuringBackward',
+  'distReducerFree',
   'distBarrierAsync',
   'readTensors',
   'readTensorsAsync',

@@ -24,6 +24,8 @@ const RETURNS = {
   distBroadcastAsync: 'Promise<void>',
   distAllGatherAsync: 'Promise<void>',
   distBarrierAsync: 'Promise<void>',
+  distReducerFinishAsync: 'Promise<void>',
+  distReducerIssuedDuringBackward: 'number',
   readTensorsAsync: 'Promise<NativeHandle[]>',
   writeFileAtomicAsync: 'Promise<void>',
   loadTorchBin: '[string[], NativeHandle[]]',
@@ -72,6 +74,7 @@ const RAW_ARGS = {
 const HELPER_ARGS = {
   readSpecs: 'ReadonlyArray<{ dtype: number; shape: readonly number[]; offset: number; nbytes: number }>',
   bytesArg: 'Uint8Array',
+  tensorBuckets: 'ReadonlyArray<readonly NativeHandle[]>',
   initOptions:
     '{ backend: string; store: string; host?: string; port?: number; path?: string; rank: number; worldSize: number; timeoutMs?: number; ifname?: string }',
 };

@@ -1,8 +1,12 @@
 #include "src/distributed.h"
 
+#include <atomic>
+#include <condition_variable>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <sstream>
+#include <thread>
 
 #include "src/torch_version.h"
 
@@ -41,6 +45,59 @@ using BackendBase = c10d::Backend;
 using BackendBase = c10d::ProcessGroup;
 #endif
 
+// Each rank's progress, in the store, so that a rank whose collective failed can name the peer that is
+// behind or silent: "<collectives issued> <heartbeat> <last op>" under torch_lora/progress/<rank>, written
+// by a thread of its own when the count changes (at most every 5 ms) and at least every second.
+struct Progress {
+  c10::intrusive_ptr<c10d::Store> store;
+  std::string key;
+  std::atomic<int64_t> seq{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string lastOp;
+  bool stop = false;
+
+  int64_t next(const char* op) {
+    int64_t s;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      lastOp = op;
+      s = ++seq;
+    }
+    cv.notify_one();  // published at once (the publisher coalesces a burst), so a rank that stops is not seen behind
+    return s;
+  }
+};
+
+constexpr auto kPublishGap = std::chrono::milliseconds(5);
+constexpr auto kHeartbeat = std::chrono::milliseconds(1000);
+
+// Detached: a store that does not answer (its host hung) must not hold up the process's exit.
+void publishProgress(std::shared_ptr<Progress> p) {
+  int64_t published = -1;
+  int64_t beat = 0;
+  auto last = std::chrono::steady_clock::now() - kHeartbeat;
+  std::unique_lock<std::mutex> lock(p->mu);
+  while (!p->stop) {
+    int64_t s = p->seq.load();
+    auto now = std::chrono::steady_clock::now();
+    if (s != published || now - last >= kHeartbeat) {
+      std::string v = std::to_string(s) + " " + std::to_string(++beat) + " " + p->lastOp;
+      lock.unlock();
+      try {
+        p->store->set(p->key, std::vector<uint8_t>(v.begin(), v.end()));
+      } catch (...) {
+        return;  // the store is gone (its host exited): nothing left to tell
+      }
+      lock.lock();
+      published = s;
+      last = now;
+      if (p->cv.wait_for(lock, kPublishGap, [&] { return p->stop; })) break;
+    }
+    p->cv.wait_for(lock, kHeartbeat, [&] { return p->stop || p->seq.load() != published; });
+  }
+}
+
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<BackendBase> backend;
@@ -48,7 +105,85 @@ struct Group {
   int rank = 0;
   int worldSize = 1;
   int64_t timeoutMs = 0;
+  std::shared_ptr<Progress> progress = std::make_shared<Progress>();
+
+  ~Group() {
+    {
+      std::lock_guard<std::mutex> lock(progress->mu);
+      progress->stop = true;
+    }
+    progress->cv.notify_all();
+  }
 };
+
+constexpr auto kSilentFor = std::chrono::milliseconds(2500);
+constexpr auto kDiagnoseWithin = std::chrono::milliseconds(7000);
+
+std::string progressKey(int rank) { return "torch_lora/progress/" + std::to_string(rank); }
+
+struct Seen {
+  bool present = false;
+  int64_t seq = 0;
+  int64_t beat = 0;
+  std::string op;
+};
+
+std::vector<Seen> readProgress(c10d::Store& store, int worldSize, int self) {
+  std::vector<Seen> out(worldSize);
+  for (int r = 0; r < worldSize; ++r) {
+    if (r == self || !store.check({progressKey(r)})) continue;
+    auto raw = store.get(progressKey(r));
+    std::istringstream is(std::string(raw.begin(), raw.end()));
+    Seen s;
+    s.present = static_cast<bool>(is >> s.seq >> s.beat);
+    std::getline(is >> std::ws, s.op);
+    out[r] = s;
+  }
+  return out;
+}
+
+// Which peers are behind collective `seq` or silent (no heartbeat for kSilentFor), read from the store;
+// bounded in time, as the store's host may be the hung rank.
+std::string diagnosePeers(const std::shared_ptr<Group>& g, int64_t seq) {
+  auto report = std::make_shared<std::promise<std::string>>();
+  auto answer = report->get_future();
+  c10::intrusive_ptr<c10d::Store> store = g->store;
+  int world = g->worldSize, self = g->rank;
+  std::thread([report, store, world, self, seq] {
+    try {
+      auto first = readProgress(*store, world, self);
+      std::this_thread::sleep_for(kSilentFor);
+      auto then = readProgress(*store, world, self);
+      std::ostringstream os;
+      int named = 0;
+      for (int r = 0; r < world; ++r) {
+        if (r == self) continue;
+        const Seen& s = then[r];
+        bool silent = !s.present || !first[r].present || s.beat == first[r].beat;
+        if (!s.present) {
+          os << (named++ ? "; " : "") << "rank " << r << " never reported progress (it died or hung at the start)";
+        } else if (s.seq < seq) {
+          os << (named++ ? "; " : "") << "rank " << r << " has not reached this collective (#" << seq << "; its last is #"
+             << s.seq << (s.op.empty() ? "" : ", " + s.op) << ")"
+             << (silent ? " and has stopped answering: it is hung or dead" : ": it is stuck before it");
+        } else if (silent) {
+          os << (named++ ? "; " : "") << "rank " << r << " has stopped answering (no heartbeat for "
+             << std::chrono::duration_cast<std::chrono::milliseconds>(kSilentFor).count() / 1000.0 << " s): it is hung or dead";
+        }
+      }
+      report->set_value(named ? os.str() : "every other rank is alive and past this collective (a network failure?)");
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
+      report->set_value("the store (hosted by rank 0) failed: " + what + " -- rank 0 has probably exited or hung");
+    }
+  }).detach();
+  if (answer.wait_for(kDiagnoseWithin) != std::future_status::ready)
+    return "the store (hosted by rank 0) did not answer within " +
+           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kDiagnoseWithin).count()) +
+           " s: rank 0 is probably hung";
+  return answer.get();
+}
 
 std::mutex mu;
 std::shared_ptr<Group> group;  // the process's group; shared so that work in flight outlives destroy()
@@ -63,19 +198,24 @@ std::shared_ptr<Group> current(const char* op) {
 // One collective per tensor, issued in order; wait() waits for all of them.
 class C10dWork : public DistWork {
  public:
-  C10dWork(std::shared_ptr<Group> g, std::vector<c10::intrusive_ptr<c10d::Work>> w, std::string op)
-      : g_(std::move(g)), w_(std::move(w)), op_(std::move(op)) {}
+  C10dWork(std::shared_ptr<Group> g, std::string op) : g_(std::move(g)), op_(std::move(op)) {}
+  // Issues one collective (numbered in this rank's sequence).
+  template <class F>
+  void add(F&& issue) {
+    seq_.push_back(g_->progress->next(op_.c_str()));
+    w_.push_back(issue());
+  }
   void wait() override {
-    for (auto& w : w_) {
+    for (size_t i = 0; i < w_.size(); ++i) {
       try {
-        w->wait();
+        w_[i]->wait();
       } catch (const std::exception& e) {
         std::string what = e.what();
         if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
         std::ostringstream os;
         os << op_ << " failed on rank " << g_->rank << " of " << g_->worldSize << " (" << g_->backendName
-           << "): " << what << " -- another rank has probably exited or stopped answering (collective timeout "
-           << g_->timeoutMs / 1000.0 << " s)";
+           << ", collective #" << seq_[i] << ", timeout " << g_->timeoutMs / 1000.0 << " s): " << what << " -- "
+           << diagnosePeers(g_, seq_[i]);
         throw std::runtime_error(os.str());
       }
     }
@@ -83,8 +223,9 @@ class C10dWork : public DistWork {
 
  private:
   std::shared_ptr<Group> g_;
-  std::vector<c10::intrusive_ptr<c10d::Work>> w_;
   std::string op_;
+  std::vector<c10::intrusive_ptr<c10d::Work>> w_;
+  std::vector<int64_t> seq_;
 };
 
 bool isLoopback(const std::string& host) {
@@ -165,8 +306,11 @@ void distInit(const DistInitOptions& o) {
   } else {
     throw std::runtime_error("initProcessGroup: unknown backend '" + o.backend + "' (gloo or nccl)");
   }
+  g->progress->store = g->store;
+  g->progress->key = progressKey(o.rank);
   std::lock_guard<std::mutex> lock(mu);
   if (group) throw std::runtime_error("initProcessGroup: a process group was initialized meanwhile");
+  std::thread(publishProgress, g->progress).detach();
   group = std::move(g);
 }
 
@@ -195,12 +339,12 @@ std::unique_ptr<DistWork> distAllReduce(std::vector<at::Tensor> tensors, const s
   else if (op == "max") opts.reduceOp = c10d::ReduceOp::MAX;
   else throw std::runtime_error("allReduce: unknown op '" + op + "' (sum, product, min, max or avg)");
   // (a vector given to c10d's allreduce is one input per local device, not several inputs: one call each)
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  auto work = std::make_unique<C10dWork>(g, "allReduce");
   for (auto& t : tensors) {
     std::vector<at::Tensor> one{t};
-    works.push_back(g->backend->allreduce(one, opts));
+    work->add([&] { return g->backend->allreduce(one, opts); });
   }
-  return std::make_unique<C10dWork>(g, std::move(works), "allReduce");
+  return work;
 }
 
 std::unique_ptr<DistWork> distBroadcast(std::vector<at::Tensor> tensors, int64_t root) {
@@ -210,12 +354,12 @@ std::unique_ptr<DistWork> distBroadcast(std::vector<at::Tensor> tensors, int64_t
                              std::to_string(root));
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  auto work = std::make_unique<C10dWork>(g, "broadcast");
   for (auto& t : tensors) {
     std::vector<at::Tensor> one{t};
-    works.push_back(g->backend->broadcast(one, opts));
+    work->add([&] { return g->backend->broadcast(one, opts); });
   }
-  return std::make_unique<C10dWork>(g, std::move(works), "broadcast");
+  return work;
 }
 
 std::unique_ptr<DistWork> distAllGather(std::vector<at::Tensor> outputs, at::Tensor input) {
@@ -228,14 +372,16 @@ std::unique_ptr<DistWork> distAllGather(std::vector<at::Tensor> outputs, at::Ten
       throw std::runtime_error("allGather: output " + std::to_string(i) + " must have the input's shape and dtype");
   std::vector<std::vector<at::Tensor>> outs{std::move(outputs)};
   std::vector<at::Tensor> ins{std::move(input)};
-  std::vector<c10::intrusive_ptr<c10d::Work>> works{g->backend->allgather(outs, ins)};
-  return std::make_unique<C10dWork>(g, std::move(works), "allGather");
+  auto work = std::make_unique<C10dWork>(g, "allGather");
+  work->add([&] { return g->backend->allgather(outs, ins); });
+  return work;
 }
 
 std::unique_ptr<DistWork> distBarrier() {
   auto g = current("barrier");
-  std::vector<c10::intrusive_ptr<c10d::Work>> works{g->backend->barrier()};
-  return std::make_unique<C10dWork>(g, std::move(works), "barrier");
+  auto work = std::make_unique<C10dWork>(g, "barrier");
+  work->add([&] { return g->backend->barrier(); });
+  return work;
 }
 
 #else  // no c10d in this build

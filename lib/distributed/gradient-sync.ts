@@ -1,9 +1,12 @@
 // DistributedDataParallel's gradient synchronization for the trainable parameters only: an identical start
 // on every rank (rank 0's values broadcast), then per optimizer step the gradients summed over ranks in
-// buckets, each bucket one flat all-reduce (PyTorch's bucket_cap_mb, 25 MB by default). Micro-batches of a
-// step accumulate locally and are synced once, after the last one (DDP's no_sync on the others). Frozen
-// base weights are never sent. The trainer weights every micro-batch by its share of the global label
-// tokens, so the summed gradient is the gradient of the global token-mean loss.
+// buckets, each bucket one flat all-reduce (PyTorch's bucket_cap_mb, 25 MB by default). With overlap (the
+// default) a native hook after each parameter's gradient accumulation issues a bucket's all-reduce as soon
+// as backward has produced all of its gradients, so communication runs while backward goes on (buckets in
+// their order on every rank); without it, every bucket goes out after backward. Micro-batches of a step
+// accumulate locally and only the last one's backward syncs (DDP's no_sync on the others). Frozen base
+// weights are never sent. The trainer weights every micro-batch by its share of the global label tokens,
+// so the summed gradient is the gradient of the global token-mean loss.
 import { noGrad } from '../autograd';
 import { ITEMSIZE } from '../dtype';
 import { Parameter } from '../nn';
@@ -11,18 +14,36 @@ import { zeros, zerosLike } from '../creation';
 import { keep, scope } from '../memory';
 import { cat } from '../ops';
 import { Tensor } from '../tensor';
+import { native } from '../native';
 import { allReduce, broadcast } from './process-group';
+
+export interface GradientSyncOptions {
+  /** Bucket size in MB (PyTorch's bucket_cap_mb, default 25). */
+  bucketCapMb?: number;
+  /**
+   * Issue each bucket's all-reduce from backward, as soon as its gradients are there (default true). Off for
+   * a step whose micro-batch runs several backward passes (gradient checkpointing segment by segment).
+   */
+  overlap?: boolean;
+}
+
+// The native reducer of a GradientSync that was never disposed is freed with it.
+const reducers = new FinalizationRegistry<number>((id) => native.distReducerFree(id));
 
 /** PyTorch DDP's default bucket size. */
 export const DEFAULT_BUCKET_CAP_MB = 25;
 
-export class GradientSync {
+export class GradientSync implements Disposable {
   /** Parameters grouped into buckets of one dtype and device, each at most bucketCapMb (a larger parameter alone). */
   readonly buckets: Parameter[][];
   /** Bytes each rank contributes to the all-reduces of one step (the trainable gradients). */
   readonly bytesPerStep: number;
 
-  constructor(params: Parameter[], opts: { bucketCapMb?: number } = {}) {
+  /** Whether bucket all-reduces are issued from backward. */
+  readonly overlap: boolean;
+  private reducer?: number;
+
+  constructor(params: Parameter[], opts: GradientSyncOptions = {}) {
     const cap = (opts.bucketCapMb ?? DEFAULT_BUCKET_CAP_MB) * 1024 * 1024;
     if (!(cap > 0)) throw new RangeError(`GradientSync: bucketCapMb must be positive, got ${opts.bucketCapMb}`);
     this.buckets = [];
@@ -47,6 +68,40 @@ export class GradientSync {
     }
     for (const b of open.values()) if (b.params.length) this.buckets.push(b.params);
     this.bytesPerStep = bytes;
+    this.overlap = opts.overlap ?? true;
+  }
+
+  /**
+   * Call before each backward of a step: `sync` true for the step's last micro-batch (its backward issues the
+   * buckets as they fill), false for the others (no_sync: they accumulate locally). A no-op without overlap.
+   */
+  prepareForBackward(sync: boolean): void {
+    if (this.overlap) native.distReducerPrepare(this.ensureReducer(), sync);
+  }
+
+  // Made on first use, so that a dispose() between trainings leaves no hooks and a later training works.
+  private ensureReducer(): number {
+    if (this.reducer === undefined) {
+      this.reducer = native.distReducerNew(this.buckets.map((b) => b.map((p) => p.handle)));
+      reducers.register(this, this.reducer, this);
+    }
+    return this.reducer;
+  }
+
+  /** Buckets the last synced backward issued before it returned (with overlap; else 0). */
+  get bucketsIssuedDuringBackward(): number {
+    return this.reducer === undefined ? 0 : native.distReducerIssuedDuringBackward(this.reducer);
+  }
+
+  /** Removes the gradient hooks (a later prepareForBackward makes them again). */
+  dispose(): void {
+    if (this.reducer === undefined) return;
+    reducers.unregister(this);
+    native.distReducerFree(this.reducer);
+    this.reducer = undefined;
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /** Copies rank `src`'s parameter values to every rank (DDP's construction-time broadcast). */
@@ -62,9 +117,11 @@ export class GradientSync {
 
   /**
    * Sums every parameter's gradient over the ranks, in place (a parameter without a gradient on this rank
-   * counts as zeros and has one afterwards, so every rank's optimizer sees the same gradients).
+   * counts as zeros and has one afterwards, so every rank's optimizer sees the same gradients). With overlap,
+   * completes what the last backward (prepared with sync) started.
    */
   async allReduceGradients(): Promise<void> {
+    if (this.overlap) return native.distReducerFinishAsync(this.ensureReducer());
     const flats = this.buckets.map((b) =>
       keep(scope(() => noGrad(() => cat(b.map((p) => p.grad?.reshape(-1) ?? zeros([p.numel()], { dtype: p.dtype, device: p.device })))))),
     );

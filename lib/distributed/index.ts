@@ -18,5 +18,6 @@ export type { Backend, InitProcessGroupOptions, ReduceOp } from './process-group
 export { launchedDistributed, readTorchrunEnv } from './env';
 export type { TorchrunEnv } from './env';
 export { DEFAULT_BUCKET_CAP_MB, GradientSync } from './gradient-sync';
+export type { GradientSyncOptions } from './gradient-sync';
 export { exitWithLauncher, freePort, INTERRUPTED_EXIT_CODE, launch, WorkerFailedError } from './launch';
 export type { LaunchOptions, WorkerExit } from './launch';

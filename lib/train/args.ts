@@ -99,6 +99,11 @@ export interface TrainingArgumentsOptions {
   /** Recompute each decoder layer's activations in backward instead of keeping them (less memory, ~1/3 more compute). */
   gradientCheckpointing?: boolean;
   /**
+   * Data-parallel runs: the size in MB of the gradient buckets that are all-reduced while backward runs
+   * (transformers' ddp_bucket_cap_mb; default 25, as PyTorch's DDP).
+   */
+  ddpBucketCapMb?: number;
+  /**
    * Compute the loss with the model's forwardLoss where it has one (default true): the LM head and the
    * cross-entropy chunk by chunk, never holding the [tokens, vocab] logits. false: forward()'s logits,
    * then the loss, as transformers does (the same value up to float rounding, ~1e-6).
@@ -112,12 +117,13 @@ export interface TrainingArgumentsOptions {
 
 /** Every setting filled in. */
 export interface TrainingArguments
-  extends Required<Omit<TrainingArgumentsOptions, 'device' | 'dtype' | 'saveTotalLimit' | 'evalSteps' | 'dataSeed' | 'metricForBestModel' | 'greaterIsBetter' | 'earlyStoppingPatience' | 'loraplusLrRatio' | 'loraplusLrEmbedding'>> {
+  extends Required<Omit<TrainingArgumentsOptions, 'device' | 'dtype' | 'saveTotalLimit' | 'evalSteps' | 'dataSeed' | 'metricForBestModel' | 'greaterIsBetter' | 'earlyStoppingPatience' | 'loraplusLrRatio' | 'loraplusLrEmbedding' | 'ddpBucketCapMb'>> {
   /** Set when a best model is tracked (loadBestModelAtEnd, earlyStoppingPatience or given). */
   metricForBestModel?: string;
   /** Set with metricForBestModel. */
   greaterIsBetter?: boolean;
   earlyStoppingPatience?: number;
+  ddpBucketCapMb?: number;
   device?: string;
   loraplusLrRatio?: number;
   loraplusLrEmbedding?: number;
@@ -142,7 +148,7 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
     'outputDir', 'numTrainEpochs', 'maxSteps', 'perDeviceTrainBatchSize', 'perDeviceEvalBatchSize', 'gradientAccumulationSteps',
     'learningRate', 'lrSchedulerType', 'warmupSteps', 'warmupRatio', 'weightDecay', 'loraplusLrRatio', 'loraplusLrEmbedding', 'adamBeta1', 'adamBeta2', 'adamEpsilon',
     'maxGradNorm', 'evalSteps', 'loggingSteps', 'saveSteps', 'saveTotalLimit', 'seed', 'dataSeed', 'shuffle',
-    'dataloaderDropLast', 'device', 'dtype', 'trainableDtype', 'gradientCheckpointing', 'chunkedLoss', 'report', 'plotLoss',
+    'dataloaderDropLast', 'device', 'dtype', 'trainableDtype', 'gradientCheckpointing', 'ddpBucketCapMb', 'chunkedLoss', 'report', 'plotLoss',
     'loadBestModelAtEnd', 'metricForBestModel', 'greaterIsBetter', 'earlyStoppingPatience', 'earlyStoppingThreshold',
   ]); // prettier-ignore
   for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`TrainingArguments: unknown setting '${k}'`);
@@ -181,6 +187,7 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
     dtype: o.dtype,
     trainableDtype: o.trainableDtype ?? 'float32',
     gradientCheckpointing: o.gradientCheckpointing ?? false,
+    ddpBucketCapMb: o.ddpBucketCapMb,
     chunkedLoss: o.chunkedLoss ?? true,
     report: o.report ?? 'auto',
     plotLoss: o.plotLoss ?? true,
@@ -219,6 +226,7 @@ export function resolveTrainingArguments(o: TrainingArgumentsOptions): TrainingA
   check(isInt(a.dataSeed) && a.dataSeed >= 0, 'dataSeed', a.dataSeed, 'a non-negative integer');
   check(a.device === undefined || /^(cpu|cuda(:\d+)?)$/.test(a.device), 'device', a.device, "'cpu', 'cuda' or 'cuda:N'");
   check(a.dtype === undefined || DTYPES.includes(a.dtype), 'dtype', a.dtype, DTYPES.join(', '));
+  check(a.ddpBucketCapMb === undefined || (isNum(a.ddpBucketCapMb) && a.ddpBucketCapMb > 0 && Number.isFinite(a.ddpBucketCapMb)), 'ddpBucketCapMb', a.ddpBucketCapMb, 'a positive number of MB');
   check(a.trainableDtype === 'float32' || a.trainableDtype === 'same', 'trainableDtype', a.trainableDtype, "'float32' or 'same'");
   check(['auto', 'progress', 'plain', 'none'].includes(a.report), 'report', a.report, "'auto', 'progress', 'plain' or 'none'");
   checkBestModel(a, o);

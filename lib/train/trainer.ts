@@ -368,7 +368,8 @@ export class Trainer {
     if (isInitialized() && getWorldSize() > 1) {
       this.rank = getRank();
       this.worldSize = getWorldSize();
-      this.gradientSync = new GradientSync(this.params);
+      // (checkpointing runs several backward passes per micro-batch: buckets cannot go out from its hooks)
+      this.gradientSync = new GradientSync(this.params, { overlap: !a.gradientCheckpointing, bucketCapMb: a.ddpBucketCapMb });
     }
 
     checkPositions(this.core, this.trainDataset, 'training');
@@ -510,6 +511,8 @@ export class Trainer {
     try {
       group.forEach((b, i) => {
         if (counts[i].labels === 0) return; // nothing to learn from (every label -100)
+        // the last micro-batch's backward issues the gradient all-reduces as it goes; the others accumulate
+        this.gradientSync?.prepareForBackward(i === group.length - 1);
         const w = counts[i].labels / total;
         const part = this.forwardBackward(b, w);
         const weighted = scope(() => (w === 1 ? part : part.mul(w)));
@@ -570,6 +573,33 @@ export class Trainer {
   evaluate(dataset: Dataset<Example | MaybeMasked> | undefined = this.evalDataset): EvalMetrics {
     if (dataset === undefined) throw new Error('Trainer.evaluate: there is no evalDataset');
     const t0 = Date.now();
+    return this.evalMetrics(this.evaluateBatches(dataset), t0);
+  }
+
+  /**
+   * evaluate() in a distributed run, on every rank: rank r runs batches r, r + N, r + 2N ... of the batching
+   * one process would use (accelerate's BatchSamplerShard), and the batches' sums are added over the ranks,
+   * so every rank gets the metrics one process gets, in about 1/N of its time. (With computeMetrics, whose
+   * predictions would have to be gathered, rank 0 evaluates alone: see train().)
+   */
+  private async evaluateSharded(dataset: Dataset<Example | MaybeMasked>): Promise<EvalMetrics> {
+    const t0 = Date.now();
+    const part = this.evaluateBatches(dataset, { rank: this.rank, worldSize: this.worldSize });
+    const sums = tensor([part.sum, part.examples, part.tokens], { dtype: 'float64', device: this.device });
+    try {
+      await allReduce(sums, 'sum');
+      [part.sum, part.examples, part.tokens] = scope(() => Array.from(sums.cpu().data() as Float64Array));
+    } finally {
+      sums.dispose();
+    }
+    return this.evalMetrics(part, t0);
+  }
+
+  /** The summed, example-weighted batch losses of `dataset` (of one rank's batches when sharded). */
+  private evaluateBatches(
+    dataset: Dataset<Example | MaybeMasked>,
+    shard?: { rank: number; worldSize: number },
+  ): { sum: number; examples: number; tokens: number; predictions: Tensor[]; labelIds: Tensor[] } {
     const loader = new DataLoader(dataset, { batchSize: this.args.perDeviceEvalBatchSize, tokenizer: this.tokenizer, padTokenId: this.padTokenId });
     const wasTraining = this.model.training;
     const withPredictions = this.computeMetrics !== undefined;
@@ -583,7 +613,12 @@ export class Trainer {
     try {
       noGrad(() => {
         let acc: Tensor | undefined;
+        let k = -1;
         for (const b of loader) {
+          if (shard !== undefined && ++k % shard.worldSize !== shard.rank) {
+            disposeBatch(b);
+            continue;
+          }
           const c = countTokens(b);
           const rows = b.inputIds.shape[0];
           if (c.labels > 0 || withPredictions) {
@@ -633,6 +668,12 @@ export class Trainer {
     } finally {
       this.model.train(wasTraining);
     }
+    return { sum, examples, tokens, predictions, labelIds };
+  }
+
+  private evalMetrics(part: { sum: number; examples: number; tokens: number; predictions: Tensor[]; labelIds: Tensor[] }, t0: number): EvalMetrics {
+    const { sum, examples, tokens, predictions, labelIds } = part;
+    const withPredictions = this.computeMetrics !== undefined;
     const evalLoss = examples > 0 ? sum / examples : NaN;
     // run_clm.py's perplexity: exp of the mean loss (Infinity when it overflows).
     const metrics: EvalMetrics = { eval_loss: evalLoss, eval_perplexity: Math.exp(evalLoss), eval_runtime: 0, eval_tokens: tokens };
@@ -675,6 +716,8 @@ export class Trainer {
     const out = a.outputDir;
     // Rank 0 alone writes files and prints; the other ranks train in step with it.
     const main = this.rank === 0;
+    // Every rank evaluates its share of the batches; with computeMetrics rank 0 evaluates alone.
+    const sharded = this.gradientSync !== undefined && this.computeMetrics === undefined;
     if (main) {
       await fs.promises.mkdir(out, { recursive: true });
       await writeFileAtomic(path.join(out, TRAINING_ARGS_NAME), JSON.stringify(trainingArgumentsJSON(a), null, 2) + '\n');
@@ -856,8 +899,8 @@ export class Trainer {
           windowStart = Date.now();
         }
         let stopEarly = false;
-        if (main && this.evalDataset && a.evalSteps && step % a.evalSteps === 0) {
-          const m = this.evaluate();
+        if ((main || sharded) && this.evalDataset && a.evalSteps && step % a.evalSteps === 0) {
+          const m = sharded ? await this.evaluateSharded(this.evalDataset) : this.evaluate();
           evalLoss = m.eval_loss;
           lastEvalStep = step;
           emit(evalEntry(m));
@@ -923,6 +966,7 @@ export class Trainer {
     } finally {
       pendingLoss.forEach((t) => t.dispose());
       lastGradNorm?.dispose();
+      this.gradientSync?.dispose(); // (its gradient hooks; the next train() makes them again)
       reporter.finish();
     }
 
@@ -944,8 +988,8 @@ export class Trainer {
         checkpoint: interruptedAt,
       };
     }
-    if (main && this.evalDataset && lastEvalStep !== state.global_step) {
-      const m = this.evaluate();
+    if ((main || sharded) && this.evalDataset && lastEvalStep !== state.global_step) {
+      const m = sharded ? await this.evaluateSharded(this.evalDataset) : this.evaluate();
       evalLoss = m.eval_loss;
       emit(evalEntry(m));
     }
@@ -970,7 +1014,7 @@ export class Trainer {
     if (main) {
       // transformers: the best checkpoint's weights are loaded after the train metrics are logged; with
       // saveTotalLimit 1 every other checkpoint then goes (the newest was kept only for resuming). Rank 0
-      // alone: it alone evaluates and writes the adapter.
+      // alone: it alone writes the adapter.
       if (a.loadBestModelAtEnd && state.best_model_checkpoint !== null) {
         reporter.message(`loading the best model from ${state.best_model_checkpoint} (${evalMetricKey(a.metricForBestModel!)} ${state.best_metric})`);
         await loadTrainedWeights(this.model, state.best_model_checkpoint);

@@ -1,6 +1,6 @@
 // One rank of a data-parallel training test: tiny-llama + LoRA, trained with the Trainer inside the job's
 // process group. argv: a JSON list of runs { outputDir, batch, accumulation, maxSteps, saveSteps?, resume?,
-// seed?, dieAtStep?, hangAtStep?, timeout? }. Each rank starts from a different LoRA init (seed + rank), so
+// seed?, dieAtStep?, hangAtStep?, timeout?, bucketCapMb?, gradientCheckpointing?, evalSteps? }. Each rank starts from a different LoRA init (seed + rank), so
 // only the broadcast from rank 0 makes the runs agree.
 import { exitWithLauncher } from '../../../lib/distributed/launch';
 import { dist, memory, Trainer } from '../../../lib';
@@ -18,11 +18,18 @@ interface Run {
   resume?: boolean;
   dieAtStep?: number;
   hangAtStep?: number;
+  /** the rank that hangs (default 1) */
+  hangRank?: number;
   /** rank 1 aborts its signal (as Ctrl-C would) after this step */
   abortAtStep?: number;
   /** rank 1's onStepEnd asks to stop after this step */
   stopAtStep?: number;
   timeout?: number;
+  /** ddpBucketCapMb */
+  bucketCapMb?: number;
+  gradientCheckpointing?: boolean;
+  /** evaluate randomExamples(7, 9) every evalSteps steps (sharded over the ranks) */
+  evalSteps?: number;
 }
 
 async function main(): Promise<void> {
@@ -34,9 +41,12 @@ async function main(): Promise<void> {
     const model = await tinyLoraModel(rank);
     const ctl = new AbortController();
     const live: number[] = [];
-    const trainer = new Trainer({
+    // per step: [buckets the synced backward issued itself, buckets]
+    const overlap: number[][] = [];
+    const trainer: Trainer = new Trainer({
       model,
       trainDataset: randomExamples(24, 5, 4, 16),
+      evalDataset: run.evalSteps ? randomExamples(7, 9, 4, 16) : undefined,
       args: {
         outputDir: run.outputDir,
         maxSteps: run.maxSteps,
@@ -48,12 +58,20 @@ async function main(): Promise<void> {
         loggingSteps: 1,
         saveSteps: run.saveSteps ?? 0,
         report: 'none',
+        ddpBucketCapMb: run.bucketCapMb,
+        gradientCheckpointing: run.gradientCheckpointing ?? false,
+        evalSteps: run.evalSteps,
+        perDeviceEvalBatchSize: 2,
       },
       callbacks: {
+        onPreOptimizerStep: () => {
+          const s = trainer.gradientSync!;
+          overlap.push([s.bucketsIssuedDuringBackward, s.buckets.length]);
+        },
         onStepEnd: ({ globalStep }) => {
           live.push(memory().tensors);
           if (rank === 1 && globalStep === run.dieAtStep) process.kill(process.pid, 'SIGKILL');
-          if (rank === 1 && globalStep === run.hangAtStep) process.kill(process.pid, 'SIGSTOP');
+          if (rank === (run.hangRank ?? 1) && globalStep === run.hangAtStep) process.kill(process.pid, 'SIGSTOP');
           if (rank === 1 && globalStep === run.abortAtStep) ctl.abort();
           return rank === 1 && globalStep === run.stopAtStep;
         },
@@ -61,7 +79,10 @@ async function main(): Promise<void> {
     });
     const r = await trainer.train({ resumeFromCheckpoint: run.resume, signal: ctl.signal });
     const losses = r.logHistory.filter((e) => e.loss !== undefined).map((e) => e.loss);
-    console.log('RESULT ' + JSON.stringify({ rank, losses, step: r.globalStep, interrupted: r.interrupted ?? false, stoppedEarly: r.stoppedEarly, checkpoint: r.checkpoint, live }));
+    const evalLosses = r.logHistory.filter((e) => e.eval_loss !== undefined).map((e) => [e.step, e.eval_loss]);
+    console.log(
+      'RESULT ' + JSON.stringify({ rank, losses, evalLosses, overlap, step: r.globalStep, interrupted: r.interrupted ?? false, stoppedEarly: r.stoppedEarly, checkpoint: r.checkpoint, live }),
+    );
     model.dispose();
   }
   dist.destroyProcessGroup();

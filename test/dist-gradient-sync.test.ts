@@ -1,0 +1,124 @@
+// GradientSync's reducer in one process (a 1-rank Gloo group over a FileStore, where the all-reduce sum is
+// the identity): which buckets a backward issues itself and in what order, no_sync, parameters without a
+// gradient, a parameter accumulated twice, and that hooks go with dispose(). The multi-rank sums are
+// dist-train.test.ts's.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { dist, memory, nn, randn, scope, tensor, Tensor } from '../lib';
+
+const maybe = dist.isAvailable('gloo') ? describe : describe.skip;
+const grads = (ps: nn.Parameter[]) => ps.map((p) => (p.grad === undefined ? undefined : Array.from(p.grad.data() as Float32Array)));
+
+maybe('GradientSync with overlap (1 rank)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-gradsync-'));
+    await dist.initProcessGroup({ rank: 0, worldSize: 1, initMethod: `file://${dir}/store`, timeout: 10000 });
+  });
+  afterAll(() => {
+    dist.destroyProcessGroup();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  // y = sum(w2 * (w1 * x)) with w0 unused: backward makes w2's gradient, then w1's; w0 gets none.
+  function params(): nn.Parameter[] {
+    return [new nn.Parameter(tensor([1, 2])), new nn.Parameter(tensor([3, 4])), new nn.Parameter(tensor([5, 6]))];
+  }
+  function backward([, w1, w2]: nn.Parameter[]): void {
+    scope(() => w2.mul(w1.mul(tensor([0.5, -1]))).sum().backward());
+  }
+
+  test('a synced backward issues each complete bucket, in bucket order; the sums land in .grad', async () => {
+    const [w0, w1, w2] = params();
+    // one parameter per bucket; buckets in reverse order: [w2], [w1], [w0]
+    const sync = new dist.GradientSync([w0, w1, w2], { bucketCapMb: 1e-6 });
+    expect(sync.buckets).toEqual([[w2], [w1], [w0]]);
+    sync.prepareForBackward(true);
+    backward([w0, w1, w2]);
+    // w2 and w1 went out from backward; w0 (no gradient) blocks nothing after it
+    expect(sync.bucketsIssuedDuringBackward).toBe(2);
+    await sync.allReduceGradients();
+    expect(grads([w0, w1, w2])).toEqual([[0, 0], [2.5, -6], [1.5, -4]]);
+    sync.dispose();
+    for (const p of [w0, w1, w2]) p.dispose();
+  });
+
+  test('a bucket waits for the ones before it: an unused parameter in the first bucket holds back the rest', async () => {
+    const [w0, w1, w2] = params();
+    // buckets [w0], [w2], [w1]: w0 never becomes ready in backward
+    const sync = new dist.GradientSync([w1, w2, w0], { bucketCapMb: 1e-6 });
+    expect(sync.buckets).toEqual([[w0], [w2], [w1]]);
+    sync.prepareForBackward(true);
+    backward([w0, w1, w2]);
+    expect(sync.bucketsIssuedDuringBackward).toBe(0);
+    await sync.allReduceGradients();
+    expect(grads([w0, w1, w2])).toEqual([[0, 0], [2.5, -6], [1.5, -4]]);
+    sync.dispose();
+    for (const p of [w0, w1, w2]) p.dispose();
+  });
+
+  test('no_sync micro-batches accumulate; only the synced one issues; a second synced backward is an error', async () => {
+    const ps = params();
+    const sync = new dist.GradientSync(ps);
+    expect(sync.buckets).toHaveLength(1);
+    sync.prepareForBackward(false);
+    backward(ps);
+    expect(sync.bucketsIssuedDuringBackward).toBe(0);
+    sync.prepareForBackward(true);
+    backward(ps);
+    expect(sync.bucketsIssuedDuringBackward).toBe(0); // w0 has no gradient: the one bucket waits for finish
+    await sync.allReduceGradients();
+    expect(grads(ps)).toEqual([[0, 0], [5, -12], [3, -8]]);
+
+    // twice in one synced backward phase: the first may have gone out with a part of the gradient
+    const [, w1, w2] = ps;
+    const only = new dist.GradientSync([w1, w2], { bucketCapMb: 1e-6 });
+    only.prepareForBackward(true);
+    backward(ps);
+    expect(only.bucketsIssuedDuringBackward).toBe(2);
+    backward(ps);
+    await expect(only.allReduceGradients()).rejects.toThrow(/accumulated twice in the synced backward .* overlap: false/);
+    only.dispose();
+    sync.dispose();
+    for (const p of ps) p.dispose();
+  });
+
+  test('a step loop leaves no tensors behind; after dispose a later step makes the hooks again', async () => {
+    const ps = params();
+    const sync = new dist.GradientSync(ps, { bucketCapMb: 1e-6 });
+    const step = async () => {
+      sync.prepareForBackward(true);
+      backward(ps);
+      const issued = sync.bucketsIssuedDuringBackward;
+      await sync.allReduceGradients();
+      for (const p of ps) p.grad = undefined;
+      return issued;
+    };
+    expect(await step()).toBe(2);
+    const before = memory().tensors;
+    for (let i = 0; i < 5; i++) await step();
+    expect(memory().tensors).toBe(before);
+    sync.dispose();
+    backward(ps); // (a backward between trainings, without hooks)
+    for (const p of ps) p.grad = undefined;
+    expect(await step()).toBe(2);
+    sync.dispose();
+    for (const p of ps) p.dispose();
+  });
+
+  test('overlap false sends everything after backward, with the same sums', async () => {
+    const ps = params();
+    const sync = new dist.GradientSync(ps, { overlap: false });
+    sync.prepareForBackward(true);
+    backward(ps);
+    expect(sync.bucketsIssuedDuringBackward).toBe(0);
+    await sync.allReduceGradients();
+    expect(grads(ps)).toEqual([[0, 0], [2.5, -6], [1.5, -4]]);
+    for (const p of ps) p.dispose();
+    // (a parameter that is not a leaf needing grad cannot be hooked)
+    const t = randn([2]) as Tensor;
+    expect(() => new dist.GradientSync([t as nn.Parameter]).prepareForBackward(true)).toThrow(/not a leaf tensor that requires grad/);
+    t.dispose();
+  });
+});
