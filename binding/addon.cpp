@@ -1,10 +1,12 @@
 // The addon's entry point: the per-environment tensor table, its handles, and every op group.
 #include "binding/env_state.h"
 #include "binding/op_bridge.h"
+#include "src/malloc_tuning.h"
 
 namespace tl {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tuneMallocForTensors();
   env.SetInstanceData<EnvState>(new EnvState(env));
   registerTensorHandles(env, exports);
   registerCreationOps(env, exports);

@@ -1,6 +1,7 @@
 // Neural-network functions (torch.nn.functional), some composed in src/.
 #include "binding/op_bridge.h"
 #include "src/attention.h"
+#include "src/dropout.h"
 #include "src/rms_norm.h"
 
 namespace tl {
@@ -16,7 +17,10 @@ void registerNnOps(Napi::Env env, Napi::Object e) {
   def(env, e, "softmax", [](Args& a) { return at::softmax(a.t(0), a.i64(1), a.optDtype(2)); });
   def(env, e, "logSoftmax", [](Args& a) { return at::log_softmax(a.t(0), a.i64(1), a.optDtype(2)); });
   // (t, p, training)
-  def(env, e, "dropout", [](Args& a) { return at::dropout(a.t(0), a.f64(1), a.b(2)); });
+  // (on): ATen's CPU dropout masks (PyTorch's stream) instead of the counter-based ones
+  def(env, e, "setAtenDropout", [](Args& a) { setAtenDropout(a.b(0)); });
+  def(env, e, "atenDropout", [](Args&) -> bool { return atenDropout(); });
+  def(env, e, "dropout", [](Args& a) -> at::Tensor { return tl::dropout(a.t(0), a.f64(1), a.b(2)); });
   // (weight, indices, paddingIdx)
   def(env, e, "embedding", [](Args& a) { return at::embedding(a.t(0), a.t(1), a.i64(2, -1)); });
   // (x, normalizedShape, weight?, bias?, eps)

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <torch/version.h>
 #include "binding/op_bridge.h"
+#include "src/malloc_tuning.h"
 #include "src/blas_info.h"
 
 namespace tl {
@@ -34,6 +35,7 @@ void registerRuntime(Napi::Env env, Napi::Object e) {
     setBlasNumThreads(reinterpret_cast<const void*>(&registerRuntime), static_cast<int>(n));
   });
   // What torch-lora runs with (torch-lora info): libtorch's own report of its threading and build.
+  def(env, e, "mallocInfo", [](Args&) -> std::string { return tuneMallocForTensors(); });
   def(env, e, "parallelInfo", [](Args&) { return at::get_parallel_info(); });
   def(env, e, "showConfig", [](Args&) { return at::show_config(); });
   def(env, e, "blasInfo", [](Args& a) {

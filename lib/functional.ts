@@ -24,10 +24,22 @@ export function logSoftmax(x: Tensor, dim: number, dtype?: DType): Tensor {
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   return Tensor.wrap(native.linear(x.handle, weight.handle, bias?.handle));
 }
-/** Zeroes elements with probability p and scales the rest by 1/(1-p) when training; identity otherwise. */
+/**
+ * Zeroes elements with probability p and scales the rest by 1/(1-p) when training; identity otherwise.
+ * On the CPU the mask is counter-based (one draw from the manualSeed generator, then SplitMix64 per
+ * element pair, in parallel: ~20x faster than ATen's element-by-element mt19937 without MKL, and the same
+ * for any thread count); it is not PyTorch's CPU stream, unless useAtenDropout(true). CUDA: ATen's.
+ */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);
   return Tensor.wrap(native.dropout(x.handle, p, training));
+}
+/**
+ * true: CPU dropout (F.dropout and LoRA dropout) draws its masks with ATen's bernoulli_, seed for seed
+ * what PyTorch on the same libtorch build draws (slower); false (default): the counter-based masks.
+ */
+export function useAtenDropout(on: boolean): void {
+  native.setAtenDropout(on);
 }
 /** Rows of `weight` at `input`; the paddingIdx row gets no gradient (negative counts from the end). */
 export function embedding(input: Tensor, weight: Tensor, paddingIdx?: number): Tensor {

@@ -179,7 +179,9 @@ export interface NativeOps {
   // binding/ops_nn.cpp
   softmax(a0: NativeHandle, a1: number | bigint, a2?: number | null): NativeHandle;
   logSoftmax(a0: NativeHandle, a1: number | bigint, a2?: number | null): NativeHandle;
-  dropout(t: NativeHandle, p: number, training?: boolean | null): NativeHandle;
+  setAtenDropout(a0?: boolean | null): void;
+  atenDropout(): boolean;
+  dropout(a0: NativeHandle, a1: number, a2?: boolean | null): NativeHandle;
   embedding(weight: NativeHandle, indices: NativeHandle, paddingIdx?: number | bigint | null): NativeHandle;
   layerNorm(x: NativeHandle, normalizedShape: number | bigint | readonly number[], weight?: NativeHandle | null, bias?: NativeHandle | null, eps?: number | null): NativeHandle;
   rmsNorm(a0: NativeHandle, a1?: NativeHandle | null, a2?: number | null): NativeHandle;
@@ -275,6 +277,7 @@ export interface NativeOps {
   setGradEnabled(a0?: boolean | null): void;
   getNumThreads(): number;
   setNumThreads(a0: number | bigint): void;
+  mallocInfo(): string;
   parallelInfo(): string;
   showConfig(): string;
   blasInfo(): { library: string; config: string; threads: number };
@@ -456,6 +459,8 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'relu_',
   'softmax',
   'logSoftmax',
+  'setAtenDropout',
+  'atenDropout',
   'dropout',
   'embedding',
   'layerNorm',
@@ -546,6 +551,7 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'setGradEnabled',
   'getNumThreads',
   'setNumThreads',
+  'mallocInfo',
   'parallelInfo',
   'showConfig',
   'blasInfo',

@@ -25,6 +25,8 @@ export interface RuntimeInfo {
   parallelBackend: string;
   /** OMP_WAIT_POLICY as libgomp read it at load ('default': spin a while, then sleep). */
   ompWaitPolicy: string;
+  /** How the C library's malloc is set (src/malloc_tuning.h). */
+  malloc: string;
 }
 
 function buildSettings(config: string): Record<string, string> {
@@ -76,6 +78,7 @@ export function runtimeInfo(): RuntimeInfo {
     threads: native.getNumThreads(),
     parallelBackend: backend,
     ompWaitPolicy: process.env.OMP_WAIT_POLICY || 'default',
+    malloc: native.mallocInfo(),
   };
 }
 

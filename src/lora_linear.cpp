@@ -1,4 +1,5 @@
 #include "src/lora_linear.h"
+#include "src/dropout.h"
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace tl {
@@ -36,7 +37,7 @@ struct LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction>
     at::Tensor mask;  // bool, only when dropout is active
     at::Tensor xl = mixed ? x2.to(a.scalar_type()) : x2;
     if (training && p > 0) {
-      auto dropped = at::native_dropout(xl, p, true);
+      auto dropped = nativeDropout(xl, p);
       xl = std::get<0>(dropped);
       mask = std::get<1>(dropped);
       if (mask.scalar_type() != at::kBool) mask = mask.to(at::kBool);

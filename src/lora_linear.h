@@ -11,7 +11,7 @@ namespace tl {
 // W gets a gradient only when it requires one (a frozen base weight costs no x·gᵀ product).
 // Adapters in another floating dtype than x (PEFT's float32 adapters on a bfloat16 base) run the LoRA
 // path in the adapters' dtype and add it to the base output as PEFT does, then cast back.
-// Dropout draws its mask as at::native_dropout does (the same generator state as F.dropout).
+// Dropout draws its mask with src/dropout.h (the same generator as F.dropout).
 at::Tensor loraLinear(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
                       const at::Tensor& loraA, const at::Tensor& loraB, double scaling, double dropoutP,
                       bool training, bool fanInFanOut);

@@ -1,6 +1,6 @@
 // Layers against PyTorch (values and reprs from test/fixtures/make_nn_reference.py, torch 1.13):
 // default initialisation under manualSeed, each forward, and what each prints.
-import { manualSeed, memory, noGrad, ones, randn, scope, Tensor, nn } from '../lib';
+import { F, manualSeed, memory, noGrad, ones, randn, scope, Tensor, nn } from '../lib';
 import { loadNnReference, NN_INFO } from './helpers/nn-reference';
 import { expectClose } from './helpers/reference';
 
@@ -133,12 +133,17 @@ describe('forward equals PyTorch', () => {
     c.dispose();
   });
 
-  test('Dropout in training draws the same mask as PyTorch after the same seed', () => {
+  test('Dropout in training (useAtenDropout) draws the same mask as PyTorch after the same seed', () => {
     const d = new nn.Dropout(0.3);
     scope(() => {
       const x = ones([4, 25]);
-      manualSeed(123);
-      expectClose(d.forward(x), r('dropout.y_train'), { atol: 1e-6 });
+      F.useAtenDropout(true);
+      try {
+        manualSeed(123);
+        expectClose(d.forward(x), r('dropout.y_train'), { atol: 1e-6 });
+      } finally {
+        F.useAtenDropout(false);
+      }
       d.eval();
       expect(d.forward(x).equal(x)).toBe(true);
     });

@@ -100,12 +100,56 @@ describe('crossEntropy', () => {
 describe('dropout', () => {
   // Seed-for-seed parity with the PyTorch that wrote the reference (1.13); skipped on another libtorch.
   const parity = sameTorchAsReference('nn') ? test : test.skip;
-  parity('training: equals PyTorch for the same manualSeed (mask and 1/(1-p) scaling)', () =>
+  parity('useAtenDropout(true): equals PyTorch for the same manualSeed (mask and 1/(1-p) scaling)', () =>
     scope(() => {
-      torch.manualSeed(99);
-      expectClose(F.dropout(ref('in.x'), 0.3, true), ref('dropout.seed99_p0.3'), F32);
+      F.useAtenDropout(true);
+      try {
+        torch.manualSeed(99);
+        expectClose(F.dropout(ref('in.x'), 0.3, true), ref('dropout.seed99_p0.3'), F32);
+        torch.manualSeed(100);
+        expectClose(F.dropout(torch.ones(64), 0.5), ref('dropout.seed100_p0.5_ones'));
+      } finally {
+        F.useAtenDropout(false);
+      }
+      // the default counter-based masks are another stream
       torch.manualSeed(100);
-      expectClose(F.dropout(torch.ones(64), 0.5), ref('dropout.seed100_p0.5_ones'));
+      expect(F.dropout(torch.ones(64), 0.5).equal(ref('dropout.seed100_p0.5_ones'))).toBe(false);
+    }));
+  test('counter-based masks: the keep rate is 1 - p; the same mask for any thread count; gradients are mask/(1-p)', () =>
+    scope(() => {
+      const n = 1 << 20;
+      for (const p of [0.05, 0.5, 0.9]) {
+        torch.manualSeed(7);
+        const kept = F.dropout(torch.ones(n), p).ne(0).sum().item() as number;
+        // binomial(n, 1 - p): within 6 standard deviations (seeded, so not flaky)
+        expect(Math.abs(kept - n * (1 - p))).toBeLessThan(6 * Math.sqrt(n * p * (1 - p)));
+      }
+      const before = torch.getNumThreads();
+      const masks = [1, 2].map((t) => {
+        torch.setNumThreads(t);
+        torch.manualSeed(3);
+        return F.dropout(torch.ones(100003), 0.3);
+      });
+      torch.setNumThreads(before);
+      expect(masks[0].equal(masks[1])).toBe(true);
+      // two draws in a row differ; each pair of neighbours is independent (a 2x2 table of keep/drop)
+      torch.manualSeed(3);
+      const a = F.dropout(torch.ones(100003), 0.3);
+      expect(a.equal(masks[0])).toBe(true);
+      expect(F.dropout(torch.ones(100003), 0.3).equal(a)).toBe(false);
+      const k = values(a.ne(0).float());
+      const both = k.slice(0, -1).filter((v, i) => v === 1 && k[i + 1] === 1).length / (k.length - 1);
+      expect(Math.abs(both - 0.49)).toBeLessThan(0.01);
+      // gradient through the mask: d(sum(dropout(x)))/dx = mask/(1-p); bfloat16 and float64 too
+      for (const dtype of ['float64', 'bfloat16'] as const) {
+        const x = torch.ones([1000], { dtype }).requiresGrad_();
+        torch.manualSeed(5);
+        const y = F.dropout(x, 0.25);
+        y.sum().backward();
+        const g = values(x.grad!.float());
+        const kept = values(y.ne(0).float());
+        g.forEach((v, i) => expect(v).toBeCloseTo(kept[i] / 0.75, 2));
+      }
     }));
   test('training: follows manualSeed; kept elements are scaled by 1/(1-p)', () =>
     scope(() => {

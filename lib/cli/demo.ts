@@ -15,7 +15,7 @@ import { CliIO, formatCount, packageRoot, requireDir, requireFile, say } from '.
 import { checkDevice, loadBaseModel, loadTokenizer } from './load-model';
 import type { Command } from './main';
 import { CommandSpec, Parsed, UsageError } from './options';
-import { applyThreads, threadsOption } from './threads';
+import { applyModelThreads, applyThreads, threadsOption } from './threads';
 
 const spec: CommandSpec = {
   name: 'demo',
@@ -55,6 +55,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
 
   const tokenizer = await loadTokenizer(baseDir);
   const base = await loadBaseModel(baseDir, { device, dtype: 'float32' });
+  applyModelThreads(v.threads, numParameters(base), device);
   const evals = readRecords(evalFile).map((r) => {
     if (r.kind !== 'prompt_completion') throw new Error(`${r.source.file}:${r.source.line}: the demo's evaluation records are {"prompt", "completion"}`);
     return { prompt: r.prompt, want: r.completion };
@@ -83,7 +84,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
   );
   const [trainable, all] = model.getNbTrainableParameters();
   say(io, `LoRA         r ${v.r}, alpha ${2 * (v.r as number)} on q,k,v,o,gate,up,down: ${formatCount(trainable)} trainable parameters (${((100 * trainable) / all).toFixed(2)}%)`);
-  say(io, `training     ${formatCount(train.length)} examples (loss on the answers only), ${steps} steps of ${batchSize}, AdamW lr ${v.lr}, cosine; ${device}${device === 'cpu' ? `, ${getNumThreads()} threads` : ''}`);
+  say(io, `training     ${formatCount(train.length)} examples (loss on the answers only), ${steps} steps of ${batchSize}, AdamW lr ${v.lr}, cosine; ${device}${device === 'cpu' ? `, ${getNumThreads()} thread${getNumThreads() === 1 ? '' : 's'}` : ''}`);
   say(io);
 
   const args: TrainingArgumentsOptions = {

@@ -32,6 +32,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void> {
     ...(info.blas.config ? [['BLAS config', info.blas.config] as [string, string]] : []),
     ['CUDA', info.cuda.built ? `${info.cuda.runtime ?? 'built'}; ${info.cuda.available ? `${info.cuda.devices} GPU(s) visible` : 'no GPU visible'}` : 'not built (CPU only)'],
     ['threads', `${info.threads} (${info.parallelBackend}; OMP_WAIT_POLICY ${info.ompWaitPolicy})`],
+    ['malloc', info.malloc],
   ];
   for (const [k, v] of rows) io.out.write(`${k.padEnd(14)}${v}\n`);
   if (/reference BLAS/.test(info.blas.name)) {

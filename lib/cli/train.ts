@@ -6,7 +6,7 @@ import * as path from 'path';
 import { manualSeed } from '../autograd';
 import { countOverlong, Dataset, Example, loadDataset, MaybeMasked, packDataset, PACKING_STRATEGIES, PackingStrategy } from '../data';
 import { getPeftModel, InitLoraWeights, LoraBias, LoraConfig, LoraConfigOptions, PeftModel } from '../peft';
-import { readConfig as readModelConfig } from '../models';
+import { numParameters, readConfig as readModelConfig } from '../models';
 import { SCHEDULER_TYPES, SchedulerType } from '../optim';
 import { CpuFloat16Error, resolveCpuDType, resolveTrainingArguments, Trainer, TrainingArgumentsOptions, TrainingDType, TrainOutput } from '../train';
 import { CliIO, requireDir, requireFile, say } from './io';
@@ -16,7 +16,7 @@ import { checkDevice, float16FlagError, loadAdapter, loadBaseModel, loadTokenize
 import type { Command } from './main';
 import { BitsAndBytesConfig } from '../quant/bnb-config';
 import { camel, kebab, CommandSpec, convertValue, OptionSpec, OptionValue, Parsed, requireOptions, UsageError } from './options';
-import { applyThreads, threadsOption } from './threads';
+import { applyModelThreads, applyThreads, threadsOption } from './threads';
 import { destroyProcessGroup, initProcessGroup, isInitialized } from '../distributed/process-group';
 import { launchedDistributed, readTorchrunEnv } from '../distributed/env';
 import { exitWithLauncher, launch, WorkerFailedError } from '../distributed/launch';
@@ -478,6 +478,7 @@ async function run(parsed: Parsed, io: CliIO): Promise<void | number> {
       ? new BitsAndBytesConfig({ loadIn8bit: true })
       : undefined;
   const base = await loadBaseModel(modelDir, { device, dtype, quantizationConfig });
+  applyModelThreads(v.threads, numParameters(base), device);
   if (v.resizeTokenEmbeddings && tokenizer.length > base.config.vocabSize) {
     // transformers' model.resize_token_embeddings(len(tokenizer)): new rows near the old rows' mean (seeded).
     const from = base.config.vocabSize;
