@@ -30,6 +30,13 @@ function packageRoot(): string {
 
 function load(): Native {
   const root = packageRoot();
+  // libgomp's threads spin while they wait for work, and on Debian's libtorch 1.13 they then fight
+  // OpenBLAS's own pthreads for the cores: a 31M Llama's step took 1868 ms spinning against 560 ms waiting
+  // passively (2 cores, 2026-12-02; the demo 104 s against 22 s). libtorch 2.x (MKL on OpenMP) is a little
+  // faster spinning on idle cores (7.1 s against 9.3 s) but far slower on a busy machine (148 s against
+  // 7.2 s for 20 steps at a load of ~20). So passive, unless the user set it; libgomp reads it when the
+  // addon (and with it libtorch) is loaded, here.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     return require('node-gyp-build')(root) as Native;

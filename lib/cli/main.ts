@@ -7,12 +7,7 @@ import * as path from 'path';
 import { CliIO, packageRoot, processIO } from './io';
 import { CommandSpec, helpText, parseCommand, Parsed, UsageError } from './options';
 
-// libgomp's threads spin while they wait for work. On Debian's libtorch 1.13 they then fight OpenBLAS's
-// own pthreads for the cores: the demo trained in 104 s spinning against 22 s waiting passively (2 cores,
-// 2026-12-02). libtorch 2.x (MKL on OpenMP) trains faster spinning (7.1 s against 9.3 s at a load of 3)
-// but far slower on a busy machine (148 s against 7.2 s for 20 steps at a load of ~20). So passive,
-// unless the user set it. Set before the native addon (and with it libgomp) is loaded.
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+// (OMP_WAIT_POLICY: lib/native.ts sets PASSIVE, unless the user set it, when it loads the addon.)
 
 export interface Command {
   spec: CommandSpec;
