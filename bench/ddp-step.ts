@@ -2,7 +2,9 @@
 // ranks (local processes over 127.0.0.1, the launcher `torch-lora train --nproc-per-node` uses), and the
 // bytes each rank sends into the all-reduces per step (the LoRA gradients only, plus two scalars).
 //
-//   node -r <ts register> bench/ddp-step.ts [--config demo|30m] [--batch 4] [--seq 128] [--steps 8] [--nproc 2]
+//   node -r <ts register> bench/ddp-step.ts [--config demo|30m] [--batch 4] [--seq 128] [--steps 8] [--nproc 2] [--bucketCapMb 25]
+//
+// The N-rank run twice: gradient buckets all-reduced from backward (overlap, the default) and after it.
 //
 // Each rank trains LoRA r=16 on q,k,v,o,gate,up,down of a random Llama of the preset's shape (the same
 // presets as train-step.ts) on random tokens; steps after the first two are timed (wall clock per
@@ -23,10 +25,14 @@ interface Args {
   seq: number;
   steps: number;
   nproc: number;
+  /** 1: bucket all-reduces issued from backward (the Trainer's default); 0: after backward */
+  overlap: number;
+  /** ddpBucketCapMb (default 25, PyTorch's) */
+  bucketCapMb: number;
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { config: 'demo', batch: 4, seq: 128, steps: 8, nproc: 2 };
+  const a: Args = { config: 'demo', batch: 4, seq: 128, steps: 8, nproc: 2, overlap: 1, bucketCapMb: 25 };
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '') as keyof Args;
     if (!(k in a)) throw new Error(`ddp-step: unknown option ${argv[i]}`);
@@ -59,7 +65,7 @@ async function worker(a: Args): Promise<void> {
   const trainer = new Trainer({
     model,
     trainDataset: new Dataset(examples),
-    args: { outputDir, maxSteps: a.steps + 2, perDeviceTrainBatchSize: a.batch, learningRate: 1e-4, loggingSteps: 1000, report: 'none', plotLoss: false },
+    args: { outputDir, maxSteps: a.steps + 2, perDeviceTrainBatchSize: a.batch, learningRate: 1e-4, loggingSteps: 1000, report: 'none', plotLoss: false, ddpBucketCapMb: a.bucketCapMb },
     callbacks: {
       onStepEnd: () => {
         const now = Date.now();
@@ -68,6 +74,8 @@ async function worker(a: Args): Promise<void> {
       },
     },
   });
+  // (a bench switch: the Trainer turns overlap off only for gradient checkpointing)
+  if (a.overlap === 0 && trainer.gradientSync) Object.assign(trainer.gradientSync, { overlap: false });
   await trainer.train();
   const timed = times.slice(2).sort((x, y) => x - y);
   const median = timed[Math.floor(timed.length / 2)];
@@ -77,6 +85,7 @@ async function worker(a: Args): Promise<void> {
         JSON.stringify({
           config: a.config,
           world,
+          overlap: world > 1 ? a.overlap === 1 : undefined,
           perRankBatch: a.batch,
           globalBatch: a.batch * world,
           seq: a.seq,
@@ -96,19 +105,18 @@ async function worker(a: Args): Promise<void> {
 async function main(): Promise<void> {
   const a = parse(process.argv.slice(2));
   if (process.env.WORLD_SIZE !== undefined) return worker(a);
-  // As the CLI: libgomp's threads wait passively (spinning ones fight OpenBLAS's and the other ranks' for
-  // the cores; lib/cli/main.ts). Set here, the workers start with it.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  // (libgomp's threads wait passively in the workers: lib/native.ts sets OMP_WAIT_POLICY when it loads.)
   // the launcher: 1 process x batch b, 1 process x batch N·b, N processes x batch b
-  const runs: [number, number][] = [
-    [1, a.batch],
-    [1, a.batch * a.nproc],
-    [a.nproc, a.batch],
+  const runs: [number, number, number][] = [
+    [1, a.batch, 1],
+    [1, a.batch * a.nproc, 1],
+    [a.nproc, a.batch, 1],
+    [a.nproc, a.batch, 0],
   ];
-  for (const [nproc, batch] of runs) {
+  for (const [nproc, batch, overlap] of runs) {
     const job = launch({
       nprocPerNode: nproc,
-      command: [process.execPath, ...process.execArgv, __filename, '--config', a.config, '--seq', String(a.seq), '--steps', String(a.steps), '--batch', String(batch)],
+      command: [process.execPath, ...process.execArgv, __filename, '--config', a.config, '--seq', String(a.seq), '--steps', String(a.steps), '--batch', String(batch), '--overlap', String(overlap), '--bucketCapMb', String(a.bucketCapMb)],
       stdio: 'inherit',
     });
     await job.done;
