@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { dist, memory, nn, randn, scope, tensor, Tensor } from '../lib';
+import { resolveTrainingArguments } from '../lib/train';
 
 const maybe = dist.isAvailable('gloo') ? describe : describe.skip;
 const grads = (ps: nn.Parameter[]) => ps.map((p) => (p.grad === undefined ? undefined : Array.from(p.grad.data() as Float32Array)));
@@ -121,4 +122,13 @@ maybe('GradientSync with overlap (1 rank)', () => {
     expect(() => new dist.GradientSync([t as nn.Parameter]).prepareForBackward(true)).toThrow(/not a leaf tensor that requires grad/);
     t.dispose();
   });
+});
+
+test('bucket sizes: ddpBucketCapMb and bucketCapMb must be positive', () => {
+  for (const bad of [0, -1, NaN, Infinity])
+    expect(() => resolveTrainingArguments({ outputDir: 'out', ddpBucketCapMb: bad })).toThrow(`TrainingArguments: ddpBucketCapMb must be a positive number of MB, got ${JSON.stringify(bad)}`);
+  expect(resolveTrainingArguments({ outputDir: 'out', ddpBucketCapMb: 0.5 }).ddpBucketCapMb).toBe(0.5);
+  const p = new nn.Parameter(tensor([1]));
+  expect(() => new dist.GradientSync([p], { bucketCapMb: 0 })).toThrow('GradientSync: bucketCapMb must be positive, got 0');
+  p.dispose();
 });
