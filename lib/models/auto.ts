@@ -446,7 +446,13 @@ async function loadPretrained(dir: string, opts: FromPretrainedOptions): Promise
           continue;
         }
         if (bnb === undefined) {
-          loader.assign(await loadSafetensors(file, { device: readDevice }));
+          if (dtype === undefined) {
+            loader.assign(await loadSafetensors(file, { device: readDevice }));
+            continue;
+          }
+          // Cast on load: a decoder layer at a time, so that the file's dtype and the model's are never
+          // both whole in memory (a 97M Llama's float32 file loaded as bfloat16 peaked 1035 MiB read whole).
+          for (const group of BnbLoader.layerGroups([...shapes.keys()])) loader.assign(await loadSafetensors(file, { device: readDevice, keys: group }));
           continue;
         }
         // bitsandbytes: the saved 4-bit modules first, then the float tensors a decoder layer at a time,
