@@ -47,7 +47,8 @@ using BackendBase = c10d::ProcessGroup;
 
 // Each rank's progress, in the store, so that a rank whose collective failed can name the peer that is
 // behind or silent: "<collectives issued> <heartbeat> <last op>" under torch_lora/progress/<rank>, written
-// by a thread of its own when the count changes (at most every 5 ms) and at least every second.
+// by a thread of its own when the count changes (at most every 5 ms; every second on a FileStore, which
+// appends every write to its file) and at least every second.
 struct Progress {
   c10::intrusive_ptr<c10d::Store> store;
   std::string key;
@@ -56,6 +57,7 @@ struct Progress {
   std::condition_variable cv;
   std::string lastOp;
   bool stop = false;
+  std::chrono::milliseconds minGap{5};  // between two writes
 
   int64_t next(const char* op) {
     int64_t s;
@@ -69,7 +71,6 @@ struct Progress {
   }
 };
 
-constexpr auto kPublishGap = std::chrono::milliseconds(5);
 constexpr auto kHeartbeat = std::chrono::milliseconds(1000);
 
 // Detached: a store that does not answer (its host hung) must not hold up the process's exit.
@@ -92,7 +93,7 @@ void publishProgress(std::shared_ptr<Progress> p) {
       lock.lock();
       published = s;
       last = now;
-      if (p->cv.wait_for(lock, kPublishGap, [&] { return p->stop; })) break;
+      if (p->cv.wait_for(lock, p->minGap, [&] { return p->stop; })) break;
     }
     p->cv.wait_for(lock, kHeartbeat, [&] { return p->stop || p->seq.load() != published; });
   }
@@ -308,6 +309,7 @@ void distInit(const DistInitOptions& o) {
   }
   g->progress->store = g->store;
   g->progress->key = progressKey(o.rank);
+  if (o.storeKind == "file") g->progress->minGap = kHeartbeat;
   std::lock_guard<std::mutex> lock(mu);
   if (group) throw std::runtime_error("initProcessGroup: a process group was initialized meanwhile");
   std::thread(publishProgress, g->progress).detach();
