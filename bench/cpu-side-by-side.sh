@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 OURS_ROOT="$(cd "${OURS_ROOT:-.}" && pwd)"
 JS="$OURS_ROOT/dist/bench/train-step.js"
-REPORT=dist/bench/cpu-side-by-side-report.js
+# (the report from OURS_ROOT too: its header names the libtorch ours ran on)
+REPORT="$OURS_ROOT/dist/bench/cpu-side-by-side-report.js"
 STEPS=3
 WARMUP=1
 while [ $# -gt 0 ]; do

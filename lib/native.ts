@@ -28,15 +28,27 @@ function packageRoot(): string {
   }
 }
 
+/** The major version of the libtorch the addon was built against (build/Release/torch-lora-build.json); 1 if unknown. */
+function builtTorchMajor(root: string): number {
+  try {
+    const info = JSON.parse(fs.readFileSync(path.join(root, 'build', 'Release', 'torch-lora-build.json'), 'utf8')) as { torchVersion?: unknown };
+    const major = Number(String(info.torchVersion).split('.')[0]);
+    return Number.isInteger(major) ? major : 1;
+  } catch {
+    return 1;
+  }
+}
+
 function load(): Native {
   const root = packageRoot();
-  // libgomp's threads spin while they wait for work, and on Debian's libtorch 1.13 they then fight
-  // OpenBLAS's own pthreads for the cores: a 31M Llama's step took 1868 ms spinning against 560 ms waiting
-  // passively (2 cores, 2026-12-02; the demo 104 s against 22 s). libtorch 2.x (MKL on OpenMP) is a little
-  // faster spinning on idle cores (7.1 s against 9.3 s) but far slower on a busy machine (148 s against
-  // 7.2 s for 20 steps at a load of ~20). So passive, unless the user set it; libgomp reads it when the
-  // addon (and with it libtorch) is loaded, here.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  // How OpenMP's idle threads wait, read by libgomp once, when the addon (and libtorch) loads: here.
+  // Debian's libtorch 1.13 multiplies with OpenBLAS, whose own pthreads spinning OpenMP threads fight for
+  // the cores: a 31M Llama's step took 1868 ms spinning against 560 ms waiting passively (2 cores,
+  // 2026-12-02). A libtorch 2.x (pip: MKL, on libtorch's own OpenMP threads) is faster with libgomp's
+  // default, spinning a while before sleeping: bfloat16 steps of the demo shape 44 against 66 ms, of a
+  // 97M Llama 436 against 511 ms. So PASSIVE for 1.x, libgomp's default for 2.x, unless the user set it
+  // (on a machine busier than its cores, PASSIVE is the safe choice on any libtorch).
+  if (process.env.OMP_WAIT_POLICY === undefined && builtTorchMajor(root) < 2) process.env.OMP_WAIT_POLICY = 'PASSIVE';
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     return require('node-gyp-build')(root) as Native;
