@@ -19,7 +19,6 @@ void registerNnOps(Napi::Env env, Napi::Object e) {
   // (t, p, training)
   // (on): ATen's CPU dropout masks (PyTorch's stream) instead of the counter-based ones
   def(env, e, "setAtenDropout", [](Args& a) { setAtenDropout(a.b(0)); });
-  def(env, e, "atenDropout", [](Args&) -> bool { return atenDropout(); });
   def(env, e, "dropout", [](Args& a) -> at::Tensor { return tl::dropout(a.t(0), a.f64(1), a.b(2)); });
   // (weight, indices, paddingIdx)
   def(env, e, "embedding", [](Args& a) { return at::embedding(a.t(0), a.t(1), a.i64(2, -1)); });

@@ -180,7 +180,6 @@ export interface NativeOps {
   softmax(a0: NativeHandle, a1: number | bigint, a2?: number | null): NativeHandle;
   logSoftmax(a0: NativeHandle, a1: number | bigint, a2?: number | null): NativeHandle;
   setAtenDropout(a0?: boolean | null): void;
-  atenDropout(): boolean;
   dropout(a0: NativeHandle, a1: number, a2?: boolean | null): NativeHandle;
   embedding(weight: NativeHandle, indices: NativeHandle, paddingIdx?: number | bigint | null): NativeHandle;
   layerNorm(x: NativeHandle, normalizedShape: number | bigint | readonly number[], weight?: NativeHandle | null, bias?: NativeHandle | null, eps?: number | null): NativeHandle;
@@ -460,7 +459,6 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'softmax',
   'logSoftmax',
   'setAtenDropout',
-  'atenDropout',
   'dropout',
   'embedding',
   'layerNorm',

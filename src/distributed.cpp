@@ -33,6 +33,11 @@
 
 namespace tl {
 
+std::string errorText(const std::exception& e) {
+  auto* ce = dynamic_cast<const c10::Error*>(&e);
+  return ce ? ce->what_without_backtrace() : e.what();
+}
+
 #if TL_DIST
 
 namespace {
@@ -174,9 +179,7 @@ std::string diagnosePeers(const std::shared_ptr<Group>& g, int64_t seq) {
       }
       report->set_value(named ? os.str() : "every other rank is alive and past this collective (a network failure?)");
     } catch (const std::exception& e) {
-      std::string what = e.what();
-      if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
-      report->set_value("the store (hosted by rank 0) failed: " + what + " -- rank 0 has probably exited or hung");
+      report->set_value("the store (hosted by rank 0) failed: " + errorText(e) + " -- rank 0 has probably exited or hung");
     }
   }).detach();
   if (answer.wait_for(kDiagnoseWithin) != std::future_status::ready)
@@ -211,11 +214,9 @@ class C10dWork : public DistWork {
       try {
         w_[i]->wait();
       } catch (const std::exception& e) {
-        std::string what = e.what();
-        if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
         std::ostringstream os;
         os << op_ << " failed on rank " << g_->rank << " of " << g_->worldSize << " (" << g_->backendName
-           << ", collective #" << seq_[i] << ", timeout " << g_->timeoutMs / 1000.0 << " s): " << what << " -- "
+           << ", collective #" << seq_[i] << ", timeout " << g_->timeoutMs / 1000.0 << " s): " << errorText(e) << " -- "
            << diagnosePeers(g_, seq_[i]);
         throw std::runtime_error(os.str());
       }
@@ -273,11 +274,9 @@ void distInit(const DistInitOptions& o) {
     try {
       g->store = c10::make_intrusive<c10d::TCPStore>(o.host, so);
     } catch (const std::exception& e) {
-      std::string what = e.what();
-      if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
       throw std::runtime_error("initProcessGroup: the TCP store at " + o.host + ":" + std::to_string(o.port) +
                                " (rank " + std::to_string(o.rank) + " of " + std::to_string(o.worldSize) +
-                               (o.rank == 0 ? ", hosting it" : ", joining it") + ") failed: " + what);
+                               (o.rank == 0 ? ", hosting it" : ", joining it") + ") failed: " + errorText(e));
     }
   } else if (o.storeKind == "file") {
     g->store = c10::make_intrusive<c10d::FileStore>(o.path, o.worldSize);

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ class DistWork {
   virtual ~DistWork() = default;
   virtual void wait() = 0;
 };
+
+// An exception's message, without the C++ backtrace a c10::Error carries.
+std::string errorText(const std::exception& e);
 
 // Which backends this build can create ("gloo", "nccl"), and why not when empty.
 std::vector<std::string> distBackends();

@@ -50,16 +50,6 @@ void checkP(double p) { TORCH_CHECK(p >= 0 && p <= 1, "dropout: p must be in [0,
 }  // namespace
 
 void setAtenDropout(bool on) { useAten = on; }
-bool atenDropout() { return useAten; }
-
-at::Tensor dropoutMask(const at::Tensor& x, double p) {
-  checkP(p);
-  if (!x.device().is_cpu() || useAten) return at::empty_like(x, x.options().dtype(at::kFloat)).bernoulli_(1 - p).to(at::kBool);
-  at::Tensor mask = at::empty(x.sizes(), x.options().dtype(at::kBool).memory_format(at::MemoryFormat::Contiguous));
-  bool* m = mask.data_ptr<bool>();
-  forEachKeep(mask.numel(), p, [m](int64_t i, bool k) { m[i] = k; });
-  return mask;
-}
 
 std::tuple<at::Tensor, at::Tensor> nativeDropout(const at::Tensor& x, double p) {
   checkP(p);

@@ -14,10 +14,7 @@
 namespace tl {
 
 void setAtenDropout(bool on);
-bool atenDropout();
 
-// A bool tensor shaped like x: true (kept) with probability 1 - p.
-at::Tensor dropoutMask(const at::Tensor& x, double p);
 // Training dropout as at::native_dropout: (x·mask/(1-p), mask).
 std::tuple<at::Tensor, at::Tensor> nativeDropout(const at::Tensor& x, double p);
 // at::dropout: x itself when not training or p is 0; autograd flows through the multiply by mask/(1-p).

@@ -67,9 +67,7 @@ struct GradReducer::State {
       try {
         issue(next);
       } catch (const std::exception& e) {
-        std::string what = e.what();
-        if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
-        error = what;
+        error = errorText(e);
         return;
       }
       ++next;

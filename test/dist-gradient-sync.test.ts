@@ -30,33 +30,32 @@ maybe('GradientSync with overlap (1 rank)', () => {
     scope(() => w2.mul(w1.mul(tensor([0.5, -1]))).sum().backward());
   }
 
-  test('a synced backward issues each complete bucket, in bucket order; the sums land in .grad', async () => {
-    const [w0, w1, w2] = params();
-    // one parameter per bucket; buckets in reverse order: [w2], [w1], [w0]
-    const sync = new dist.GradientSync([w0, w1, w2], { bucketCapMb: 1e-6 });
-    expect(sync.buckets).toEqual([[w2], [w1], [w0]]);
-    sync.prepareForBackward(true);
-    backward([w0, w1, w2]);
-    // w2 and w1 went out from backward; w0 (no gradient) blocks nothing after it
-    expect(sync.bucketsIssuedDuringBackward).toBe(2);
-    await sync.allReduceGradients();
-    expect(grads([w0, w1, w2])).toEqual([[0, 0], [2.5, -6], [1.5, -4]]);
-    sync.dispose();
-    for (const p of [w0, w1, w2]) p.dispose();
-  });
+  // The gradients of a plain backward, without any GradientSync (a 1-rank sum leaves them as they are).
+  function plainGrads(): (number[] | undefined)[] {
+    const ps = params();
+    backward(ps);
+    const g = grads(ps);
+    for (const p of ps) p.dispose();
+    return g;
+  }
 
-  test('a bucket waits for the ones before it: an unused parameter in the first bucket holds back the rest', async () => {
-    const [w0, w1, w2] = params();
-    // buckets [w0], [w2], [w1]: w0 never becomes ready in backward
-    const sync = new dist.GradientSync([w1, w2, w0], { bucketCapMb: 1e-6 });
-    expect(sync.buckets).toEqual([[w0], [w2], [w1]]);
+  test.each([
+    // one parameter per bucket, buckets in reverse registration order; w0 never gets a gradient
+    ['each complete bucket goes out from backward, in bucket order; w0 (last) blocks nothing', [0, 1, 2], [2, 1, 0], 2],
+    ['an unused parameter in the first bucket holds the later ones back until finish', [1, 2, 0], [0, 2, 1], 0],
+  ])('%s; the sums land in .grad', async (_what, order, bucketOrder, issued) => {
+    const ps = params();
+    const sync = new dist.GradientSync(order.map((i) => ps[i]), { bucketCapMb: 1e-6 });
+    expect(sync.buckets).toEqual(bucketOrder.map((i) => [ps[i]]));
     sync.prepareForBackward(true);
-    backward([w0, w1, w2]);
-    expect(sync.bucketsIssuedDuringBackward).toBe(0);
+    backward(ps);
+    expect(sync.bucketsIssuedDuringBackward).toBe(issued);
     await sync.allReduceGradients();
-    expect(grads([w0, w1, w2])).toEqual([[0, 0], [2.5, -6], [1.5, -4]]);
+    // d/dw1 sum(w2·w1·x) = w2·x, d/dw2 = w1·x; w0 gets zeros, as DDP gives an unused parameter
+    expect(grads(ps)).toEqual([[0, 0], [2.5, -6], [1.5, -4]]);
+    expect(grads(ps).slice(1)).toEqual(plainGrads().slice(1));
     sync.dispose();
-    for (const p of [w0, w1, w2]) p.dispose();
+    for (const p of ps) p.dispose();
   });
 
   test('no_sync micro-batches accumulate; only the synced one issues; a second synced backward is an error', async () => {

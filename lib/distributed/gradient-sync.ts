@@ -3,19 +3,19 @@
 // buckets, each bucket one flat all-reduce (PyTorch's bucket_cap_mb, 25 MB by default). With overlap (the
 // default) a native hook after each parameter's gradient accumulation issues a bucket's all-reduce as soon
 // as backward has produced all of its gradients, so communication runs while backward goes on (buckets in
-// their order on every rank); without it, every bucket goes out after backward. Micro-batches of a step
+// their order on every rank); without it, every bucket goes out after backward. Either way the native
+// reducer flattens, sums and writes back the gradients (src/grad_reducer.h). Micro-batches of a step
 // accumulate locally and only the last one's backward syncs (DDP's no_sync on the others). Frozen base
 // weights are never sent. The trainer weights every micro-batch by its share of the global label tokens,
 // so the summed gradient is the gradient of the global token-mean loss.
 import { noGrad } from '../autograd';
 import { ITEMSIZE } from '../dtype';
 import { Parameter } from '../nn';
-import { zeros, zerosLike } from '../creation';
 import { keep, scope } from '../memory';
 import { cat } from '../ops';
 import { Tensor } from '../tensor';
 import { native } from '../native';
-import { allReduce, broadcast } from './process-group';
+import { broadcast } from './process-group';
 
 export interface GradientSyncOptions {
   /** Bucket size in MB (PyTorch's bucket_cap_mb, default 25). */
@@ -73,10 +73,10 @@ export class GradientSync implements Disposable {
 
   /**
    * Call before each backward of a step: `sync` true for the step's last micro-batch (its backward issues the
-   * buckets as they fill), false for the others (no_sync: they accumulate locally). A no-op without overlap.
+   * buckets as they fill), false for the others (no_sync: they accumulate locally). Without overlap every backward only accumulates.
    */
   prepareForBackward(sync: boolean): void {
-    if (this.overlap) native.distReducerPrepare(this.ensureReducer(), sync);
+    native.distReducerPrepare(this.ensureReducer(), sync && this.overlap);
   }
 
   // Made on first use, so that a dispose() between trainings leaves no hooks and a later training works.
@@ -109,7 +109,7 @@ export class GradientSync implements Disposable {
     const flats = this.buckets.map((b) => keep(scope(() => noGrad(() => cat(b.map((p) => p.detach().reshape(-1)))))));
     try {
       await broadcast(flats, src);
-      scope(() => noGrad(() => this.buckets.forEach((b, i) => scatterInto(flats[i], b, (p) => p))));
+      scope(() => noGrad(() => this.buckets.forEach((b, i) => scatterInto(flats[i], b))));
     } finally {
       flats.forEach((f) => f.dispose());
     }
@@ -117,38 +117,20 @@ export class GradientSync implements Disposable {
 
   /**
    * Sums every parameter's gradient over the ranks, in place (a parameter without a gradient on this rank
-   * counts as zeros and has one afterwards, so every rank's optimizer sees the same gradients). With overlap,
-   * completes what the last backward (prepared with sync) started.
+   * counts as zeros and has one afterwards, so every rank's optimizer sees the same gradients): issues the
+   * buckets the last backward did not (all of them without overlap), then waits for every one.
    */
   async allReduceGradients(): Promise<void> {
-    if (this.overlap) return native.distReducerFinishAsync(this.ensureReducer());
-    const flats = this.buckets.map((b) =>
-      keep(scope(() => noGrad(() => cat(b.map((p) => p.grad?.reshape(-1) ?? zeros([p.numel()], { dtype: p.dtype, device: p.device })))))),
-    );
-    try {
-      await allReduce(flats, 'sum');
-      scope(() =>
-        noGrad(() =>
-          this.buckets.forEach((b, i) =>
-            scatterInto(flats[i], b, (p) => {
-              if (p.grad === undefined) p.grad = zerosLike(p);
-              return p.grad!;
-            }),
-          ),
-        ),
-      );
-    } finally {
-      flats.forEach((f) => f.dispose());
-    }
+    return native.distReducerFinishAsync(this.ensureReducer());
   }
 }
 
-/** Copies consecutive pieces of `flat` into target(p) of each parameter of the bucket (inside a scope). */
-function scatterInto(flat: Tensor, bucket: Parameter[], target: (p: Parameter) => Tensor): void {
+/** Copies consecutive pieces of `flat` into the parameters of the bucket (inside a scope). */
+function scatterInto(flat: Tensor, bucket: Parameter[]): void {
   let at = 0;
   for (const p of bucket) {
     const n = p.numel();
-    target(p).copy_(flat.narrow(0, at, n).view(p.shape));
+    p.copy_(flat.narrow(0, at, n).view(p.shape));
     at += n;
   }
 }
