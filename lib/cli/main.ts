@@ -7,7 +7,7 @@ import * as path from 'path';
 import { CliIO, packageRoot, processIO } from './io';
 import { CommandSpec, helpText, parseCommand, Parsed, UsageError } from './options';
 
-// (OMP_WAIT_POLICY: lib/native.ts sets PASSIVE, unless the user set it, when it loads the addon.)
+// (OMP_WAIT_POLICY: lib/native.ts sets PASSIVE on a libtorch 1.x build, unless the user set it, when it loads the addon.)
 
 export interface Command {
   spec: CommandSpec;
