@@ -76,6 +76,7 @@ interface Args {
   chunkedLoss: boolean;
   fusedLora: boolean;
   fusedSwiglu: boolean;
+  atenLora: boolean;
   lr: number;
   seed: number;
   initStd?: number;
@@ -87,8 +88,8 @@ interface Args {
 
 const USAGE = `usage: node dist/bench/train-step.js [--config tiny|125m|1.1b|7b] [--seq N] [--batch N] [--steps N]
   [--warmup N] [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--adapter-dtype float32|bfloat16]
-  [--gradient-checkpointing] [--chunked-loss] [--fused-lora] [--fused-swiglu] [--lr X] [--seed N]
-  [--init-std X] [--init-from DIR | --save-init DIR] [--label TEXT] [--out FILE]`;
+  [--gradient-checkpointing] [--chunked-loss] [--fused-lora] [--fused-swiglu] [--aten-lora] [--lr X]
+  [--seed N] [--init-std X] [--init-from DIR | --save-init DIR] [--label TEXT] [--out FILE]`;
 
 function parseArgs(argv: string[]): Args {
   const onCuda = cuda.isAvailable();
@@ -104,6 +105,7 @@ function parseArgs(argv: string[]): Args {
     chunkedLoss: false,
     fusedLora: false,
     fusedSwiglu: false,
+    atenLora: false,
     lr: 1e-3,
     seed: 0,
   };
@@ -139,6 +141,8 @@ function parseArgs(argv: string[]): Args {
       case '--chunked-loss': a.chunkedLoss = true; break;
       case '--fused-lora': a.fusedLora = true; break;
       case '--fused-swiglu': a.fusedSwiglu = true; break;
+      // the fused LoRA op's rank-r products by ATen's BLAS instead of src/lora_cpu_kernels (CPU A/B)
+      case '--aten-lora': a.atenLora = true; break;
       case '--lr': a.lr = Number(val()); break;
       case '--seed': a.seed = int(); break;
       case '--init-std': a.initStd = Number(val()); break;
@@ -335,6 +339,7 @@ function variantName(a: Args): { flags: string[]; variant: string } {
   if (a.fusedLora) flags.push('fused-lora');
   if (a.chunkedLoss) flags.push('chunked-loss');
   if (a.fusedSwiglu) flags.push('fused-swiglu');
+  if (a.atenLora) flags.push('aten-lora');
   if (a.gradientCheckpointing) flags.push('grad-ckpt');
   const ad = a.adapterDtype === 'float32' ? 'fp32-adapters' : a.adapterDtype === 'bfloat16' ? 'bf16-adapters' : `${a.adapterDtype}-adapters`;
   return { flags, variant: a.label ?? ['ours', ad, ...flags].join(' ') };
@@ -470,6 +475,7 @@ async function main(): Promise<void> {
     await saveInit(a);
     return;
   }
+  if (a.atenLora) F.useLoraCpuKernels(false);
   const r = emptyResult(a);
   let code = 0;
   try {

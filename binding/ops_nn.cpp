@@ -2,6 +2,7 @@
 #include "binding/op_bridge.h"
 #include "src/attention.h"
 #include "src/dropout.h"
+#include "src/lora_cpu_kernels.h"
 #include "src/rms_norm.h"
 
 namespace tl {
@@ -19,6 +20,8 @@ void registerNnOps(Napi::Env env, Napi::Object e) {
   // (t, p, training)
   // (on): ATen's CPU dropout masks (PyTorch's stream) instead of the counter-based ones
   def(env, e, "setAtenDropout", [](Args& a) { setAtenDropout(a.b(0)); });
+  // (on): loraLinear's rank-r products on the CPU by src/lora_cpu_kernels (default) or by ATen's BLAS
+  def(env, e, "setLoraCpuKernels", [](Args& a) { setLoraCpuKernels(a.b(0)); });
   def(env, e, "dropout", [](Args& a) -> at::Tensor { return tl::dropout(a.t(0), a.f64(1), a.b(2)); });
   // (weight, indices, paddingIdx)
   def(env, e, "embedding", [](Args& a) { return at::embedding(a.t(0), a.t(1), a.i64(2, -1)); });

@@ -41,6 +41,14 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
 export function useAtenDropout(on: boolean): void {
   native.setAtenDropout(on);
 }
+/**
+ * true (default): loraLinear's rank-r products on the CPU (float32 adapters on a float32 or bfloat16
+ * base) run in torch-lora's own kernels, which read the base dtype directly and add into the output in
+ * one pass; false: ATen's matmuls (BLAS), as before. The two differ in float32 summation order only.
+ */
+export function useLoraCpuKernels(on: boolean): void {
+  native.setLoraCpuKernels(on);
+}
 /** Rows of `weight` at `input`; the paddingIdx row gets no gradient (negative counts from the end). */
 export function embedding(input: Tensor, weight: Tensor, paddingIdx?: number): Tensor {
   let p = -1; // the native op's "no padding"

@@ -180,6 +180,7 @@ export interface NativeOps {
   softmax(a0: NativeHandle, a1: number | bigint, a2?: number | null): NativeHandle;
   logSoftmax(a0: NativeHandle, a1: number | bigint, a2?: number | null): NativeHandle;
   setAtenDropout(a0?: boolean | null): void;
+  setLoraCpuKernels(on?: boolean | null): void;
   dropout(a0: NativeHandle, a1: number, a2?: boolean | null): NativeHandle;
   embedding(weight: NativeHandle, indices: NativeHandle, paddingIdx?: number | bigint | null): NativeHandle;
   layerNorm(x: NativeHandle, normalizedShape: number | bigint | readonly number[], weight?: NativeHandle | null, bias?: NativeHandle | null, eps?: number | null): NativeHandle;
@@ -459,6 +460,7 @@ export const NATIVE_OP_NAMES: ReadonlyArray<keyof NativeOps> = [
   'softmax',
   'logSoftmax',
   'setAtenDropout',
+  'setLoraCpuKernels',
   'dropout',
   'embedding',
   'layerNorm',

@@ -1,5 +1,6 @@
 #include "src/lora_linear.h"
 #include "src/dropout.h"
+#include "src/lora_cpu_kernels.h"
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace tl {
@@ -34,19 +35,27 @@ struct LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction>
     // Adapters in another dtype: x is cast first and dropout applied in the adapters' dtype, as PEFT
     // (lora_A(dropout(x.to(A.dtype)))), so the kept values are scaled without the base dtype's rounding.
     const bool mixed = a.scalar_type() != x.scalar_type();
+    const bool cpuKernels = loraCpuKernelsApply(x, a);
     at::Tensor mask;  // bool, only when dropout is active
-    at::Tensor xl = mixed ? x2.to(a.scalar_type()) : x2;
+    at::Tensor xl = x2;
     if (training && p > 0) {
-      auto dropped = nativeDropout(xl, p);
+      auto dropped = nativeDropout(mixed ? x2.to(a.scalar_type()) : x2, p);
       xl = std::get<0>(dropped);
       mask = std::get<1>(dropped);
       if (mask.scalar_type() != at::kBool) mask = mask.to(at::kBool);
     }
-    at::Tensor xa = at::mm(xl, a.t());  // [N, r], kept for backward
-    if (!mixed) {
+    at::Tensor xa;  // [N, r], kept for backward
+    if (cpuKernels) {
+      // reads a bfloat16 x as it is (no float32 copy), sums in float32
+      xa = projectRows(xl, a.t(), 1.0);
+      expandAdd(y2, xa, b.t(), scaling, /*roundTerm=*/false);
+    } else if (!mixed) {
+      xa = at::mm(xl, a.t());
       y2.addmm_(xa, b.t(), /*beta=*/1, /*alpha=*/scaling);  // y += s·(xAᵀ)Bᵀ, no [N, out] temporary
     } else {
       // PEFT: result + lora_B(lora_A(x)) * scaling summed in the adapters' dtype, then cast back.
+      if (!mask.defined()) xl = x2.to(a.scalar_type());
+      xa = at::mm(xl, a.t());
       at::Tensor lo = at::mm(xa, b.t()).mul_(scaling);
       lo.add_(y2);
       y2.copy_(lo);
@@ -85,9 +94,34 @@ struct LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction>
     const at::Tensor g2 = grads[0].reshape({-1, grads[0].size(-1)});
     const at::Tensor x2 = x.reshape({-1, in});
     const bool mixed = a.scalar_type() != x.scalar_type();
-    const at::Tensor gl = mixed ? g2.to(a.scalar_type()) : g2;
 
     at::Tensor gradX, gradW, gradBias, gradA, gradB;
+    if (loraCpuKernelsApply(x, a)) {
+      // the same products as below, reading g and x in their dtype (see lora_cpu_kernels.h)
+      at::Tensor gB;  // s·g·B [N, r]
+      if (needX || needA) gB = projectRows(g2, b, s);
+      if (needB) gradB = outerSum(g2, xa, s, /*transposed=*/false);
+      if (needA) {
+        at::Tensor xd = x2;
+        if (mask.defined()) xd = (mixed ? x2.to(a.scalar_type()) : x2).mul(mask).mul_(keep);
+        gradA = outerSum(xd, gB, 1.0, /*transposed=*/true);
+      }
+      if (needX) {
+        at::Tensor gx = at::mm(g2, fanInFanOut ? w.t() : w);  // [N, in]
+        if (!mask.defined()) {
+          // a bfloat16 base: PEFT's x.grad is the base's plus the LoRA path's cast back, two roundings
+          expandAdd(gx, gB, a, 1.0, /*roundTerm=*/mixed);
+        } else {
+          at::Tensor t = at::mm(gB, a).mul_(mask).mul_(keep);
+          gx.add_(mixed ? t.to(x.scalar_type()) : t);
+        }
+        gradX = gx.view(x.sizes());
+      }
+      if (needW) gradW = fanInFanOut ? at::mm(x2.t(), g2) : at::mm(g2.t(), x2);
+      if (needBias) gradBias = g2.sum(0);
+      return {gradX, gradW, gradBias, gradA, gradB, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    const at::Tensor gl = mixed ? g2.to(a.scalar_type()) : g2;
     at::Tensor gB;  // s·g·B [N, r]
     if (needX || needA) gB = at::mm(gl, b).mul_(s);
     if (needB) gradB = at::mm(gl.t(), xa).mul_(s);

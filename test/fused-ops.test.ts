@@ -45,7 +45,7 @@ describe('F.loraLinear', () => {
     return F.linear(x, w, b).add(F.linear(F.linear(xd, a), bb).mul(s));
   }
 
-  test('forward equals the composite for any leading batch dims (float32 1e-6, float64 1e-12)', () =>
+  test('forward equals the composite for any leading batch dims (float32 within 2γ_K·Σ|products|, float64 1e-12)', () =>
     scope(() => {
       for (const dtype of ['float32', 'float64'] as const) {
         const tol = dtype === 'float32' ? 1e-6 : 1e-12;
@@ -58,8 +58,21 @@ describe('F.loraLinear', () => {
           const y = F.loraLinear(x, w, b, a, bb, s);
           expect(y.shape).toEqual([...lead, 4]);
           expect(y.dtype).toBe(dtype);
-          expect(maxDiff(y, composite(x, w, b, a, bb))).toBeLessThan(tol);
-          expect(maxDiff(F.loraLinear(x, w, undefined, a, bb, s), composite(x, w, undefined, a, bb))).toBeLessThan(tol);
+          if (dtype === 'float64') {
+            expect(maxDiff(y, composite(x, w, b, a, bb))).toBeLessThan(tol);
+            expect(maxDiff(F.loraLinear(x, w, undefined, a, bb, s), composite(x, w, undefined, a, bb))).toBeLessThan(tol);
+          } else {
+            // float32: the fused op sums in another order (src/lora_cpu_kernels.cpp); each result is within
+            // γ_K·Σ|products| of the exact one (γ_K = K·u/(1-K·u), u = 2^-24, K = in + r + 2 for the chain
+            // x·Aᵀ·Bᵀ plus the base and bias), so the two within twice that; Σ|products| = the composite at |inputs|.
+            const gamma = (9 * 2 ** -24) / (1 - 9 * 2 ** -24);
+            const [xa, wa, ba, aa, bba] = [x, w, b, a, bb].map((t) => t.double().abs());
+            for (const [yy, ref, bound] of [
+              [y, composite(x, w, b, a, bb), composite(xa, wa, ba, aa, bba)],
+              [F.loraLinear(x, w, undefined, a, bb, s), composite(x, w, undefined, a, bb), composite(xa, wa, undefined, aa, bba)],
+            ])
+              expect(scope(() => yy.double().sub(ref).abs().sub(bound.mul(2 * gamma)).max().item() as number)).toBeLessThanOrEqual(0);
+          }
         }
       }
     }));
@@ -117,8 +130,22 @@ describe('F.loraLinear', () => {
         const fused = gradsOf((x, w, b, a, bb) => F.loraLinear(x, w, b, a, bb, s, { dropoutP: p }), xs);
         torch.manualSeed(7);
         const ref = gradsOf((x, w, b, a, bb) => composite(x, w, b, a, bb, F.dropout(x, p, true)), xs);
-        expect(maxDiff(fused.out, ref.out)).toBeLessThan(tol);
-        fused.grads.forEach((g, i) => expect(relDiff(g, ref.grads[i])).toBeLessThan(tol));
+        if (dtype === 'float64') {
+          expect(maxDiff(fused.out, ref.out)).toBeLessThan(tol);
+          fused.grads.forEach((g, i) => expect(relDiff(g, ref.grads[i])).toBeLessThan(tol));
+        } else {
+          // float32: the two sum in different orders (the fused op in src/lora_cpu_kernels.cpp). Each is
+          // within γ_K·Σ|products| of the exact gradient (γ_K = K·u/(1-K·u), u = 2^-24, K = every reduction
+          // length of the chain: in + r + out + rows), so they are within twice that of each other; Σ|products|
+          // is the same gradient of the composite taken at |inputs| (the mask and 1/(1-p) are >= 0).
+          const k = 16 + 3 + 5 + 12;
+          const gamma = (k * 2 ** -24) / (1 - k * 2 ** -24);
+          torch.manualSeed(7);
+          const abs = gradsOf((x, w, b, a, bb) => composite(x, w, b, a, bb, F.dropout(x, p, true)), xs.map((t) => t.double().abs()));
+          [[fused.out, ref.out, abs.out], ...fused.grads.map((g, i) => [g, ref.grads[i], abs.grads[i]])].forEach(([got, want, sumAbs]) =>
+            expect(scope(() => got.double().sub(want).abs().sub(sumAbs.mul(2 * gamma)).max().item() as number)).toBeLessThanOrEqual(0),
+          );
+        }
         // the mask really dropped something, and a different seed draws another one
         const noDrop = F.loraLinear(xs[0], xs[1], xs[2], xs[3], xs[4], s);
         expect(maxDiff(fused.out, noDrop)).toBeGreaterThan(1e-3);
