@@ -254,8 +254,10 @@ void checkArgs(const char* op, const at::Tensor& g, const at::Tensor& f, int64_t
               ": needs a float32 [", rows, ", ", cols, "] tensor, got ", f.sizes(), " of ", f.scalar_type());
 }
 
-// Enough multiply-adds per task that a thread hand-off pays for itself.
-constexpr int64_t kWorkPerTask = 32768;
+// Enough multiply-adds per task (~1M: some 100 us on one core) that waking a thread pays for itself:
+// with OMP_WAIT_POLICY=PASSIVE (1.x builds) a wake-up costs tens of us, and the demo-shape products
+// (512 x 16 x 128) ran slower split in two.
+constexpr int64_t kWorkPerTask = 1 << 20;
 int64_t grainFor(int64_t workPerItem) { return std::max<int64_t>(1, kWorkPerTask / std::max<int64_t>(1, workPerItem)); }
 
 }  // namespace
